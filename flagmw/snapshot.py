@@ -1,0 +1,549 @@
+"""Snapshot documents: the values and rules of every layer below the emergency layer.
+
+A snapshot document is YAML or JSON (see ``docs/flags-file.md`` for every field)::
+
+    environments: {staging: {model.primary: gpt-4o-mini}}     # layer 2
+    values: {model.fallbacks: [gpt-4o-mini]}                   # layer 3
+    rules: [{name: enterprise-v3, when: {plan: enterprise}, set: {prompt.style: v3}}]
+    segments: {beta: {user_id: {in: [u-1, u-2]}}}
+    tenants: {acme: {values: {...}, rules: [...], requires: [compliance.pii_redaction]}}  # 4
+    routes: {refund-assistant: {values: {loop.max_iterations: 4}}}                        # 5
+    experiments: {style-v3: {flag: prompt.style, unit: user, variants: {...}, weights: {...}}}  # 6
+
+:func:`validate_document` checks a document against a :class:`~flagmw.registry.FlagRegistry`
+and returns a :class:`Snapshot` holding the **normalised** document (shorthands
+expanded, values coerced to their flag's type): the form that is stored, hashed and
+compiled. Every problem is reported at once, each located; nothing is returned when
+any error is found.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pydantic
+
+from ._schema import content_hash, did_you_mean, pydantic_problems
+from ._source import DocPath, Locator, format_path, load_document
+from .bucketing import UNIT_ATTRIBUTES, percent_to_bps
+from .conditions import validate_when
+from .errors import Problem, ValidationError
+from .registry import FlagRegistry, FlagType
+
+__all__ = ["FORMAT_VERSION", "Change", "Snapshot", "diff_documents", "validate_document"]
+
+#: The version of the snapshot document format.
+FORMAT_VERSION = 1
+
+SECTIONS = (
+    "version",
+    "description",
+    "flags",
+    "environments",
+    "values",
+    "rules",
+    "segments",
+    "tenants",
+    "routes",
+    "experiments",
+)
+
+Unit = Literal["user", "tenant", "thread", "run"]
+
+
+class _Strict(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", populate_by_name=True, strict=True)
+
+
+class RolloutSpec(_Strict):
+    """A sticky percentage: the rule applies to ``percent`` % of units."""
+
+    percent: float = pydantic.Field(ge=0, le=100)
+    unit: Unit = "user"
+    salt: str | None = None
+
+
+class RuleSpec(_Strict):
+    """A conditional value: the first matching rule of a layer wins per key."""
+
+    name: str = pydantic.Field(min_length=1)
+    description: str = ""
+    when: dict[str, Any] | None = None
+    rollout: RolloutSpec | None = None
+    set_: dict[str, Any] = pydantic.Field(alias="set")
+
+
+class OverlaySpec(_Strict):
+    """The values and rules of one environment, tenant or route."""
+
+    description: str = ""
+    values: dict[str, Any] = {}
+    rules: list[RuleSpec] = []
+
+
+class TenantSpec(OverlaySpec):
+    """A tenant overlay; ``requires`` lists protected flags the tenant requires on."""
+
+    requires: list[str] = []
+
+
+class ExperimentSpec(_Strict):
+    """A weighted split of one flag into variants, by a sticky hash of a unit."""
+
+    flag: str
+    description: str = ""
+    unit: Unit = "user"
+    when: dict[str, Any] | None = None
+    variants: dict[str, Any]
+    weights: dict[str, float]
+    salt: str | None = None
+    enabled: bool = True
+
+
+_OVERLAY_FIELDS = ("description", "values", "rules")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One difference between two snapshot documents (``flagmw diff``)."""
+
+    path: str
+    before: Any
+    after: Any
+    kind: str  # "added" | "removed" | "changed"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Snapshot:
+    """A validated, normalised snapshot document.
+
+    Attributes:
+        document: the normalised document (JSON primitives): ``version``,
+            ``environments``, ``values``, ``rules``, ``segments``, ``tenants``,
+            ``routes``, ``experiments`` — every section present, shorthands expanded.
+        content_hash: ``"sha256:…"`` over the canonical JSON of ``document``.
+        warnings: non-blocking problems (e.g. expired flags, empty conditions).
+    """
+
+    document: Mapping[str, Any]
+    content_hash: str
+    warnings: tuple[Problem, ...] = ()
+
+    @classmethod
+    def from_normalised(cls, document: Mapping[str, Any]) -> Snapshot:
+        """Wrap a document that was validated before (e.g. read back from a store)."""
+        return cls(document, content_hash(document))
+
+
+def _empty_document() -> dict[str, Any]:
+    return {
+        "version": FORMAT_VERSION,
+        "environments": {},
+        "values": {},
+        "rules": [],
+        "segments": {},
+        "tenants": {},
+        "routes": {},
+        "experiments": {},
+    }
+
+
+class _Validator:
+    def __init__(self, registry: FlagRegistry, locator: Locator) -> None:
+        self.registry = registry
+        self.loc = locator
+        self.problems: list[Problem] = []
+        self.segments: dict[str, Any] = {}
+
+    def add(
+        self,
+        path: DocPath,
+        message: str,
+        hint: str = "",
+        code: str = "invalid",
+        severity: str = "error",
+    ) -> None:
+        self.problems.append(self.loc.problem(path, message, hint, code, severity=severity))
+
+    def parse(self, model: type[pydantic.BaseModel], data: Any, path: DocPath, what: str) -> Any:
+        try:
+            return model.model_validate(data)
+        except pydantic.ValidationError as exc:
+            self.problems.extend(pydantic_problems(exc, self.loc, path, model, what=what))
+            return None
+
+    # -- values -----------------------------------------------------------------------
+
+    def values(self, data: Any, path: DocPath) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if not isinstance(data, Mapping):
+            self.add(path, "values must be a mapping of flag key → value", "", "wrong_type")
+            return out
+        for key, value in data.items():
+            coerced = self.value(key, value, (*path, str(key)))
+            if coerced is not _BAD:
+                out[key] = coerced
+        return out
+
+    def value(self, key: Any, value: Any, path: DocPath) -> Any:
+        flag = self.registry.get(key) if isinstance(key, str) else None
+        if flag is None:
+            hint = did_you_mean(str(key), self.registry.keys()) or "define it in the registry first"
+            self.add(path, f"unknown flag {key!r}", hint, "unknown_key")
+            return _BAD
+        coerced, problem = flag.check(value, self.loc, path)
+        if problem is not None:
+            self.problems.append(problem)
+            return _BAD
+        return coerced
+
+    def rules(self, data: Any, path: DocPath) -> list[dict[str, Any]]:
+        if not isinstance(data, list):
+            self.add(path, "rules must be a list", "", "wrong_type")
+            return []
+        out = []
+        seen: dict[str, int] = {}
+        for i, raw in enumerate(data):
+            p = (*path, i)
+            spec = self.parse(RuleSpec, raw, p, "rule")
+            if spec is None:
+                continue
+            if spec.name in seen:
+                self.add(
+                    (*p, "name"),
+                    f"duplicate rule name {spec.name!r} (also rule {seen[spec.name]})",
+                    "rule names appear in provenance; make them unique",
+                    "duplicate_rule",
+                )
+            seen[spec.name] = i
+            if spec.when is not None:
+                self.problems.extend(
+                    validate_when(spec.when, self.loc, (*p, "when"), self.segments)
+                )
+            if not spec.set_:
+                self.add((*p, "set"), f"rule {spec.name!r} sets nothing", "add set: {key: value}")
+            values = self.values(spec.set_, (*p, "set"))
+            rule: dict[str, Any] = {"name": spec.name, "set": values}
+            if spec.description:
+                rule["description"] = spec.description
+            if spec.when:
+                rule["when"] = spec.when
+            if spec.rollout is not None:
+                rollout = spec.rollout
+                if percent_to_bps(rollout.percent) != round(rollout.percent * 100, 6):
+                    self.add(
+                        (*p, "rollout", "percent"),
+                        f"percent {rollout.percent} is finer than 0.01",
+                        "round it to two decimals",
+                        "precision",
+                    )
+                rule["rollout"] = {
+                    "percent": rollout.percent,
+                    "unit": rollout.unit,
+                    "salt": rollout.salt or spec.name,
+                }
+            out.append(rule)
+        return out
+
+    def overlay(
+        self,
+        data: Any,
+        path: DocPath,
+        spec_cls: type[OverlaySpec],
+        what: str,
+        shorthand: bool = False,
+    ) -> dict[str, Any] | None:
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            self.add(path, f"{what} must be a mapping", "", "wrong_type")
+            return None
+        if shorthand and data and not any(k in _OVERLAY_FIELDS for k in data):
+            data = {"values": data}
+        raw_values = data.get("values", {})
+        raw_rules = data.get("rules", [])
+        structure = {k: v for k, v in data.items() if k not in ("values", "rules")}
+        spec = self.parse(spec_cls, structure, path, what)
+        out: dict[str, Any] = {
+            "values": self.values(raw_values, (*path, "values")),
+            "rules": self.rules(raw_rules, (*path, "rules")),
+        }
+        if spec is None:
+            return out
+        if spec.description:
+            out["description"] = spec.description
+        if isinstance(spec, TenantSpec):
+            out["requires"] = self.requires(spec.requires, out, (*path, "requires"))
+        return out
+
+    def requires(self, keys: list[str], overlay: dict[str, Any], path: DocPath) -> list[str]:
+        out = []
+        for i, key in enumerate(keys):
+            flag = self.registry.get(key)
+            if flag is None:
+                self.add(
+                    (*path, i),
+                    f"unknown flag {key!r}",
+                    did_you_mean(key, self.registry.keys()) or "",
+                    "unknown_key",
+                )
+                continue
+            if not flag.protected or flag.type is not FlagType.BOOL:
+                self.add(
+                    (*path, i),
+                    f"{key} is not a protected bool flag; only those can be required",
+                    "set protected: true on the flag (and type: bool)",
+                    "not_protected",
+                )
+                continue
+            if overlay["values"].get(key) is False:
+                self.add(
+                    (*path, i),
+                    f"the tenant requires {key} on but its values set it to false",
+                    "remove one of the two",
+                    "contradiction",
+                )
+            out.append(key)
+        return out
+
+    # -- sections -----------------------------------------------------------------------
+
+    def experiments(self, data: Any, path: DocPath) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if not isinstance(data, Mapping):
+            self.add(path, "experiments must be a mapping of name → experiment", "", "wrong_type")
+            return out
+        for name, raw in data.items():
+            p = (*path, str(name))
+            spec = self.parse(ExperimentSpec, raw, p, "experiment")
+            if spec is None:
+                continue
+            flag = self.registry.get(spec.flag)
+            if flag is None:
+                self.add(
+                    (*p, "flag"),
+                    f"experiment {name!r} targets unknown flag {spec.flag!r}",
+                    did_you_mean(spec.flag, self.registry.keys()) or "",
+                    "unknown_key",
+                )
+            if spec.when is not None:
+                self.problems.extend(
+                    validate_when(spec.when, self.loc, (*p, "when"), self.segments)
+                )
+            if not spec.variants:
+                self.add(
+                    (*p, "variants"),
+                    f"experiment {name!r} has no variants",
+                    "e.g. variants: {control: v2, treatment: v3}",
+                )
+            variants: dict[str, Any] = {}
+            for vname, value in spec.variants.items():
+                if flag is None:
+                    continue
+                coerced, problem = flag.check(value, self.loc, (*p, "variants", vname))
+                if problem is not None:
+                    self.problems.append(problem)
+                else:
+                    variants[vname] = coerced
+            weights: dict[str, float] = {}
+            for vname, w in spec.weights.items():
+                wp = (*p, "weights", vname)
+                if vname not in spec.variants:
+                    self.add(
+                        wp,
+                        f"weight for unknown variant {vname!r}",
+                        did_you_mean(vname, spec.variants)
+                        or "variants are: " + ", ".join(spec.variants),
+                        "unknown_variant",
+                    )
+                    continue
+                if w < 0:
+                    self.add(wp, f"weight {w} is negative", "", "out_of_bounds")
+                    continue
+                if percent_to_bps(w) != round(w * 100, 6):
+                    self.add(wp, f"weight {w} is finer than 0.01 %", "round it", "precision")
+                weights[vname] = w
+            for vname in spec.variants:
+                if vname not in spec.weights:
+                    self.add(
+                        (*p, "weights"),
+                        f"variant {vname!r} has no weight",
+                        "give it a weight (0 keeps it defined but unused)",
+                        "missing_weight",
+                    )
+            total = sum(percent_to_bps(w) for w in weights.values())
+            if weights and len(weights) == len(spec.weights) and total != 10_000:
+                self.add(
+                    (*p, "weights"),
+                    f"weights of experiment {name!r} sum to {total / 100:g} %, not 100 %",
+                    "adjust them so they add up to 100",
+                    "weights_sum",
+                )
+            exp: dict[str, Any] = {
+                "flag": spec.flag,
+                "unit": spec.unit,
+                "variants": variants,
+                "weights": weights,
+                "salt": spec.salt or str(name),
+                "enabled": spec.enabled,
+            }
+            if spec.when:
+                exp["when"] = spec.when
+            if spec.description:
+                exp["description"] = spec.description
+            out[str(name)] = exp
+        return out
+
+    def named(self, data: Any, path: DocPath, what: str) -> Mapping[str, Any]:
+        if data is None:
+            return {}
+        if not isinstance(data, Mapping):
+            self.add(path, f"{what} must be a mapping of name → definition", "", "wrong_type")
+            return {}
+        bad = [k for k in data if not isinstance(k, str) or not k]
+        for k in bad:
+            self.add(
+                (*path, str(k)),
+                f"{what} names must be non-empty strings, got {k!r}",
+                "",
+                "wrong_type",
+            )
+        return {k: v for k, v in data.items() if k not in bad}
+
+    def document(self, data: Any) -> dict[str, Any]:
+        doc = _empty_document()
+        if data is None:
+            return doc
+        if not isinstance(data, Mapping):
+            self.add(
+                (),
+                "a snapshot document must be a mapping of sections",
+                "sections: " + ", ".join(SECTIONS[3:]),
+                "wrong_type",
+            )
+            return doc
+        for section in data:
+            if section not in SECTIONS:
+                self.add(
+                    (str(section),),
+                    f"unknown section {section!r}",
+                    did_you_mean(str(section), SECTIONS) or "sections: " + ", ".join(SECTIONS),
+                    "unknown_section",
+                )
+        version = data.get("version", FORMAT_VERSION)
+        if version != FORMAT_VERSION:
+            self.add(
+                ("version",),
+                f"unsupported format version {version!r}",
+                f"this flagmw reads version {FORMAT_VERSION}",
+                "version",
+            )
+        # segments first: rules and experiments refer to them
+        segments = self.named(data.get("segments"), ("segments",), "segments")
+        self.segments = dict(segments)
+        for name, when in segments.items():
+            self.problems.extend(
+                validate_when(when, self.loc, ("segments", name), {}, in_segment=True)
+            )
+        doc["segments"] = dict(segments)
+        for env, raw in self.named(
+            data.get("environments"), ("environments",), "environments"
+        ).items():
+            ov = self.overlay(
+                raw, ("environments", env), OverlaySpec, "environment", shorthand=True
+            )
+            if ov is not None:
+                doc["environments"][env] = ov
+        doc["values"] = self.values(data.get("values") or {}, ("values",))
+        doc["rules"] = self.rules(data.get("rules") or [], ("rules",))
+        for tenant, raw in self.named(data.get("tenants"), ("tenants",), "tenants").items():
+            ov = self.overlay(raw, ("tenants", tenant), TenantSpec, "tenant")
+            if ov is not None:
+                doc["tenants"][tenant] = ov
+        for route, raw in self.named(data.get("routes"), ("routes",), "routes").items():
+            ov = self.overlay(raw, ("routes", route), OverlaySpec, "route")
+            if ov is not None:
+                doc["routes"][route] = ov
+        doc["experiments"] = self.experiments(data.get("experiments") or {}, ("experiments",))
+        if data.get("description"):
+            doc["description"] = str(data["description"])
+        return doc
+
+
+_BAD = object()
+
+
+def validate_document(
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    registry: FlagRegistry,
+    *,
+    locator: Locator | None = None,
+) -> Snapshot:
+    """Validate a snapshot document against ``registry``.
+
+    Args:
+        source: a path to a YAML or JSON file, or the document as a mapping. A
+            ``flags:`` section in the document is ignored here (it is the registry).
+        registry: the flags the document may set.
+        locator: where a mapping came from (for locations), when ``source`` is a mapping.
+
+    Returns:
+        the :class:`Snapshot` with the normalised document and any warnings.
+
+    Raises:
+        ValidationError: every error found, each with its location (``file:line`` for
+            YAML) and a fix hint. ``.warnings`` of a successful result hold the rest.
+    """
+    if isinstance(source, Mapping):
+        data, loc = dict(source), locator or Locator("<document>")
+    else:
+        data, loc = load_document(source)
+    v = _Validator(registry, loc)
+    doc = v.document(data)
+    v.problems.extend(registry.expiry_warnings(loc))
+    errors = [p for p in v.problems if p.severity == "error"]
+    if errors:
+        raise ValidationError(v.problems, loc.source)
+    return Snapshot(doc, content_hash(doc), tuple(p for p in v.problems if p.severity != "error"))
+
+
+def unit_attribute(unit: str) -> str:
+    """The context attribute of a bucketing unit (``"user"`` → ``"user_id"``)."""
+    return UNIT_ATTRIBUTES[unit]
+
+
+def diff_documents(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[Change]:
+    """Differences between two (normalised) documents, as located changes.
+
+    Lists are compared whole, except rule lists, which are compared by rule name.
+    """
+    out: list[Change] = []
+
+    def walk(x: Any, y: Any, path: DocPath) -> None:
+        if isinstance(x, Mapping) and isinstance(y, Mapping):
+            for k in sorted(set(x) | set(y), key=str):
+                p = (*path, k)
+                if k not in x:
+                    out.append(Change(format_path(p), None, y[k], "added"))
+                elif k not in y:
+                    out.append(Change(format_path(p), x[k], None, "removed"))
+                else:
+                    walk(x[k], y[k], p)
+            return
+        if (
+            path
+            and path[-1] == "rules"
+            and isinstance(x, list)
+            and isinstance(y, list)
+            and all(isinstance(r, Mapping) and "name" in r for r in [*x, *y])
+        ):
+            walk({r["name"]: r for r in x}, {r["name"]: r for r in y}, path)
+            return
+        if x != y or type(x) is not type(y):
+            out.append(Change(format_path(path), x, y, "changed"))
+
+    walk(a, b, ())
+    return out

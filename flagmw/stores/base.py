@@ -1,0 +1,262 @@
+"""The store protocol: where snapshots, overrides and the audit log live.
+
+A store keeps
+
+* **snapshots** — immutable, numbered ``snapshot_rev`` 1, 2, 3 … per store, each with
+  author, message, created_at, parent_rev, content hash and the registry it was
+  validated against;
+* **overrides** — the emergency layer (kills and overrides with reason and TTL);
+* **the audit log** — append-only: every publish, rollback, override set / renew / end
+  and forced kill, with actor, reason, time and before/after.
+
+Contract every implementation keeps:
+
+1. **Atomic publish with an expected parent rev** (optimistic concurrency):
+   :meth:`Store.publish` writes rev ``head + 1`` only if ``parent_rev == head``, and
+   raises :class:`~flagmw.errors.ConflictError` otherwise — never a silent overwrite.
+   The audit entry is written in the same transaction.
+2. **A cheap change counter**: :meth:`Store.change_token` returns a value that changes
+   whenever a snapshot is published or an override is set, renewed or ended, and is
+   cheap enough to call at every step boundary (the SQLite store reads a memory-mapped
+   counter; PostgreSQL and Redis stores can set it from LISTEN/NOTIFY or pub/sub).
+   It is a hint: :meth:`Store.read_state` returns the authoritative state together
+   with the token it corresponds to.
+3. **Snapshots and audit entries are never changed or deleted.**
+
+Times are seconds since the epoch (UTC), as floats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ..overrides import Override
+
+__all__ = ["AuditEntry", "SnapshotInfo", "SnapshotRecord", "Store", "StoreState"]
+
+ChangeToken = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    """The metadata of one snapshot rev.
+
+    Attributes:
+        rev: the snapshot rev (1, 2, 3 … per store).
+        parent_rev: the head rev it was published on top of (None for rev 1).
+        content_hash: ``"sha256:…"`` of the normalised document.
+        author: who published it.
+        message: why.
+        created_at: when (seconds since the epoch).
+        registry_fingerprint: the fingerprint of the registry it was validated against.
+        action: ``"publish"`` or ``"rollback"``.
+        rollback_of: for a rollback, the rev whose content it republished.
+    """
+
+    rev: int
+    parent_rev: int | None
+    content_hash: str
+    author: str
+    message: str
+    created_at: float
+    registry_fingerprint: str
+    action: str = "publish"
+    rollback_of: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON primitives."""
+        return {
+            "rev": self.rev,
+            "parent_rev": self.parent_rev,
+            "content_hash": self.content_hash,
+            "author": self.author,
+            "message": self.message,
+            "created_at": self.created_at,
+            "registry_fingerprint": self.registry_fingerprint,
+            "action": self.action,
+            "rollback_of": self.rollback_of,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRecord:
+    """One snapshot rev with its document and registry.
+
+    Attributes:
+        info: its metadata.
+        document: the normalised snapshot document (JSON primitives).
+        registry: the registry it was validated against (``FlagRegistry.to_dict()``).
+    """
+
+    info: SnapshotInfo
+    document: Mapping[str, Any]
+    registry: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One record of the audit log.
+
+    Attributes:
+        seq: its position (1, 2, 3 …).
+        at: when (seconds since the epoch).
+        action: ``publish``, ``rollback``, ``override.set``, ``override.renew``,
+            ``override.end``, ``kill.set``, ``kill.forced``, ``kill.renew``, ``kill.end``.
+        actor: who.
+        reason: why (the publish message for publishes).
+        target: what: ``"rev 4"`` or ``"ov-3 tools.refund_api.enabled (tenant:acme)"``.
+        before, after: the state before and after (revs, values, expiries).
+        details: anything else, JSON primitives.
+    """
+
+    seq: int
+    at: float
+    action: str
+    actor: str
+    reason: str
+    target: str
+    before: Any = None
+    after: Any = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON primitives."""
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "action": self.action,
+            "actor": self.actor,
+            "reason": self.reason,
+            "target": self.target,
+            "before": self.before,
+            "after": self.after,
+            "details": dict(self.details),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StoreState:
+    """What a client needs, read consistently: the head snapshot's metadata and the
+    overrides that are not ended and not expired at the time of reading.
+
+    Attributes:
+        token: the change token this state corresponds to.
+        head: the head snapshot's metadata (None before the first publish).
+        overrides: the overrides still in force when read (ended and expired ones left
+            out).
+    """
+
+    token: ChangeToken
+    head: SnapshotInfo | None
+    overrides: Sequence[Override]
+
+
+@runtime_checkable
+class Store(Protocol):
+    """The store protocol (see the module docstring for the contract)."""
+
+    #: A description such as ``"sqlite:/srv/flagmw.db"`` or ``"memory"``.
+    name: str
+
+    def change_token(self) -> ChangeToken:
+        """A value that changes whenever anything is published or an override changes.
+        Cheap (no I/O where the implementation allows; the SQLite store reads a
+        memory-mapped counter)."""
+        ...
+
+    def read_state(self, now: float) -> StoreState:
+        """The head snapshot's metadata and the overrides in force at ``now``, read in
+        one consistent transaction, with the token they correspond to.
+
+        Raises:
+            StoreUnavailableError: the store cannot be read.
+        """
+        ...
+
+    def head(self) -> SnapshotInfo | None:
+        """The head snapshot's metadata, or None before the first publish."""
+        ...
+
+    def get_snapshot(self, rev: int | None = None) -> SnapshotRecord:
+        """The snapshot ``rev`` (the head when None).
+
+        Raises:
+            NotFoundError: there is no such rev (or nothing was published).
+        """
+        ...
+
+    def history(self, limit: int = 50) -> list[SnapshotInfo]:
+        """The most recent snapshots, newest first."""
+        ...
+
+    def publish(
+        self,
+        document: Mapping[str, Any],
+        registry: Mapping[str, Any],
+        *,
+        content_hash: str,
+        registry_fingerprint: str,
+        parent_rev: int | None,
+        author: str,
+        message: str,
+        at: float,
+        action: str = "publish",
+        rollback_of: int | None = None,
+    ) -> SnapshotInfo:
+        """Publish ``document`` as rev ``parent_rev + 1`` (rev 1 when ``parent_rev`` is
+        None), with its audit entry, atomically.
+
+        Raises:
+            ConflictError: ``parent_rev`` is not the current head rev.
+        """
+        ...
+
+    def add_override(self, override: Override, *, audit_action: str) -> Override:
+        """Store a new override (its ``id`` is assigned here) and its audit entry."""
+        ...
+
+    def renew_override(
+        self, override_id: str, expires_at: float, *, actor: str, reason: str, at: float
+    ) -> Override:
+        """Move an active override's expiry, with an audit entry.
+
+        Raises:
+            NotFoundError: no such override.
+        """
+        ...
+
+    def end_override(self, override_id: str, *, actor: str, reason: str, at: float) -> Override:
+        """End an override early, with an audit entry.
+
+        Raises:
+            NotFoundError: no such override.
+        """
+        ...
+
+    def get_override(self, override_id: str) -> Override:
+        """One override by id.
+
+        Raises:
+            NotFoundError: no such override.
+        """
+        ...
+
+    def list_overrides(self, *, include_ended: bool = False) -> list[Override]:
+        """Overrides, newest first (expired ones included; ended ones on request)."""
+        ...
+
+    def audit(self, limit: int = 100, *, action: str | None = None) -> list[AuditEntry]:
+        """The most recent audit entries, newest first (optionally of one action prefix,
+        e.g. ``"kill"``)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and mappings."""
+        ...
+
+
+def override_target(ov: Override) -> str:
+    """The audit ``target`` of an override."""
+    return f"{ov.id} {ov.key} ({ov.scope_label})"
