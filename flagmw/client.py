@@ -14,6 +14,7 @@ the client keeps the last good snapshot and reports the problems.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -233,6 +234,7 @@ class FlagClient:
                 f"max_ttl {format_duration(self.max_ttl)}"
             )
         self._env_values = read_env_values(registry) if env_vars else {}
+        self._change_token = self.store.change_token  # bound once: poll() is on the hot path
         self._lock = threading.Lock()
         self._compiled = CompiledSnapshot(registry, None, None, self._env_values)
         self._view: View = self._compiled.view(environment)
@@ -260,9 +262,10 @@ class FlagClient:
 
     def poll(self) -> int:
         """The cheap check at a step boundary: refresh if the store changed or an
-        override expired, and return :attr:`generation`. ≈0.3 µs when nothing changed."""
+        override expired, and return :attr:`generation`. ≈0.3 µs when nothing changed
+        (one read of the store's change token, one comparison)."""
         try:
-            token = self.store.change_token()
+            token = self._change_token()
         except FlagmwError as exc:
             self._fail(exc)
             return self._generation
@@ -435,17 +438,31 @@ class FlagClient:
         fresh = resolve(view, self._overrides, ctx, now)
         return rc.with_hot(fresh, self.registry.hot_keys, at=now, step=step)
 
+    def _candidate(self, key: str, ctx: EvaluationContext | None) -> Any:
+        # poll() inlined for the common "nothing changed" case: this is the evaluation
+        # path of code outside a graph (client.is_enabled / value)
+        try:
+            token = self._change_token()
+        except FlagmwError:
+            token = self._token
+        nxt = self._next_expiry
+        if token != self._token or (nxt is not None and self.clock() >= nxt):
+            self.poll()
+        if ctx is None:
+            ctx = _EMPTY_CTX
+        env = ctx[6]  # EvaluationContext.environment
+        view = self._view if env is None or env == self.environment else self._compiled.view(env)
+        ov = self._overrides
+        return resolve_key(view, ov, key, ctx, self.clock() if ov.slots else 0.0)
+
     def value(self, key: str, ctx: EvaluationContext | None = None) -> Any:
         """The value of one flag for ``ctx``, for code outside a graph.
 
         Raises:
             UnknownFlagError: ``key`` is not in the registry.
         """
-        self.poll()
-        ctx = ctx or _EMPTY_CTX
-        ov = self._overrides
-        cand = resolve_key(self._view_for(ctx), ov, key, ctx, self.clock() if ov else 0.0)
-        return cand.value if not cand.mutable else json.loads(json.dumps(cand.value))
+        cand = self._candidate(key, ctx)
+        return copy.deepcopy(cand.value) if cand.mutable else cand.value
 
     def is_enabled(self, key: str, ctx: EvaluationContext | None = None) -> bool:
         """The value of a bool flag for ``ctx``, for code outside a graph.
@@ -454,10 +471,7 @@ class FlagClient:
             UnknownFlagError: ``key`` is not in the registry.
             TypeError: the flag is not a bool flag.
         """
-        self.poll()
-        ctx = ctx or _EMPTY_CTX
-        ov = self._overrides
-        value = resolve_key(self._view_for(ctx), ov, key, ctx, self.clock() if ov else 0.0)[0]
+        value = self._candidate(key, ctx)[0]
         if value is True or value is False:
             return value
         raise TypeError(f"{key} is not a bool flag; use client.value({key!r}, ctx)")

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .bucketing import BUCKETS, UNIT_ATTRIBUTES, bucket, percent_to_bps
+from .bucketing import _hash as _murmur3
 from .conditions import Predicate, compile_when
 from .context import EvaluationContext
 from .errors import UnknownFlagError
@@ -68,12 +69,13 @@ def _rule_predicate(
         return cond
     if bps <= 0:
         return False
-    salt = rollout["salt"]
+    prefix = rollout["salt"] + ":"
     index = _CTX_INDEX[UNIT_ATTRIBUTES[rollout["unit"]]]
 
     def in_rollout(ctx: EvaluationContext) -> bool:
+        # bucketing.bucket(salt, unit) inlined: this runs on every evaluation
         unit: Any = ctx[index]
-        return unit is not None and bucket(salt, unit) < bps
+        return unit is not None and _murmur3(prefix + unit, 0, False) % BUCKETS < bps
 
     if cond is True:
         return in_rollout
@@ -140,6 +142,10 @@ class _Experiment:
     bounds: tuple[int, ...]  # cumulative upper bounds in basis points
     candidates: tuple[Candidate, ...]
     variant_names: tuple[str, ...]
+    prefix: str = ""
+
+    def __post_init__(self) -> None:
+        self.prefix = self.salt + ":"
 
     def assign(self, ctx: EvaluationContext) -> int:
         """Index of the variant for ``ctx``, or -1 when the experiment does not apply."""
@@ -149,11 +155,22 @@ class _Experiment:
         unit: Any = ctx[self.unit_index]
         if unit is None:
             return -1
-        b = bucket(self.salt, unit)
+        b = _murmur3(self.prefix + unit, 0, False) % BUCKETS  # bucketing.bucket, inlined
         for i, upper in enumerate(self.bounds):
             if b < upper:
                 return i
         return -1
+
+
+class _KeyPlan(NamedTuple):
+    """What can decide one key in a view, for :func:`resolve_key`: its base candidate
+    (default / environment values / process variable / global value), its experiments,
+    and its unconditional-layer rules (global first, then environment rules that no
+    global value or process variable shadows)."""
+
+    base: Candidate
+    experiments: tuple[_Experiment, ...]
+    rules: tuple[tuple[Predicate | bool, Candidate], ...]
 
 
 class View:
@@ -230,6 +247,17 @@ class View:
         for e in self.experiments:
             self.experiments_by_key.setdefault(e.key, []).append(e)
         self.keys = frozenset(base)
+        self.has_tenants = bool(self._tenant_docs)
+        self.has_routes = bool(self._route_docs)
+        self.plans: dict[str, _KeyPlan] = {
+            key: _KeyPlan(
+                cand,
+                tuple(self.experiments_by_key.get(key, ())),
+                tuple(self.global_layer.rules_by_key.get(key, ()))
+                + tuple(self.env_layer.rules_by_key.get(key, ())),
+            )
+            for key, cand in base.items()
+        }
 
     def _rules(self, rules: Iterable[Mapping[str, Any]], layer: Layer, scope: str) -> list[_Rule]:
         out: list[_Rule] = []
@@ -471,29 +499,31 @@ def resolve_key(
     """Resolve one flag (top layer first, stopping at the first that decides).
 
     Gives the same value and provenance as ``resolve(...)`` does for ``key``, at a
-    fraction of the cost.
+    fraction of the cost: layers that cannot decide ``key`` are skipped by a per-key
+    plan compiled with the view.
 
     Raises:
         UnknownFlagError: ``key`` is not in the registry.
     """
-    base = view.base.get(key)
-    if base is None:
+    plan = view.plans.get(key)
+    if plan is None:
         raise UnknownFlagError(key, view.compiled.registry.suggest(key))
-    tenant = view.tenant(ctx.tenant_id) if ctx.tenant_id is not None else None
-    if overrides:
+    tenant_id = ctx[0]  # EvaluationContext.tenant_id
+    tenant = view.tenant(tenant_id) if tenant_id is not None and view.has_tenants else None
+    if overrides is not None and overrides.slots:
         slot = overrides.slots.get(key)
         if slot is not None:
             cand = overrides.pick(slot, ctx, at, tenant)
             if cand is not None:
                 return cand
-    exps = view.experiments_by_key.get(key)
-    if exps:
-        for exp in exps:
+    if plan.experiments:
+        for exp in plan.experiments:
             i = exp.assign(ctx)
             if i >= 0:
                 return exp.candidates[i]
-    if ctx.route is not None:
-        route = view.route(ctx.route)
+    route_name = ctx[2]  # EvaluationContext.route
+    if route_name is not None and view.has_routes:
+        route = view.route(route_name)
         if route is not None:
             found = route.lookup(key, ctx)
             if found is not None:
@@ -502,13 +532,10 @@ def resolve_key(
         found = tenant.lookup(key, ctx)
         if found is not None:
             return found
-    found = view.global_layer.lookup(key, ctx)
-    if found is not None:
-        return found
-    found = view.env_layer.lookup(key, ctx)
-    if found is not None:
-        return found
-    return base
+    for pred, cand in plan.rules:  # global rules, then environment rules not shadowed
+        if pred is True or pred(ctx):  # type: ignore[operator]
+            return cand
+    return plan.base
 
 
 # -- explain ---------------------------------------------------------------------------

@@ -28,7 +28,7 @@ Times are seconds since the epoch (UTC), as floats.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -36,7 +36,8 @@ from ..overrides import Override
 
 __all__ = ["AuditEntry", "SnapshotInfo", "SnapshotRecord", "Store", "StoreState"]
 
-ChangeToken = tuple[int, int]
+#: An opaque value compared with ``==`` (a tuple for MemoryStore, 16 bytes for SQLiteStore).
+ChangeToken = Hashable
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,6 +106,7 @@ BEGIN SELECT RAISE(ABORT, 'the flagmw audit log is append-only'); END;
 """
 
 _SEQS = struct.Struct("<QQ")
+_monotonic = time.monotonic
 _OV_COLUMNS = (
     "id, key, value, kind, scope, target, reason, actor, created_at, expires_at, "
     "force, environment, ended_at, ended_by, end_reason"
@@ -337,11 +338,10 @@ class SQLiteStore:
             self._signal(*self._db_seqs(conn))
 
     def change_token(self) -> ChangeToken:
-        """The two change sequences, read from the memory-mapped counter (≈0.1 µs);
-        every ``verify_interval`` seconds read from the database instead."""
-        mm = self._mm
-        if mm is not None and time.monotonic() < self._next_verify:
-            return self._unpack(mm, 0)
+        """The two change sequences as 16 bytes, read from the memory-mapped counter
+        (≈0.1 µs); every ``verify_interval`` seconds read from the database instead."""
+        if _monotonic() < self._next_verify:
+            return self._mm[:]  # type: ignore[index]  # _next_verify stays 0 without a map
         return self._verify()
 
     def _verify(self) -> ChangeToken:
@@ -356,7 +356,9 @@ class SQLiteStore:
             seqs = self._db_seqs(conn)
         if self._mm is not None and _behind(self._unpack(self._mm, 0), seqs):
             self._repair()
-        return seqs
+        if self._mm is None:
+            self._next_verify = 0.0  # no shared counter: read the database every time
+        return _SEQS.pack(*seqs)
 
     def read_state(self, now: float) -> StoreState:
         with self._read() as conn:
@@ -370,7 +372,9 @@ class SQLiteStore:
                 (now,),
             ).fetchall()
         return StoreState(
-            seqs, _row_to_info(row) if row else None, [_row_to_override(r) for r in rows]
+            _SEQS.pack(*seqs),
+            _row_to_info(row) if row else None,
+            [_row_to_override(r) for r in rows],
         )
 
     # -- snapshots -----------------------------------------------------------------------
