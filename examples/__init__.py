@@ -1,0 +1,1 @@
+"""Runnable example agents, each with its flags file (installed as ``flagmw.examples``)."""

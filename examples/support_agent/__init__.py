@@ -1,0 +1,1 @@
+"""The support agent of `flagmw demo` (refund, knowledge-base search, escalation)."""
