@@ -1,0 +1,620 @@
+"""Config in the trace: the OpenTelemetry writer of wrapped runs.
+
+:class:`RunTracer` is a :class:`~flagmw.run.RunObserver`. For each invocation of a
+graph wrapped with :func:`flagmw.wrap` it opens a span ``invoke_agent {name}`` (kind
+INTERNAL, child of the caller's current span) — or, with ``span="enrich"``, writes onto
+the caller's current span — carrying the run's snapshot rev, config hash, context ids,
+active override ids, per-flag value and source within an attribute budget, and the
+whole RunConfig with provenance as one JSON attribute. Hot flag changes, tool
+refusals, drains and model routes become span events; interrupts, drains and errors
+set the span's status. A resumed run gets a new span with a *span link* to the span of
+the invocation it resumes.
+
+With ``evaluation_events=True`` it also emits the OpenTelemetry ``feature_flag.evaluation``
+log-based events (semantic conventions, release candidate), once per run and key.
+
+:func:`configure` is a one-call set-up (OTLP over HTTP and/or the console) for
+applications that do not configure OpenTelemetry themselves.
+
+Attribute names, event names and the choices behind them are documented in
+``docs/tracing.md``. This module needs ``opentelemetry-api`` (``pip install
+'flagmw[otel]'``); :func:`configure` also needs the SDK and the OTLP/HTTP exporter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import weakref
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from opentelemetry import _logs, trace
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from . import _otel_attrs as A
+from ._version import __version__
+from .run import Outcome, RunState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from opentelemetry.sdk.trace import TracerProvider as SDKTracerProvider
+
+__all__ = [
+    "EVENT_PREFIX",
+    "INTERRUPTED_EVENT",
+    "RunTracer",
+    "configure",
+    "parse_span_ref",
+]
+
+log = logging.getLogger("flagmw.tracing")
+
+#: Span events of :data:`flagmw.run.EVENT_NAMES` are named ``flagmw.<name>``; their
+#: attributes are ``flagmw.<field>``.
+EVENT_PREFIX = "flagmw."
+#: The span event added when a run stops at an ``interrupt()``.
+INTERRUPTED_EVENT = "flagmw.interrupted"
+
+SpanMode = Literal["root", "enrich"]
+
+# Attributes kept free for what run_ended adds (flagmw.outcome, error.type) and a little
+# headroom, when the per-flag budget is fitted to the span's attribute limit.
+_RESERVE = 4
+_NULL_CONTEXT: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+
+
+def parse_span_ref(ref: str | None) -> SpanContext | None:
+    """The span context named by a ``span_ref`` (``"<32 hex trace id>-<16 hex span
+    id>"``, as :class:`RunTracer` writes into :attr:`RunState.span_ref`), or None when
+    ``ref`` is empty or malformed."""
+    if not ref:
+        return None
+    trace_hex, _, span_hex = ref.partition("-")
+    if len(trace_hex) != 32 or len(span_hex) != 16:
+        return None
+    try:
+        trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
+    except ValueError:
+        return None
+    ctx = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    return ctx if ctx.is_valid else None
+
+
+def _span_ref(ctx: SpanContext) -> str:
+    return f"{ctx.trace_id:032x}-{ctx.span_id:016x}"
+
+
+def _attribute_limit(span: trace.Span) -> int | None:
+    """The span's attribute-count limit (SDK spans), None when unknown or unlimited."""
+    limits = getattr(span, "_limits", None)  # SDK Span keeps its SpanLimits here
+    limit = getattr(limits, "max_span_attributes", None)
+    return limit if isinstance(limit, int) else None
+
+
+class _RunSpan:
+    """What the tracer keeps about one invocation between run_started and run_ended."""
+
+    __slots__ = ("drain_seen", "evaluated", "owned", "protected", "run", "sensitive", "span")
+
+    def __init__(self, run: RunState, span: trace.Span | None, owned: bool) -> None:
+        self.run = run
+        self.span = span
+        self.owned = owned
+        # Run-level attributes, in write order; re-set at the end of the run so they are
+        # the newest keys of the span and the SDK's eviction cannot reach them.
+        self.protected: dict[str, Any] = {}
+        self.sensitive: frozenset[str] = frozenset()
+        self.drain_seen = False
+        self.evaluated: set[str] = set()
+
+
+class RunTracer:
+    """Writes the configuration of each wrapped run into the trace (a
+    :class:`~flagmw.run.RunObserver`).
+
+    ``flagmw.wrap(graph, client)`` creates ``RunTracer()`` when OpenTelemetry is
+    installed: it uses the global tracer provider and costs nearly nothing when none is
+    configured (no span is valid, so nothing is built). Pass your own to change options::
+
+        graph = flagmw.wrap(builder.compile(), client, tracer=RunTracer(user_ids="hash"))
+
+    Args:
+        span: ``"root"`` (default): a new span ``invoke_agent {name}``, kind INTERNAL,
+            child of the caller's current span (or a trace root), made current only
+            while the graph executes. ``"enrich"``: write the same attributes and events
+            onto the caller's current span, and leave ending it to the caller (falls
+            back to ``"root"`` when there is no recording current span).
+        flag_budget: at most this many flags get ``flagmw.flag.<key>.value`` /
+            ``.source`` attributes (2 attributes each): overridden keys first, then hot
+            keys, then the rest sorted. The budget is further fitted to the span's
+            attribute limit (the SDK default is 128, ``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT``)
+            so flagmw never evicts an attribute itself; ``flagmw.flags_truncated`` /
+            ``flagmw.flags_omitted`` tell when the budget cut. ``flagmw.config`` always
+            has every key (within ``max_config_bytes``).
+        user_ids: ``"keep"`` the user id, ``"hash"`` it (``"sha256:"`` + 16 hex digits of
+            sha256(``user_id_salt`` + user id)), or ``"drop"`` it — in
+            ``flagmw.user_id``, in the context inside ``flagmw.config`` and in
+            ``feature_flag.context.id``.
+        user_id_salt: the salt of ``user_ids="hash"`` (default empty: recomputable by
+            anyone who knows the id; pseudonymous, not anonymous).
+        evaluation_events: also emit one ``feature_flag.evaluation`` log-based event per
+            key when a run's config is resolved (and per hot change), through
+            ``opentelemetry._logs``, correlated with the run's span. Off by default.
+        tracer_provider: the tracer provider (default: the global one, looked up lazily
+            so a provider installed later is used).
+        logger_provider: the logger provider of the evaluation events (default: the
+            global one).
+        max_config_bytes: cap of the ``flagmw.config`` JSON attribute in UTF-8 bytes
+            (default 16384); ``0`` leaves the attribute out.
+        provider_name: ``gen_ai.provider.name`` to set at span creation (e.g.
+            ``"openai"``) when every model of the agent comes from one provider;
+            default None (left out: a flag-routed agent can call several providers in
+            one run, and the value is decided per model call, after the span starts).
+
+    Raises:
+        ValueError: an option out of range (the message names it).
+    """
+
+    def __init__(
+        self,
+        *,
+        span: SpanMode = "root",
+        flag_budget: int = 40,
+        user_ids: A.UserIdPolicy = "keep",
+        user_id_salt: str = "",
+        evaluation_events: bool = False,
+        tracer_provider: trace.TracerProvider | None = None,
+        logger_provider: _logs.LoggerProvider | None = None,
+        max_config_bytes: int = 16384,
+        provider_name: str | None = None,
+    ) -> None:
+        if span not in ("root", "enrich"):
+            raise ValueError(f"RunTracer(span={span!r}): expected 'root' or 'enrich'")
+        if user_ids not in A.USER_ID_POLICIES:
+            raise ValueError(f"RunTracer(user_ids={user_ids!r}): expected 'keep', 'hash' or 'drop'")
+        if flag_budget < 0:
+            raise ValueError(f"RunTracer(flag_budget={flag_budget}): must be 0 or more (flags)")
+        if max_config_bytes != 0 and max_config_bytes < 256:
+            raise ValueError(
+                f"RunTracer(max_config_bytes={max_config_bytes}): must be 0 (no flagmw.config "
+                "attribute) or at least 256 bytes"
+            )
+        self.span_mode: SpanMode = span
+        self.flag_budget = flag_budget
+        self.user_ids: A.UserIdPolicy = user_ids
+        self.user_id_salt = user_id_salt
+        self.evaluation_events = evaluation_events
+        self.max_config_bytes = max_config_bytes
+        self.provider_name = provider_name
+        self._tracer = trace.get_tracer("flagmw", __version__, tracer_provider=tracer_provider)
+        self._logger_provider = logger_provider
+        self._logger: _logs.Logger | None = None
+        # id(run) → state. RunState has __slots__ without __weakref__; the entry holds
+        # the run itself, so its id cannot be reused while the entry exists, and
+        # run_ended removes it.
+        self._runs: dict[int, _RunSpan] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"RunTracer(span={self.span_mode!r}, flag_budget={self.flag_budget}, "
+            f"user_ids={self.user_ids!r}, evaluation_events={self.evaluation_events})"
+        )
+
+    # -- RunObserver ----------------------------------------------------------------------
+
+    def run_started(self, run: RunState) -> None:
+        """Open the run's span (or pick the caller's, in enrich mode), write its
+        attributes, and set ``run.span_ref``. Never raises."""
+        try:
+            self._run_started(run)
+        except Exception:  # tracing must never break a run
+            log.warning("flagmw: tracing run_started failed for %r", run, exc_info=True)
+
+    def activate(self, run: RunState) -> contextlib.AbstractContextManager[Any]:
+        """A context manager that makes the run's span current (for one stretch of
+        execution; never held across a ``yield``). A no-op context when the run has no
+        span."""
+        entry = self._runs.get(id(run))
+        if entry is None or entry.run is not run or entry.span is None:
+            return _NULL_CONTEXT
+        # The span's status is decided in run_ended from the outcome: an exception
+        # crossing this block (an interrupt or a drain travels as one) is not an error.
+        return trace.use_span(
+            entry.span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+        )
+
+    def run_event(self, run: RunState, name: str, attributes: Mapping[str, Any]) -> None:
+        """Add span event ``flagmw.<name>`` with attributes ``flagmw.<field>``; values of
+        sensitive flags are redacted. Never raises."""
+        entry = self._runs.get(id(run))
+        if entry is None or entry.run is not run:
+            return
+        try:
+            self._run_event(entry, name, attributes)
+        except Exception:
+            log.warning("flagmw: tracing event %s failed for %r", name, run, exc_info=True)
+
+    def run_ended(self, run: RunState, outcome: Outcome, error: BaseException | None) -> None:
+        """Set the outcome, status and final events, re-assert the run-level attributes
+        and end the span (root mode). Never raises."""
+        entry = self._runs.pop(id(run), None)
+        if entry is None or entry.run is not run:
+            return
+        try:
+            self._run_ended(entry, outcome, error)
+        except Exception:
+            log.warning("flagmw: tracing run_ended failed for %r", run, exc_info=True)
+            if entry.owned and entry.span is not None:
+                with contextlib.suppress(Exception):
+                    entry.span.end()
+
+    # -- implementation -------------------------------------------------------------------
+
+    def _run_started(self, run: RunState) -> None:
+        rc = run.rc
+        creation: dict[str, Any] = {
+            A.GEN_AI_OPERATION_NAME: A.INVOKE_AGENT,
+            A.GEN_AI_AGENT_NAME: run.name,
+        }
+        if run.thread_id is not None:
+            creation[A.GEN_AI_CONVERSATION_ID] = run.thread_id
+        if self.provider_name:
+            creation[A.GEN_AI_PROVIDER_NAME] = self.provider_name
+        previous = parse_span_ref(run.previous_span_ref) if run.resumed else None
+        link_attrs = {A.LINK_KIND: "resumes"}
+
+        span: trace.Span | None = None
+        owned = True
+        if self.span_mode == "enrich":
+            current = trace.get_current_span()
+            if current.is_recording():
+                span, owned = current, False
+                span.set_attributes(creation)
+                if previous is not None:
+                    span.add_link(previous, link_attrs)
+        if span is None:
+            span = self._tracer.start_span(
+                f"{A.INVOKE_AGENT} {run.name}",
+                kind=SpanKind.INTERNAL,
+                attributes=creation,
+                links=[Link(previous, link_attrs)] if previous is not None else None,
+            )
+        ctx = span.get_span_context()
+        recording = ctx.is_valid and span.is_recording()
+        # Without a recorded span this invocation cannot be linked to; carry the older
+        # reference so a later traced resume still links to the last traced invocation.
+        run.span_ref = _span_ref(ctx) if recording else run.previous_span_ref
+        if not ctx.is_valid and not self.evaluation_events:
+            return  # no tracing configured: nothing more to build (the common no-op path)
+        entry = _RunSpan(run, span if ctx.is_valid else None, owned)
+        entry.sensitive = _sensitive_keys(run)
+        self._runs[id(run)] = entry
+        if recording:
+            self._write_attributes(entry, creation)
+        if self.evaluation_events and not run.resumed:
+            # A resume rehydrates the pinned RunConfig: nothing is evaluated again.
+            for key in sorted(rc):
+                self._emit_evaluation(entry, key, rc.get(key), rc.provenance[key])
+
+    def _write_attributes(self, entry: _RunSpan, creation: Mapping[str, Any]) -> None:
+        run, span = entry.run, entry.span
+        assert span is not None
+        rc = run.rc
+        ctx = rc.context
+        summary: dict[str, Any] = dict(creation)
+        if rc.snapshot_rev is not None:
+            summary[A.SNAPSHOT_REV] = rc.snapshot_rev
+        summary[A.CONFIG_HASH] = rc.config_hash
+        summary[A.ENVIRONMENT] = rc.environment
+        if ctx.tenant_id is not None:
+            summary[A.TENANT_ID] = ctx.tenant_id
+        uid = A.apply_user_policy(ctx.user_id, self.user_ids, self.user_id_salt)
+        if uid is not None:
+            summary[A.USER_ID] = uid
+        if ctx.route is not None:
+            summary[A.ROUTE] = ctx.route
+        summary[A.OVERRIDE_IDS] = list(rc.override_ids)
+        summary[A.RESUMED] = bool(run.resumed)
+
+        hot = run.client.registry.hot_keys if run.client is not None else frozenset()
+        order = A.flag_order(rc, hot)
+        config = ""
+        if self.max_config_bytes:
+            doc = A.config_document(rc, entry.sensitive, self.user_ids, self.user_id_salt)
+            config = A.capped_json(doc, order, self.max_config_bytes)
+
+        # The per-flag budget, fitted to what the span can hold without evicting anything:
+        # the run-level keys, the config, the keys run_ended adds, and (enrich mode) the
+        # caller's own attributes already on the span.
+        budget = self.flag_budget
+        limit = _attribute_limit(span)
+        if limit is not None:
+            taken = len(summary) + 3 + (1 if config else 0) + _RESERVE
+            if not entry.owned:
+                taken += len(getattr(span, "attributes", None) or {})
+            budget = max(0, min(budget, (limit - taken) // 2))
+        written = order[:budget]
+        summary[A.FLAG_COUNT] = len(order)
+        summary[A.FLAGS_TRUNCATED] = len(written) < len(order)
+        summary[A.FLAGS_OMITTED] = len(order) - len(written)
+
+        # Oldest first: per-flag attributes, then the config, then the run-level summary,
+        # so a full span drops per-flag attributes before anything that matters more.
+        span.set_attributes(A.flag_attributes(rc, written, entry.sensitive))
+        protected = entry.protected
+        if config:
+            protected[A.CONFIG] = config
+        protected.update(summary)
+        span.set_attributes(protected)
+
+    def _run_event(self, entry: _RunSpan, name: str, attributes: Mapping[str, Any]) -> None:
+        key = attributes.get("key")
+        redact = isinstance(key, str) and key in entry.sensitive
+        if name == "run_drained":
+            entry.drain_seen = True
+        if entry.span is not None:
+            attrs: dict[str, Any] = {}
+            for field, value in attributes.items():
+                if value is None:
+                    continue
+                if redact and field in ("old", "new"):
+                    attrs[EVENT_PREFIX + field] = A.REDACTED
+                else:
+                    attrs[EVENT_PREFIX + field] = A.event_value(value)
+            entry.span.add_event(EVENT_PREFIX + name, attrs)
+        if name == "flag_changed" and self.evaluation_events and isinstance(key, str):
+            prov = entry.run.rc.provenance.get(key)
+            if prov is not None:
+                entry.evaluated.discard(key)  # a hot change is a new evaluation
+                self._emit_evaluation(entry, key, attributes.get("new"), prov)
+
+    def _run_ended(self, entry: _RunSpan, outcome: Outcome, error: BaseException | None) -> None:
+        span, run = entry.span, entry.run
+        if span is None:
+            return
+        if not span.is_recording():
+            if entry.owned:
+                span.end()
+            return
+        protected = entry.protected
+        protected[A.OUTCOME] = outcome
+        if outcome == "interrupted":
+            span.add_event(INTERRUPTED_EVENT, {EVENT_PREFIX + "step": run.step})
+        elif outcome == "drained":
+            key, reason, override_id = run.drain or (None, None, None)
+            if not entry.drain_seen:
+                self._run_event(
+                    entry,
+                    "run_drained",
+                    {"key": key, "reason": reason, "override_id": override_id, "step": run.step},
+                )
+            protected[A.ERROR_TYPE] = "drained"
+            span.set_status(
+                Status(
+                    StatusCode.ERROR,
+                    f"drained by kill switch {key}: {reason}" if key else "drained",
+                )
+            )
+        elif outcome == "error":
+            protected[A.ERROR_TYPE] = A.error_type(error)
+            if error is not None:
+                span.record_exception(error, escaped=True)
+            span.set_status(
+                Status(StatusCode.ERROR, A.clip(f"{type(error).__name__}: {error}", 512))
+                if error is not None
+                else Status(StatusCode.ERROR)
+            )
+        if protected:
+            # Re-setting a key moves it to the newest position of the SDK's
+            # BoundedAttributes (_setitem_locked deletes, then inserts), and brings back
+            # any evicted by others since run_started: the run-level keys end the span
+            # as its newest attributes.
+            span.set_attributes(protected)
+        if entry.owned:
+            span.end()
+
+    def _emit_evaluation(self, entry: _RunSpan, key: str, value: Any, prov: Any) -> None:
+        if key in entry.evaluated:
+            return
+        entry.evaluated.add(key)
+        if self._logger is None:
+            self._logger = _logs.get_logger(
+                "flagmw", __version__, logger_provider=self._logger_provider
+            )
+        rc = entry.run.rc
+        attrs: dict[str, Any] = {
+            A.FEATURE_FLAG_KEY: key,
+            A.FEATURE_FLAG_PROVIDER_NAME: A.PROVIDER_NAME,
+            A.FEATURE_FLAG_RESULT_VALUE: A.encode_value(value, sensitive=key in entry.sensitive),
+            A.FEATURE_FLAG_RESULT_REASON: A.result_reason(prov, value),
+            A.FLAGMW_SOURCE: prov.layer.value,
+        }
+        if prov.variant is not None:
+            attrs[A.FEATURE_FLAG_RESULT_VARIANT] = prov.variant
+        if rc.snapshot_rev is not None:
+            attrs[A.FEATURE_FLAG_VERSION] = str(rc.snapshot_rev)
+        ctx = rc.context
+        context_id = A.apply_user_policy(ctx.user_id, self.user_ids, self.user_id_salt)
+        if context_id is None:
+            context_id = ctx.tenant_id
+        if context_id is not None:
+            attrs[A.FEATURE_FLAG_CONTEXT_ID] = context_id
+        span_ctx = trace.set_span_in_context(entry.span) if entry.span is not None else None
+        self._logger.emit(event_name=A.FEATURE_FLAG_EVALUATION, attributes=attrs, context=span_ctx)
+
+
+def _sensitive_keys(run: RunState) -> frozenset[str]:
+    if run.client is None:
+        return frozenset()
+    return frozenset(f.key for f in run.client.registry if f.sensitive)
+
+
+# -- configure -------------------------------------------------------------------------------
+
+_configure_lock = threading.Lock()
+# provider → the exporters configure() already attached to it (so a second call with the
+# same arguments adds nothing).
+_attached: weakref.WeakKeyDictionary[Any, set[tuple[Any, ...]]] = weakref.WeakKeyDictionary()
+
+
+def _signal_url(endpoint: str, signal: str) -> str:
+    """The OTLP/HTTP URL of ``signal`` (``traces`` / ``logs``) for ``endpoint``: a base
+    URL gets ``/v1/<signal>`` appended (as ``OTEL_EXPORTER_OTLP_ENDPOINT`` does); a URL
+    already ending in ``/v1/traces`` or ``/v1/logs`` is used as given (traces) or has its
+    signal swapped (logs)."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            f"otlp_endpoint {endpoint!r} is not an http(s) URL; give the collector's OTLP/HTTP "
+            "address, e.g. http://127.0.0.1:6006 (Phoenix) or http://127.0.0.1:4318"
+        )
+    base = endpoint.rstrip("/")
+    for suffix in ("/v1/traces", "/v1/logs"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+            break
+    return f"{base}/v1/{signal}"
+
+
+def configure(
+    *,
+    otlp_endpoint: str | None = None,
+    service_name: str = "flagmw",
+    console: bool = False,
+    headers: Mapping[str, str] | None = None,
+    logs: bool = False,
+) -> SDKTracerProvider:
+    """Set up OpenTelemetry tracing in one call, for applications that have none.
+
+    Installs (once) a global SDK ``TracerProvider`` with the resource ``service.name`` =
+    ``openinference.project.name`` = ``service_name`` (the latter selects the Arize Phoenix
+    project), and attaches:
+
+    * with ``otlp_endpoint``: an OTLP/HTTP span exporter behind a ``BatchSpanProcessor``.
+      ``otlp_endpoint`` is the collector's base URL (``http://127.0.0.1:6006`` for
+      Phoenix, ``http://127.0.0.1:4318`` for an OpenTelemetry Collector or Jaeger) —
+      ``/v1/traces`` is appended — or the full traces URL. Without it, the standard
+      ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` variables
+      are used when set;
+    * with ``console``: a console exporter (one JSON document per span on stdout, as
+      each span ends);
+    * with ``logs``: also a global SDK ``LoggerProvider`` exporting to ``/v1/logs`` (and
+      the console), for ``RunTracer(evaluation_events=True)``. Arize Phoenix does not
+      accept OTLP logs (it answers 405).
+
+    Safe to call more than once: the provider is installed once, and an exporter already
+    attached with the same arguments is not attached again. When the application has
+    already installed an SDK tracer provider, that provider is kept (with its resource)
+    and the exporters are attached to it.
+
+    Args:
+        otlp_endpoint: OTLP/HTTP endpoint (see above).
+        service_name: ``service.name`` and Phoenix project of the spans.
+        console: also print spans to stdout.
+        headers: HTTP headers of every export (e.g. ``{"Authorization": "Basic …"}`` for
+            Langfuse).
+        logs: also set up the logger provider of ``feature_flag.evaluation`` events.
+
+    Returns:
+        The SDK tracer provider: call ``force_flush()`` before a short-lived process
+        exits, or ``shutdown()``.
+
+    Raises:
+        ValueError: ``otlp_endpoint`` is not an http(s) URL.
+        ImportError: the OpenTelemetry SDK or OTLP/HTTP exporter is missing
+            (``pip install 'flagmw[otel]'``).
+    """
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            BatchSpanProcessor,
+            ConsoleSpanExporter,
+            SimpleSpanProcessor,
+        )
+    except ImportError as exc:  # pragma: no cover - the otel extra is a declared dependency
+        raise ImportError(
+            f"flagmw.tracing.configure needs the OpenTelemetry SDK and OTLP exporter ({exc.name} "
+            "is missing): pip install 'flagmw[otel]'"
+        ) from exc
+
+    traces_url = _signal_url(otlp_endpoint, "traces") if otlp_endpoint else None
+    header_key = tuple(sorted((headers or {}).items()))
+    with _configure_lock:
+        current = trace.get_tracer_provider()
+        if isinstance(current, TracerProvider):
+            provider = current
+            existing = provider.resource.attributes.get("service.name")
+            if existing != service_name and provider not in _attached:
+                log.info(
+                    "flagmw: keeping the application's tracer provider (service.name=%r); "
+                    "service_name=%r is not applied",
+                    existing,
+                    service_name,
+                )
+        else:
+            resource = Resource.create(
+                {"service.name": service_name, "openinference.project.name": service_name}
+            )
+            provider = TracerProvider(resource=resource)
+            trace.set_tracer_provider(provider)
+        attached = _attached.setdefault(provider, set())
+        env_endpoint = _env_endpoint()
+        if traces_url or env_endpoint:
+            key: tuple[Any, ...] = ("otlp", traces_url, header_key)
+            if key not in attached:
+                exporter = OTLPSpanExporter(endpoint=traces_url, headers=dict(headers or {}))
+                provider.add_span_processor(BatchSpanProcessor(exporter))
+                attached.add(key)
+        if console and ("console",) not in attached:
+            provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+            attached.add(("console",))
+        if not (traces_url or env_endpoint or console):
+            log.warning(
+                "flagmw: tracing.configure() without otlp_endpoint, console or "
+                "OTEL_EXPORTER_OTLP_ENDPOINT: spans are recorded but exported nowhere"
+            )
+        if logs:
+            _configure_logs(provider.resource, otlp_endpoint, console, headers)
+    return provider
+
+
+def _env_endpoint() -> str | None:
+    import os
+
+    return os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+
+
+def _configure_logs(
+    resource: Any, otlp_endpoint: str | None, console: bool, headers: Mapping[str, str] | None
+) -> None:
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import (
+        BatchLogRecordProcessor,
+        ConsoleLogRecordExporter,
+        SimpleLogRecordProcessor,
+    )
+
+    current = _logs.get_logger_provider()
+    if isinstance(current, LoggerProvider):
+        provider = current
+    else:
+        provider = LoggerProvider(resource=resource)
+        _logs.set_logger_provider(provider)
+    attached = _attached.setdefault(provider, set())
+    if otlp_endpoint:
+        url = _signal_url(otlp_endpoint, "logs")
+        key = ("otlp", url, tuple(sorted((headers or {}).items())))
+        if key not in attached:
+            exporter = OTLPLogExporter(endpoint=url, headers=dict(headers or {}))
+            provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+            attached.add(key)
+    if console and ("console",) not in attached:
+        provider.add_log_record_processor(SimpleLogRecordProcessor(ConsoleLogRecordExporter()))
+        attached.add(("console",))
