@@ -93,6 +93,17 @@ class RunState:
         previous_span_ref: the ``span_ref`` of the invocation this one resumes.
         drain: ``(key, reason, override_id)`` once a run kill drained the run.
         events: every event of the invocation, as ``(name, attributes)``, in order.
+        pin_source: where :attr:`pinned` came from: ``"resolved"`` (new input, resolved
+            at run start), ``"checkpoint"`` (rehydrated from the thread's checkpoint on
+            resume), ``"live"`` (resumed with ``on_resume="live"``: resolved afresh),
+            ``"unpinned"`` (resumed, but the thread held no pin: resolved afresh), or
+            ``"ephemeral"`` (no checkpoint to pin into: a graph without checkpointer or
+            thread, or a wrapped subgraph of an unwrapped parent).
+        pending_pin: the JSON form of :attr:`pinned` that the wrapper's checkpointer
+            still has to write into the first checkpoint of the invocation (None once
+            written, or when nothing is to be written); wrapper-internal.
+        root_checkpoint_written: the first root-namespace checkpoint of this invocation
+            was written (it carries the pin and the span reference); wrapper-internal.
     """
 
     __slots__ = (
@@ -102,10 +113,13 @@ class RunState:
         "generation",
         "name",
         "observers",
+        "pending_pin",
+        "pin_source",
         "pinned",
         "previous_span_ref",
         "rc",
         "resumed",
+        "root_checkpoint_written",
         "span_ref",
         "step",
         "thread_id",
@@ -135,6 +149,9 @@ class RunState:
         self.previous_span_ref = previous_span_ref
         self.drain: tuple[str, str | None, str | None] | None = None
         self.events: list[tuple[str, dict[str, Any]]] = []
+        self.pin_source = "checkpoint" if resumed else "resolved"
+        self.pending_pin: str | None = None
+        self.root_checkpoint_written = False
 
     def event(self, name: str, **attributes: Any) -> None:
         """Record an event of :data:`EVENT_NAMES` and pass it to the observers (an
