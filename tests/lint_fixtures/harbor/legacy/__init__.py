@@ -1,0 +1,1 @@
+"""Code from the Python 2 era, never ported."""
