@@ -185,7 +185,7 @@ def measure(
         strict,
         verdict(med, overhead_ns, target_ns, strict=strict),
         notes,
-        dict(extra or {}),
+        {"max": samples[-1], **(extra or {})},
     )
 
 

@@ -41,6 +41,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from benchmarks._snapshots import (
@@ -359,6 +360,19 @@ def group_pinned(s: Settings, workdir: Path) -> list[Row]:
             notes="compare: peer harness 'reference floor / pinned snapshot read'",
         )
     )
+    floors = [MappingProxyType({PLANNER_KEY: rc[PLANNER_KEY], "_revision": 1}) for rc in rcs]
+    rows.append(
+        measure(
+            "pinned",
+            "floor: MappingProxyType[key] (the peer harness's pinned reference)",
+            lambda m: m[PLANNER_KEY],
+            floors,
+            n=s.n,
+            warmup=s.warmup,
+            overhead_ns=overhead,
+            notes="a frozen dict read, as bench_reference_floor.py's pinned mode",
+        )
+    )
     rows.append(
         measure(
             "pinned",
@@ -396,8 +410,8 @@ def group_pinned(s: Settings, workdir: Path) -> list[Row]:
             "RunConfig.from_json(text) — 50 flags, hash verified (resume)",
             lambda t: RunConfig.from_json(t),
             text,
-            n=min(s.n, 20_000),
-            warmup=min(s.warmup, 1_000),
+            n=min(s.n, 5_000),
+            warmup=min(s.warmup, 500),
             overhead_ns=overhead,
             notes=f"what a resumed run pays once; JSON ≈ {len(text[0]):,} bytes",
         )
@@ -417,6 +431,7 @@ def group_resolve(s: Settings, workdir: Path, tenants: int) -> list[Row]:
 
     # publish (validate + hash + write) and the reader's refresh (read + parse + compile)
     validate_s, publish_s, refresh_s, first_resolve_us = [], [], [], []
+    validate_document(fleet_document(100), registry)  # warm pydantic's validators once
     for rep in range(s.publish_reps):
         doc = fleet_document(tenants, generation=rep)
         t0 = time.perf_counter()
