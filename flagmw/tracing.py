@@ -253,7 +253,10 @@ class RunTracer:
     # -- implementation -------------------------------------------------------------------
 
     def _run_started(self, run: RunState) -> None:
-        rc = run.rc
+        # The pinned RunConfig (rehydrated on resume): its config_hash names the run in the
+        # checkpoint and in the LangChain metadata; hot values that moved since are
+        # reported as flagmw.flag_changed events.
+        rc = run.pinned
         creation: dict[str, Any] = {
             A.GEN_AI_OPERATION_NAME: A.INVOKE_AGENT,
             A.GEN_AI_AGENT_NAME: run.name,
@@ -301,7 +304,7 @@ class RunTracer:
     def _write_attributes(self, entry: _RunSpan, creation: Mapping[str, Any]) -> None:
         run, span = entry.run, entry.span
         assert span is not None
-        rc = run.rc
+        rc = run.pinned
         ctx = rc.context
         summary: dict[str, Any] = dict(creation)
         if rc.snapshot_rev is not None:
@@ -423,7 +426,7 @@ class RunTracer:
             self._logger = _logs.get_logger(
                 "flagmw", __version__, logger_provider=self._logger_provider
             )
-        rc = entry.run.rc
+        rc = entry.run.pinned
         attrs: dict[str, Any] = {
             A.FEATURE_FLAG_KEY: key,
             A.FEATURE_FLAG_PROVIDER_NAME: A.PROVIDER_NAME,
