@@ -42,7 +42,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ._source import load_document
 from .errors import FlagmwError
@@ -97,8 +97,6 @@ KEY_FORMS: tuple[str, ...] = (
 SKIP_DIRS: frozenset[str] = frozenset(
     {".venv", "venv", "site-packages", "__pycache__", ".git", "node_modules"}
 )
-
-Severity = Literal["error", "warning"]
 
 
 def _glob_to_regex(patterns: Sequence[str]) -> re.Pattern[str]:
@@ -342,6 +340,9 @@ def _collect(scope: _Scope) -> None:
             scope.add(n.target.id, _Binding("expr", value=n.value))
             single.add(id(n.target))
         elif isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
+            # for/with/tuple targets, augmented assignments, del, and comprehension
+            # variables (their own scope in Python; counting them here only makes a
+            # name less trusted, never more)
             if id(n) not in single:
                 scope.add(n.id, _Binding("other"))
         elif isinstance(n, ast.ExceptHandler | ast.MatchAs | ast.MatchStar) and n.name:
