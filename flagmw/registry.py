@@ -781,6 +781,11 @@ class FlagRegistry:
         """All keys, in definition order."""
         return list(self._flags)
 
+    def items(self) -> list[tuple[str, Flag]]:
+        """``(key, flag)`` pairs, in definition order. (Iterating the registry yields the
+        :class:`Flag` objects themselves, not keys.)"""
+        return list(self._flags.items())
+
     def suggest(self, key: str) -> list[str]:
         """Keys close to ``key`` (for "did you mean")."""
         return suggest(key, self._flags)
