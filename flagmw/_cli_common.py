@@ -361,6 +361,24 @@ class Session:
             return stored_registry(store)
         return None, "none"
 
+    def find_registry_without_store(
+        self, *, document: tuple[Any, Locator] | None = None
+    ) -> tuple[FlagRegistry | None, str]:
+        """:meth:`find_registry` for commands that do not need the store otherwise
+        (``validate``, ``lint``): the store is opened only as the last resort, and only
+        when its file exists."""
+        registry, where = self.find_registry(None, document=document)
+        if registry is not None:
+            return registry, where
+        try:
+            store = self.open_store()
+        except CliError:
+            return None, where
+        try:
+            return stored_registry(store)
+        finally:
+            store.close()
+
     def registry_or_fail(
         self, store: Store | None, *, document: tuple[Any, Locator] | None = None
     ) -> FlagRegistry:

@@ -204,17 +204,7 @@ def validate(
     content_hash: str | None = None
     try:
         data, locator = load_document(file)
-        store = None
-        if g.registry is None and not (isinstance(data, dict) and "flags" in data):
-            try:  # a snapshot-only file: the stored registry is a last resort
-                store = g.open_store()
-            except CliError:
-                store = None
-        try:
-            registry, where = g.find_registry(store, document=(data, locator))
-        finally:
-            if store is not None:
-                store.close()
+        registry, where = g.find_registry_without_store(document=(data, locator))
         if registry is None:
             raise CliError(
                 f"{source} has no flags: section and no registry was found: pass "
@@ -846,16 +836,8 @@ def lint(
         raise CliError(
             "flagmw lint is not available in this installation (flagmw.lint is missing)"
         ) from None
-    store = None
-    try:
-        store = g.open_store()
-    except CliError:
-        store = None  # CI often has no store; lint then checks the registry it can find
-    try:
-        registry, where = g.find_registry(store)
-    finally:
-        if store is not None:
-            store.close()
+    # CI often has no store: lint then runs with the registry it can find, or none.
+    registry, where = g.find_registry_without_store()
     g.note(f"registry: {where}" + ("" if registry is None else f" ({len(registry)} flags)"))
     findings = lint_module.lint_paths(paths, registry)
     errors = [f for f in findings if f.severity == "error"]
