@@ -660,3 +660,16 @@ def test_kill_during_a_run_reaches_the_next_tool_call(memory_client: MakeClient)
 def test_metadata_is_json(killed: tuple[FlagClient, str]) -> None:
     g = gated("model.primary", when=("gpt-4o",), outside_run="refuse")(_sync_tool())
     assert json.loads(json.dumps(g.metadata)) == g.metadata
+
+
+def test_docs_examples_run() -> None:
+    """Every ```python block of docs/tools-and-models.md runs, in order, in one namespace."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "tools-and-models.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 6
+    namespace: dict[str, Any] = {"__name__": "docs_tools_and_models"}
+    for i, block in enumerate(blocks):
+        exec(compile(block, f"docs/tools-and-models.md[block {i}]", "exec"), namespace)
