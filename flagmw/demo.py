@@ -915,7 +915,9 @@ def main(
     import tempfile
 
     console = Console(highlight=False)
-    if not console.is_terminal:
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # rich falls back to 80 columns when writing to a pipe or file: too narrow for
+        # the tables
         console = Console(highlight=False, width=120)
     wd = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="flagmw-demo-"))
     console.rule("[bold]flagmw demo: the Harbor refund-tool incident, replayed")
