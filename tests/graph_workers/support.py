@@ -40,7 +40,8 @@ __all__ = [
 
 def observe(node: str) -> dict[str, Any]:
     """What a node sees: its name, LangGraph's step, the run's boundary count, the
-    RunConfig's rev, hash, pinned and hot values."""
+    RunConfig's rev, hash (with the hot values of now), the hash of the config pinned at
+    run start, pinned and hot values."""
     run = current_run()
     assert run is not None
     rc = run.rc
@@ -50,6 +51,7 @@ def observe(node: str) -> dict[str, Any]:
         "run_step": run.step,
         "rev": rc.snapshot_rev,
         "hash": rc.config_hash,
+        "pinned_hash": run.pinned.config_hash,
         "pinned": {k: rc[k] for k in PINNED},
         "hot": {k: rc[k] for k in HOT},
         "resumed": run.resumed,
