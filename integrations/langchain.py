@@ -66,6 +66,17 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installe
 from typing import NotRequired
 
 from langchain_core.language_models import BaseChatModel
+
+try:  # LangChain's own clean-up of provider cache settings when switching models
+    from langchain.agents.middleware.model_fallback import (
+        _sanitize_request_for_fallback as _sanitize_for_model,
+    )
+except ImportError:  # pragma: no cover - a private helper of langchain 1.4
+
+    def _sanitize_for_model(request: Any, model: Any) -> Any:  # type: ignore[misc]
+        return request
+
+
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphBubbleUp
@@ -404,10 +415,17 @@ class FlagmwMiddleware(AgentMiddleware[FlagmwAgentState, Any, Any]):
         primary, ladder = select_routes(
             rc, list(self.routes), flag=self.route_flag, fallbacks=self.fallbacks
         )
-        return primary, [
-            (name, request.override(model=self.routes[name], **overrides))
-            for name in (primary, *ladder)
-        ]
+        attempts: list[tuple[str | None, ModelRequest[Any]]] = []
+        for name in (primary, *ladder):
+            model = self.routes[name]
+            routed = request.override(model=model, **overrides)
+            if model is not request.model:
+                # a route may be another provider: drop the cache settings (Anthropic
+                # cache_control, Fireworks session affinity, prompt_cache_key) an outer
+                # middleware set for the agent's model, as ModelFallbackMiddleware does
+                routed = _sanitize_for_model(routed, model)
+            attempts.append((name, routed))
+        return primary, attempts
 
     def _routed(
         self, result: Any, run: RunState, route: str, primary: str, errors: list[Exception]

@@ -317,6 +317,44 @@ class ChoiceRecorder(ScriptedChatModel):
         return super()._generate(messages, stop, run_manager, **kw)
 
 
+class KwargsRecorder(ScriptedChatModel):
+    """Records the call kwargs (bound settings) of every call."""
+
+    kwargs: list[dict[str, Any]]
+
+    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
+        self.kwargs.append({k: v for k, v in kw.items() if k not in ("tools", "tool_choice")})
+        return super()._generate(messages, stop, run_manager, **kw)
+
+
+class AnthropicCaching(AgentMiddleware):
+    """An outer middleware that sets an Anthropic prompt-cache setting."""
+
+    def wrap_model_call(self, request: ModelRequest, handler: Callable[..., Any]) -> Any:
+        settings = {"cache_control": {"type": "ephemeral"}, "temperature": 0}
+        return handler(request.override(model_settings=settings))
+
+    async def awrap_model_call(self, request: ModelRequest, handler: Callable[..., Any]) -> Any:
+        settings = {"cache_control": {"type": "ephemeral"}, "temperature": 0}
+        return await handler(request.override(model_settings=settings))
+
+
+def test_routing_drops_provider_cache_settings_the_route_does_not_support(
+    client: FlagClient,
+) -> None:
+    route = KwargsRecorder(script=["ok"], kwargs=[])
+    agent = create_agent(
+        ScriptedChatModel(script=["unrouted"]),
+        tools=[search],
+        middleware=[
+            AnthropicCaching(),
+            FlagmwMiddleware(client, routes={"gpt-4o": route, "gpt-4o-mini": route}),
+        ],
+    )
+    agent.invoke({"messages": [HumanMessage("hi")]})
+    assert route.kwargs == [{"temperature": 0}]
+
+
 class ForceRefund(AgentMiddleware):
     """An outer middleware that forces the refund tool."""
 
