@@ -1,0 +1,301 @@
+"""RunConfig: reading, JSON round trip, config_hash, tamper detection, hot changes."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+import pytest
+from conftest import T0, snapshot_part
+
+from flagmw import (
+    EvaluationContext,
+    FlagRegistry,
+    HotChange,
+    IntegrityError,
+    Layer,
+    Provenance,
+    RunConfig,
+    UnknownFlagError,
+)
+from flagmw.overrides import Override, OverrideKind, ScopeKind
+from flagmw.resolver import CompiledSnapshot, OverrideIndex, resolve
+from flagmw.runconfig import FORMAT, LAYER_ORDER
+from flagmw.snapshot import validate_document
+
+CTX = EvaluationContext(
+    tenant_id="acme",
+    user_id="u-17",
+    route="refund-assistant",
+    plan="pro",
+    thread_id="t-1",
+    run_id="r-1",
+    attributes={"seats": 40, "region": "eü", "beta": True},
+)
+
+
+def _kill(registry: FlagRegistry) -> OverrideIndex:
+    ov = Override(
+        id="ov-1",
+        key="tools.refund_api.enabled",
+        value=False,
+        kind=OverrideKind.KILL,
+        scope=ScopeKind.TENANT,
+        target="acme",
+        reason="CRM webhook returns 500",
+        actor="oncall",
+        created_at=T0,
+        expires_at=T0 + 3600,
+    )
+    return OverrideIndex([ov], registry, "production")
+
+
+@pytest.fixture
+def rc(registry: FlagRegistry) -> RunConfig:
+    snapshot = validate_document(snapshot_part(), registry)
+    view = CompiledSnapshot(registry, snapshot, 3).view("production")
+    return resolve(view, _kill(registry), CTX, T0 + 1.5)
+
+
+def test_reading(rc: RunConfig, registry: FlagRegistry) -> None:
+    assert rc["model.primary"] == "gpt-4o-mini"
+    assert rc.get("model.primary") == "gpt-4o-mini"
+    assert rc.get("no.such", "fallback") == "fallback"
+    assert rc.enabled("compliance.pii_redaction") is True
+    assert rc.enabled("tools.refund_api.enabled") is False
+    with pytest.raises(TypeError, match="not a bool flag"):
+        rc.enabled("loop.max_iterations")
+    with pytest.raises(UnknownFlagError) as info:
+        rc["model.primry"]
+    assert "model.primary" in info.value.suggestions
+    with pytest.raises(UnknownFlagError):
+        rc.enabled("nope.nope")
+    assert "model.primary" in rc
+    assert "nope.nope" not in rc
+    assert len(rc) == len(registry)
+    assert rc.keys() == sorted(registry.keys())
+    assert list(rc) == rc.keys()
+    assert rc.variant("style-v3-rollout") in ("control", "treatment")
+    assert rc.variant("nope") is None
+    assert (rc.snapshot_rev, rc.environment, rc.resolved_at) == (3, "production", T0 + 1.5)
+    assert rc.override_ids == ("ov-1",)
+    assert rc.overridden_keys == ["tools.refund_api.enabled"]
+    assert rc.context == CTX
+    assert "rev=3" in repr(rc)
+
+
+def test_provenance_mapping(rc: RunConfig) -> None:
+    prov = rc.provenance
+    assert prov["model.primary"] == Provenance(Layer.TENANT, 3, "acme")
+    assert prov["loop.max_iterations"] == Provenance(Layer.ROUTE, 3, "refund-assistant")
+    assert prov["compliance.pii_redaction"] == Provenance(Layer.DEFAULT)
+    assert prov["tools.refund_api.enabled"].describe() == "override tenant:acme ov-1"
+    assert prov["model.primary"].describe() == "tenant acme @rev 3"
+    assert set(prov) == set(rc)
+    assert len(prov) == len(rc)
+
+
+def test_values_cannot_be_changed_through_reads(rc: RunConfig) -> None:
+    rc["model.fallbacks"].append("x")
+    rc.values["model.fallbacks"].append("y")
+    rc.get("model.fallbacks").append("z")
+    assert rc["model.fallbacks"] == ["gpt-4o-mini"]
+    with pytest.raises(TypeError):
+        rc.context.attributes["seats"] = 1  # type: ignore[index]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: RunConfig is documented (and required by the issue) as frozen, but "
+    "its attributes can be reassigned and its variants mapping mutated",
+)
+def test_run_config_is_frozen(rc: RunConfig) -> None:
+    with pytest.raises((AttributeError, TypeError)):
+        rc.snapshot_rev = 99  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        rc.variants["style-v3-rollout"] = "hijacked"  # type: ignore[index]
+    assert rc.snapshot_rev == 3
+
+
+def test_config_hash_is_sha256_of_the_canonical_values(rc: RunConfig) -> None:
+    canonical = json.dumps(rc.values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert rc.config_hash == "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def test_config_hash_covers_values_only(registry: FlagRegistry) -> None:
+    snapshot = validate_document(snapshot_part(), registry)
+    view = CompiledSnapshot(registry, snapshot, 1).view("production")
+    a = resolve(view, None, EvaluationContext(tenant_id="x", user_id="1"), T0)
+    b = resolve(view, None, EvaluationContext(tenant_id="y", user_id="2"), T0 + 99)
+    assert a.values == b.values
+    assert a.config_hash == b.config_hash
+    assert a != b  # different context and time: different RunConfigs
+    c = resolve(view, None, EvaluationContext(tenant_id="acme"), T0)
+    assert c.config_hash != a.config_hash
+
+
+def test_json_round_trip_is_exact(rc: RunConfig) -> None:
+    text = rc.to_json()
+    back = RunConfig.from_json(text)
+    assert back == rc
+    assert back.to_json() == text
+    assert back.config_hash == rc.config_hash
+    assert dict(back.provenance) == dict(rc.provenance)
+    assert back.context == rc.context
+    assert back.variants == rc.variants
+    assert RunConfig.from_json(text.encode("utf-8")) == rc
+    assert RunConfig.from_json(json.loads(text)) == rc
+
+
+def _only_json_primitives(value: Any) -> bool:
+    if value is None or isinstance(value, str | bool | int | float):
+        return True
+    if isinstance(value, list):
+        return all(_only_json_primitives(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _only_json_primitives(v) for k, v in value.items())
+    return False
+
+
+def test_json_form(rc: RunConfig) -> None:
+    data = rc.to_dict()
+    assert _only_json_primitives(data)
+    assert data["format"] == FORMAT == "flagmw.runconfig/1"
+    assert data["snapshot_rev"] == 3
+    assert data["snapshot_hash"] == rc.snapshot_hash
+    assert data["context"]["attributes"] == {"seats": 40, "region": "eü", "beta": True}
+    assert data["override_ids"] == ["ov-1"]
+    # provenance is listed for non-default keys only
+    assert "compliance.pii_redaction" not in data["provenance"]
+    assert data["provenance"]["tools.refund_api.enabled"] == {
+        "layer": "override",
+        "scope": "tenant:acme",
+        "override_id": "ov-1",
+        "reason": "CRM webhook returns 500",
+    }
+    assert "changes" not in data
+    assert "eü" in rc.to_json(), "UTF-8 kept, not escaped"
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda d: d["values"].__setitem__("loop.max_iterations", 50),
+        lambda d: d["values"].__setitem__("tools.refund_api.enabled", True),
+        lambda d: d["values"].__setitem__("loop.max_iterations", 4.0),
+        lambda d: d["values"]["model.fallbacks"].append("gpt-4o"),
+        lambda d: d["values"].pop("compliance.pii_redaction"),
+        lambda d: d["values"].__setitem__("extra.key", 1),
+        lambda d: d.__setitem__("config_hash", "sha256:" + "0" * 64),
+        lambda d: d.pop("config_hash"),
+    ],
+)
+def test_tampering_is_detected(rc: RunConfig, tamper: Any) -> None:
+    data = copy.deepcopy(rc.to_dict())
+    tamper(data)
+    with pytest.raises(IntegrityError, match="config_hash"):
+        RunConfig.from_json(data)
+    with pytest.raises(IntegrityError):
+        RunConfig.from_json(json.dumps(data))
+    RunConfig.from_json(data, verify=False)  # readable when asked not to verify
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "not a flagmw RunConfig"),
+        ('{"format": "something/2"}', "not a flagmw RunConfig"),
+        ('{"format": "flagmw.runconfig/1"}', "malformed"),
+        ('{"format": "flagmw.runconfig/1", "values": {"a.b": 1}}', "malformed"),
+        (
+            '{"format": "flagmw.runconfig/1", "values": {}, "environment": "p", '
+            '"resolved_at": 1, "changes": [1]}',
+            "malformed",
+        ),
+        pytest.param(
+            '{"format": "flagmw.runconfig/1", "values": [], "environment": "p", "resolved_at": 1}',
+            "malformed",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="core bug: RunConfig.from_json lets AttributeError escape for a "
+                "stored form whose values (or context) is not a mapping",
+            ),
+        ),
+        pytest.param(
+            '{"format": "flagmw.runconfig/1", "values": {}, "environment": "p", '
+            '"resolved_at": 1, "context": "acme"}',
+            "malformed",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="core bug: RunConfig.from_json lets AttributeError escape for a "
+                "stored form whose values (or context) is not a mapping",
+            ),
+        ),
+    ],
+)
+def test_malformed_stored_forms(data: str, fragment: str) -> None:
+    with pytest.raises(IntegrityError, match=fragment):
+        RunConfig.from_json(data)
+
+
+def test_hot_changes(rc: RunConfig, registry: FlagRegistry) -> None:
+    snapshot = validate_document(snapshot_part(), registry)
+    view = CompiledSnapshot(registry, snapshot, 3).view("production")
+    no_kill = resolve(view, None, CTX, T0 + 5)
+    assert rc.with_hot(rc, registry.hot_keys, at=T0) is rc
+    hot = rc.with_hot(no_kill, registry.hot_keys, at=T0 + 5, step=2)
+    (change,) = hot.changes
+    assert change == HotChange(
+        "tools.refund_api.enabled", False, True, Provenance(Layer.DEFAULT), T0 + 5, 2
+    )
+    assert hot.override_ids == ()
+    assert HotChange.from_dict(change.to_dict()) == change
+    assert hot.to_dict()["changes"] == [change.to_dict()]
+    assert RunConfig.from_json(hot.to_json()) == hot
+    # pinned keys are not taken from the fresh resolution even when they differ
+    other = resolve(view, None, CTX._replace(tenant_id="globex"), T0 + 5)
+    assert other["model.primary"] != rc["model.primary"]
+    merged = rc.with_hot(other, registry.hot_keys, at=T0 + 5)
+    assert merged["model.primary"] == rc["model.primary"]
+
+
+def test_hot_provenance_change_without_a_value_change(registry: FlagRegistry) -> None:
+    doc = snapshot_part()
+    view1 = CompiledSnapshot(registry, validate_document(doc, registry), 1).view("production")
+    view2 = CompiledSnapshot(registry, validate_document(doc, registry), 2).view("production")
+    ctx = EvaluationContext(route="refund-assistant")
+    a = resolve(view1, None, ctx, T0)
+    b = resolve(view2, None, ctx, T0)
+    moved = a.with_hot(b, registry.hot_keys, at=T0)
+    assert moved is not a
+    assert moved.changes == (), "the same value from a newer rev is not a change"
+    assert moved.provenance["loop.max_iterations"].rev == 2
+    assert moved.snapshot_rev == 1
+
+
+def test_provenance_round_trip_and_layer_order() -> None:
+    full = Provenance(Layer.OVERRIDE, 4, "tenant:acme", "r", "e", "v", "ov-9", "why")
+    assert Provenance.from_dict(full.to_dict()) == full
+    assert Provenance(Layer.DEFAULT).to_dict() == {"layer": "default"}
+    assert [layer.value for layer in sorted(LAYER_ORDER, key=LAYER_ORDER.__getitem__)] == [
+        "default",
+        "environment",
+        "snapshot",
+        "tenant",
+        "route",
+        "experiment",
+        "override",
+    ]
+
+
+def test_context_round_trip() -> None:
+    assert EvaluationContext.from_dict(CTX.to_dict()) == CTX
+    assert EvaluationContext().to_dict() == {}
+    ctx = EvaluationContext.from_dict({"tenant_id": 7, "seats": 3, "attributes": {"a": 1}})
+    assert ctx.tenant_id == "7"
+    assert dict(ctx.attributes) == {"seats": 3, "a": 1}
+    assert ctx.get("seats") == 3
+    assert ctx.get("plan", "free") == "free"
