@@ -208,7 +208,7 @@ def _open_sqlite(location: str, create: bool) -> Store:
     if not location:
         raise CliError("--store sqlite: needs a file path, e.g. sqlite:/srv/flagmw.db")
     path = Path(location).expanduser()
-    if not create and not path.exists():
+    if not create and not path.exists():  # (SQLiteStore(create=False) would also refuse)
         raise CliError(
             f"no flagmw store at {path}: publish a snapshot first (flagmw publish "
             "flags.yaml), or name the store with --store or FLAGMW_STORE"

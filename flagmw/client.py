@@ -239,6 +239,7 @@ class FlagClient:
         self._compiled = CompiledSnapshot(registry, None, None, self._env_values)
         self._view: View = self._compiled.view(environment)
         self._overrides = OverrideIndex((), registry, environment)
+        self._other_envs: dict[str, tuple[View, OverrideIndex]] = {}
         self._token: Any = None
         self._next_expiry: float | None = None
         self._generation = 0
@@ -318,6 +319,8 @@ class FlagClient:
                         ov.id,
                         ov.key,
                     )
+            if changed:
+                self._other_envs = {}
             self._next_expiry = self._overrides.next_expiry_after(now)
             self._token = state.token
             self._last_refresh_at = now
@@ -403,11 +406,20 @@ class FlagClient:
 
     # -- resolution ----------------------------------------------------------------------
 
-    def _view_for(self, ctx: EvaluationContext) -> View:
-        env = ctx.environment
+    def _scope(self, env: str | None) -> tuple[View, OverrideIndex]:
+        """The compiled view and the override index of an environment (the client's
+        when ``env`` is None); other environments are built on first use and dropped at
+        the next refresh that changes anything."""
         if env is None or env == self.environment:
-            return self._view
-        return self._compiled.view(env)
+            return self._view, self._overrides
+        pair = self._other_envs.get(env)
+        if pair is None:
+            pair = (
+                self._compiled.view(env),
+                OverrideIndex(self._overrides.overrides, self.registry, env),
+            )
+            self._other_envs[env] = pair
+        return pair
 
     def resolve(
         self, ctx: EvaluationContext | None = None, *, at: float | None = None
@@ -420,9 +432,7 @@ class FlagClient:
         """
         self.poll()
         ctx = ctx or _EMPTY_CTX
-        return resolve(
-            self._view_for(ctx), self._overrides, ctx, self.clock() if at is None else at
-        )
+        return resolve(*self._scope(ctx.environment), ctx, self.clock() if at is None else at)
 
     def resolve_hot(
         self, rc: RunConfig, *, step: int | None = None, at: float | None = None
@@ -434,8 +444,7 @@ class FlagClient:
             return rc
         now = self.clock() if at is None else at
         ctx = rc.context
-        view = self._compiled.view(rc.environment)
-        fresh = resolve(view, self._overrides, ctx, now)
+        fresh = resolve(*self._scope(rc.environment), ctx, now)
         return rc.with_hot(fresh, self.registry.hot_keys, at=now, step=step)
 
     def _candidate(self, key: str, ctx: EvaluationContext | None) -> Any:
@@ -451,8 +460,10 @@ class FlagClient:
         if ctx is None:
             ctx = _EMPTY_CTX
         env = ctx[6]  # EvaluationContext.environment
-        view = self._view if env is None or env == self.environment else self._compiled.view(env)
-        ov = self._overrides
+        if env is None or env == self.environment:
+            view, ov = self._view, self._overrides
+        else:
+            view, ov = self._scope(env)
         return resolve_key(view, ov, key, ctx, self.clock() if ov.slots else 0.0)
 
     def value(self, key: str, ctx: EvaluationContext | None = None) -> Any:
@@ -484,7 +495,7 @@ class FlagClient:
         """
         self.poll()
         ctx = ctx or _EMPTY_CTX
-        view = self._view_for(ctx)
+        view = self._scope(ctx.environment)[0]
         for exp in view.experiments:
             if exp.name == experiment:
                 i = exp.assign(ctx)
@@ -506,10 +517,10 @@ class FlagClient:
         ctx = ctx or _EMPTY_CTX
         now = self.clock() if at is None else at
         try:
-            every = self.store.list_overrides(include_ended=True)
+            every = self.store.list_overrides(include_ended=True, key=key)
         except FlagmwError:
             every = list(self._overrides.overrides)
-        return explain(self._view_for(ctx), self._overrides, key, ctx, now, every)
+        return explain(*self._scope(ctx.environment), key, ctx, now, every)
 
     @property
     def snapshot_rev(self) -> int | None:
@@ -694,7 +705,7 @@ class FlagClient:
         flag = self.registry[key]
         if flag.type is not FlagType.BOOL:
             raise OverrideError(
-                f"a kill turns a bool flag off; {key} is a {flag.type} flag "
+                f"a kill turns a bool flag off; {key} is {_article(flag.type)} {flag.type} flag "
                 "(use an override: `flagmw override KEY VALUE`)"
             )
         return self._set(
@@ -901,6 +912,10 @@ class FlagClient:
             f"FlagClient({len(self.registry)} flags, store={self.store.name}, "
             f"environment={self.environment!r}, rev={self.snapshot_rev})"
         )
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def _require(value: str | None, what: str) -> None:

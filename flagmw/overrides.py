@@ -125,6 +125,13 @@ class Override:
         return self.created_at <= t < self.expires_at
 
     @property
+    def order(self) -> tuple[float, int, str]:
+        """Sort key, oldest first: creation time, then the numeric part of the id (so
+        ``ov-10`` comes after ``ov-9`` when both were created in the same second)."""
+        tail = self.id.rsplit("-", 1)[-1]
+        return (self.created_at, int(tail) if tail.isdigit() else -1, self.id)
+
+    @property
     def scope_label(self) -> str:
         """``"global"``, ``"tenant:acme"`` or ``"route:refund-assistant"``."""
         return self.scope.value if self.target is None else f"{self.scope.value}:{self.target}"

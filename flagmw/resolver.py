@@ -378,7 +378,7 @@ class OverrideIndex:
         self.slots: dict[str, _OverrideSlot] = {}
         self.ignored: list[Override] = []
         self.overrides: tuple[Override, ...] = tuple(overrides)
-        ordered = sorted(self.overrides, key=lambda o: (o.created_at, o.id), reverse=True)
+        ordered = sorted(self.overrides, key=lambda o: o.order, reverse=True)
         for ov in ordered:
             if ov.ended_at is not None or not ov.applies_to(environment):
                 continue
@@ -708,7 +708,7 @@ def explain(
         if slot is not None:
             winner_override = overrides.pick(slot, ctx, at, view.tenant(ctx.tenant_id))
     tenant_layer = view.tenant(ctx.tenant_id)
-    for ov in sorted(all_overrides, key=lambda o: (o.created_at, o.id), reverse=True):
+    for ov in sorted(all_overrides, key=lambda o: o.order, reverse=True):
         if ov.key != key or not ov.applies_to(env):
             continue
         prov = Provenance(Layer.OVERRIDE, None, ov.scope_label, None, None, None, ov.id, ov.reason)

@@ -188,6 +188,7 @@ class RunTracer:
         self.evaluation_events = evaluation_events
         self.max_config_bytes = max_config_bytes
         self.provider_name = provider_name
+        self._provider = tracer_provider
         self._tracer = trace.get_tracer("flagmw", __version__, tracer_provider=tracer_provider)
         self._logger_provider = logger_provider
         self._logger: _logs.Logger | None = None
@@ -252,7 +253,17 @@ class RunTracer:
 
     # -- implementation -------------------------------------------------------------------
 
+    def _tracing_off(self) -> bool:
+        """True when no tracer provider is installed (the API's proxy or no-op one): then
+        no span can record, and the whole start is skipped (~1 µs instead of the ~5 µs
+        of a no-op ``start_span``)."""
+        provider = self._provider if self._provider is not None else trace.get_tracer_provider()
+        return isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
     def _run_started(self, run: RunState) -> None:
+        if not self.evaluation_events and self._tracing_off():
+            run.span_ref = run.previous_span_ref
+            return
         # The pinned RunConfig (rehydrated on resume): its config_hash names the run in the
         # checkpoint and in the LangChain metadata; hot values that moved since are
         # reported as flagmw.flag_changed events.

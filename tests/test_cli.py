@@ -410,7 +410,7 @@ def test_tenant_kill_of_required_protected_flag_needs_force(published: Path, cli
 
 def test_kill_refusals_are_one_line(published: Path, cli: Invoke) -> None:
     cases = [
-        (["kill", "model.primary", "--reason", "x"], "is a enum flag"),
+        (["kill", "model.primary", "--reason", "x"], "is an enum flag"),
         (["kill", "tools.refund_api.enable", "--reason", "x"], "did you mean"),
         (["kill", "tools.refund_api.enabled", "--reason", "  "], "reason is required"),
         (["kill", "tools.refund_api.enabled", "--reason", "x", "--ttl", "soon"], "not a duration"),

@@ -249,11 +249,6 @@ def test_environment_scoped_kill(make_client: Any, snapshot_document: dict[str, 
     assert ov.scope_label == "global"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a context naming another environment is resolved with that "
-    "environment's snapshot view but the client environment's override index",
-)
 def test_a_context_of_another_environment_gets_that_environments_overrides(
     make_client: Any, snapshot_document: dict[str, Any]
 ) -> None:

@@ -354,11 +354,6 @@ def test_newest_override_wins_within_a_scope(memory_client: Any, clock: FixedClo
     assert client.value(KEY, ctx) == 20
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: overrides created at the same time are ordered by id as text "
-    "('ov-9' > 'ov-10'), so an older override beats the newest",
-)
 def test_newest_override_wins_when_created_at_the_same_time(memory_client: Any) -> None:
     client = memory_client(document={})
     made = [client.override(KEY, 20 + i, reason=f"n{i}", actor="t") for i in range(11)]

@@ -244,8 +244,11 @@ class Store(Protocol):
         """
         ...
 
-    def list_overrides(self, *, include_ended: bool = False) -> list[Override]:
-        """Overrides, newest first (expired ones included; ended ones on request)."""
+    def list_overrides(
+        self, *, include_ended: bool = False, key: str | None = None
+    ) -> list[Override]:
+        """Overrides, newest first (expired ones included; ended ones on request; only
+        those of one flag when ``key`` is given)."""
         ...
 
     def audit(self, limit: int = 100, *, action: str | None = None) -> list[AuditEntry]:

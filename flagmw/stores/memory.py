@@ -176,10 +176,16 @@ class MemoryStore:
         with self._lock:
             return self._get(override_id)
 
-    def list_overrides(self, *, include_ended: bool = False) -> list[Override]:
+    def list_overrides(
+        self, *, include_ended: bool = False, key: str | None = None
+    ) -> list[Override]:
         with self._lock:
-            out = [o for o in self._overrides.values() if include_ended or o.ended_at is None]
-        return sorted(out, key=lambda o: (o.created_at, o.id), reverse=True)
+            out = [
+                o
+                for o in self._overrides.values()
+                if (include_ended or o.ended_at is None) and (key is None or o.key == key)
+            ]
+        return sorted(out, key=lambda o: o.order, reverse=True)
 
     def _get(self, override_id: str) -> Override:
         try:

@@ -88,6 +88,7 @@ CREATE TABLE IF NOT EXISTS overrides (
     end_reason TEXT
 );
 CREATE INDEX IF NOT EXISTS overrides_live ON overrides(ended_at, expires_at);
+CREATE INDEX IF NOT EXISTS overrides_key ON overrides(key);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,
@@ -163,6 +164,9 @@ class SQLiteStore:
     Args:
         path: the database file (created if missing, with its folder). ``FLAGMW_STORE``
             names it for the command line.
+        create: create the file (and its folder) when it does not exist; with False a
+            missing file raises :class:`~flagmw.errors.StoreUnavailableError` instead
+            (read-only tools should not create an empty store on a typo).
         timeout: seconds to wait for another process's write lock before failing.
         verify_interval: seconds between authoritative checks of the change sequences
             in :meth:`change_token` (the memory-mapped counter is read in between).
@@ -176,6 +180,7 @@ class SQLiteStore:
         self,
         path: str | os.PathLike[str] = "flagmw.db",
         *,
+        create: bool = True,
         timeout: float = 5.0,
         verify_interval: float = 1.0,
     ) -> None:
@@ -189,6 +194,10 @@ class SQLiteStore:
         self._mm_ino: int | None = None
         self._next_verify = 0.0
         self._unpack: Callable[[mmap.mmap, int], tuple[int, int]] = _SEQS.unpack_from
+        if not create and not self.path.is_file():
+            raise StoreUnavailableError(
+                self.name, "no such store file (publish a snapshot first, or check the path)"
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -567,11 +576,20 @@ class SQLiteStore:
             )
         return _row_to_override(row)
 
-    def list_overrides(self, *, include_ended: bool = False) -> list[Override]:
-        where = "" if include_ended else "WHERE ended_at IS NULL"
+    def list_overrides(
+        self, *, include_ended: bool = False, key: str | None = None
+    ) -> list[Override]:
+        clauses, params = [], []
+        if not include_ended:
+            clauses.append("ended_at IS NULL")
+        if key is not None:
+            clauses.append("key = ?")
+            params.append(key)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._read() as conn:
             rows = conn.execute(
-                f"SELECT {_OV_COLUMNS} FROM overrides {where} ORDER BY created_at DESC, seq DESC"
+                f"SELECT {_OV_COLUMNS} FROM overrides {where} ORDER BY created_at DESC, seq DESC",
+                params,
             ).fetchall()
         return [_row_to_override(r) for r in rows]
 
