@@ -258,7 +258,7 @@ class RunTracer:
         no span can record, and the whole start is skipped (~1 µs instead of the ~5 µs
         of a no-op ``start_span``)."""
         provider = self._provider if self._provider is not None else trace.get_tracer_provider()
-        return isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+        return isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
 
     def _run_started(self, run: RunState) -> None:
         if not self.evaluation_events and self._tracing_off():
