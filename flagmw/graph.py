@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import logging
 import threading
 import uuid
@@ -70,6 +71,7 @@ from .client import FlagClient
 from .context import WELL_KNOWN_ATTRIBUTES, EvaluationContext
 from .errors import FlagmwError, IntegrityError
 from .run import RUN_KEY, Outcome, RunObserver, RunState
+from .runconfig import FORMAT as RUNCONFIG_FORMAT
 from .runconfig import RunConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -86,14 +88,18 @@ __all__ = [
     "ResumePolicy",
     "RunDrained",
     "context_from_config",
+    "decode_pin",
+    "encode_pin",
     "wrap",
 ]
 
 log = logging.getLogger("flagmw")
 
-#: Checkpoint metadata key of the pinned RunConfig (``RunConfig.to_json()``, a string):
+#: Checkpoint metadata key of the pinned RunConfig (a JSON string, see :func:`encode_pin`):
 #: on the first checkpoint a run writes.
 PIN_KEY = "flagmw.pin"
+#: The ``format`` tag of the stored pin.
+PIN_FORMAT = "flagmw.pin/1"
 #: Checkpoint metadata key of the trace writer's span reference: on the first
 #: checkpoint of every invocation (so a resume can link to the span it continues).
 SPAN_KEY = "flagmw.span"
@@ -245,6 +251,52 @@ def context_from_config(
     if "route" not in fields and route is not None:
         fields["route"] = route
     return EvaluationContext(**fields, attributes=attributes).frozen()
+
+
+# -- the stored pin ------------------------------------------------------------------
+
+
+def encode_pin(rc: RunConfig) -> str:
+    """The form of a RunConfig stored in checkpoint metadata: ``RunConfig.to_dict()``
+    with ``format: "flagmw.pin/1"`` and the provenance grouped — a list of
+    ``[provenance, [keys…]]`` instead of one provenance object per key — as compact JSON
+    text.
+
+    Why: most flags of a run share a provenance (``{"layer": "snapshot", "rev": 12,
+    "scope": "global"}``); grouping halves the pin (≈2.2 KB instead of 4.2 KB for 50
+    flags), and checkpointers keep it in every thread. It stays JSON primitives, readable
+    in any checkpoint viewer, and :func:`decode_pin` verifies its ``config_hash``.
+    """
+    data = rc.to_dict()
+    groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    for key, prov in data["provenance"].items():
+        groups.setdefault(json.dumps(prov, sort_keys=True), (prov, []))[1].append(key)
+    data["format"] = PIN_FORMAT
+    data["provenance"] = [[prov, keys] for prov, keys in groups.values()]
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def decode_pin(text: str | Mapping[str, Any]) -> RunConfig:
+    """Inverse of :func:`encode_pin` (also accepts a plain ``RunConfig.to_json()`` form).
+
+    Raises:
+        IntegrityError: not a pin, malformed, or its ``config_hash`` does not match its
+            values (the stored form was altered or truncated).
+    """
+    data: Any = text
+    if isinstance(text, str):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise IntegrityError(f"stored pin is not valid JSON: {exc}") from None
+    if isinstance(data, Mapping) and data.get("format") == PIN_FORMAT:
+        groups: Any = data.get("provenance")
+        try:
+            provenance = {key: dict(prov) for prov, keys in groups for key in keys}
+        except (TypeError, ValueError) as exc:
+            raise IntegrityError(f"stored pin has malformed provenance: {exc!r}") from None
+        data = {**data, "format": RUNCONFIG_FORMAT, "provenance": provenance}
+    return RunConfig.from_json(data)
 
 
 # -- the checkpointer delegate -------------------------------------------------------
@@ -849,13 +901,13 @@ class _Invocation:
             if ephemeral:
                 run.pin_source = "ephemeral"
             else:
-                run.pending_pin = rc.to_json()
+                run.pending_pin = encode_pin(rc)
             return run
         # resume
         pinned: RunConfig | None = None
         if found.pin is not None:
             try:
-                pinned = RunConfig.from_json(found.pin)
+                pinned = decode_pin(found.pin)
             except IntegrityError as exc:
                 raise IntegrityError(
                     f"thread {thread}: the RunConfig pinned in checkpoint "
@@ -903,7 +955,7 @@ class _Invocation:
         run.pin_source = source
         run.generation = generation
         if source != "checkpoint":
-            run.pending_pin = rc.to_json()
+            run.pending_pin = encode_pin(rc)
         else:
             # the stored hot values are stale: bring them up to date right away
             hot = client.resolve_hot(rc, step=0)
@@ -1166,13 +1218,13 @@ class _FlagmwGraph(Pregel[Any, Any, Any, Any]):
         """
         cp = self._flagmw_checkpointer(config)
         found = find_pin(cp, _ensure_config(self.config, config))
-        return None if found.pin is None else RunConfig.from_json(found.pin)
+        return None if found.pin is None else decode_pin(found.pin)
 
     async def aget_pinned_config(self, config: RunnableConfig) -> RunConfig | None:
         """Async twin of :meth:`get_pinned_config`."""
         cp = self._flagmw_checkpointer(config)
         found = await afind_pin(cp, _ensure_config(self.config, config))
-        return None if found.pin is None else RunConfig.from_json(found.pin)
+        return None if found.pin is None else decode_pin(found.pin)
 
     def _flagmw_checkpointer(self, config: RunnableConfig) -> BaseCheckpointSaver[Any]:
         conf = config.get("configurable") or {}

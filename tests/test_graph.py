@@ -31,6 +31,8 @@ from graph_workers.support import (
     publish,
     rev_of,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import START, StateGraph
@@ -40,14 +42,16 @@ import flagmw
 from flagmw import EvaluationContext, FlagClient, IntegrityError, MemoryStore, NoRunConfigError
 from flagmw.graph import (
     CONFIG_HASH_KEY,
+    PIN_FORMAT,
     PIN_KEY,
     SNAPSHOT_REV_KEY,
     ConfigChangedError,
     PinningCheckpointer,
     context_from_config,
+    decode_pin,
+    encode_pin,
 )
-from flagmw.runconfig import RunConfig
-from flagmw.testing import pinned
+from flagmw.testing import pinned, pinned_config
 
 POSTGRES_URL = os.environ.get("FLAGMW_TEST_POSTGRES_URL")
 
@@ -131,7 +135,8 @@ def test_interrupt_publish_ten_snapshots_resume_keeps_the_pinned_config(
     metas = root_metadata(saver, config)
     pins = [m[PIN_KEY] for m in metas if PIN_KEY in m]
     assert len(pins) == 1
-    assert RunConfig.from_json(json.loads(json.dumps(pins[0]))) == pinned
+    assert isinstance(pins[0], str)
+    assert decode_pin(json.loads(json.dumps(pins[0]))) == pinned
 
 
 async def test_async_interrupt_and_resume_keeps_the_pin(client: FlagClient) -> None:
@@ -239,6 +244,57 @@ def test_checkpoints_of_a_wrapped_graph_are_those_of_the_bare_graph_plus_one_pin
         assert values_w == values_b  # channel values are untouched
         extra = {k: v for k, v in meta_w.items() if k not in meta_b}
         assert set(extra) == ({PIN_KEY, SNAPSHOT_REV_KEY, CONFIG_HASH_KEY} if i == 0 else set())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.dictionaries(
+        st.from_regex(r"[a-z]{1,6}\.[a-z]{1,6}", fullmatch=True),
+        st.one_of(
+            st.booleans(),
+            st.integers(-(2**53), 2**53),
+            st.text(max_size=8),
+            st.lists(st.integers(), max_size=3),
+        ),
+        max_size=12,
+    ),
+    rev=st.one_of(st.none(), st.integers(1, 10_000)),
+)
+def test_pin_encoding_round_trips_exactly(values: dict[str, Any], rev: int | None) -> None:
+    rc = pinned_config(values, snapshot_rev=rev, context=EvaluationContext(tenant_id="acme"))
+    text = encode_pin(rc)
+    assert json.loads(text)["format"] == PIN_FORMAT
+    back = decode_pin(text)
+    assert back == rc
+    assert back.config_hash == rc.config_hash
+    assert decode_pin(rc.to_json()) == rc  # the plain RunConfig form is accepted too
+
+
+def test_pin_groups_provenance_and_stays_small(client: FlagClient) -> None:
+    registry = make_registry(extra=44)
+    big = FlagClient(registry, MemoryStore(), environment="production")
+    publish(big, 3, extra=44)
+    big.override("extra.f002", False, reason="incident 42", actor="oncall", ttl="1h")
+    rc = big.resolve(EvaluationContext(tenant_id="acme", user_id="u-17", route="support"))
+    assert len(rc) == 50
+    text = encode_pin(rc)
+    groups = json.loads(text)["provenance"]
+    assert len(groups) < 5  # snapshot, tenant, override … not one per flag
+    assert len(json.dumps(text)) <= 4096  # JSON-escaped as savers store it
+    assert decode_pin(text) == rc
+
+
+def test_malformed_pins_are_integrity_errors(client: FlagClient) -> None:
+    text = encode_pin(client.resolve())
+    data = json.loads(text)
+    for bad in (
+        "not json",
+        json.dumps({**data, "provenance": [["x"]]}),
+        json.dumps({**data, "values": {**data["values"], "prompt.version": 999}}),
+        json.dumps({**data, "format": "something/1"}),
+    ):
+        with pytest.raises(IntegrityError):
+            decode_pin(bad)
 
 
 # -- resume policies ------------------------------------------------------------------
