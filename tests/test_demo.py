@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flagmw.examples.support_agent.agent import build_graph, load_registry
 from langchain_core.messages import ToolMessage
 from langgraph.checkpoint.sqlite import SqliteSaver
 from otlp_receiver import OTLPReceiver, ReceivedSpan
 
-from flagmw import RunConfig, SQLiteStore
+import flagmw
+from flagmw import FlagClient, SQLiteStore
 from flagmw._demo_help import DEMO_HELP, DEMO_STEPS
+from flagmw.graph import PIN_KEY
 
 THREADS = {"acme-1", "globex-1", "globex-2", "globex-3", "acme-2", "acme-3", "globex-4"}
 
@@ -122,23 +125,30 @@ def test_demo_left_a_store_with_two_revs_and_the_oncall_kill(demo: tuple[Path, A
 def test_demo_left_checkpoints_with_one_pin_per_run(demo: tuple[Path, Any]) -> None:
     workdir, _ = demo
     conn = sqlite3.connect(workdir / "checkpoints.db", check_same_thread=False)
+    client = FlagClient(load_registry(), SQLiteStore(workdir / "flagmw.db"))
     try:
         threads = {r[0] for r in conn.execute("SELECT DISTINCT thread_id FROM checkpoints")}
         assert threads == THREADS
         saver = SqliteSaver(conn)
-        pins: dict[str, list[RunConfig]] = {}
-        for thread in THREADS:
-            for tup in saver.list({"configurable": {"thread_id": thread}}):
-                if "flagmw.pin" in tup.metadata:
-                    pins.setdefault(thread, []).append(
-                        RunConfig.from_json(tup.metadata["flagmw.pin"])
-                    )
-        assert {t: len(p) for t, p in pins.items()} == dict.fromkeys(THREADS, 1)
-        assert pins["globex-2"][0].snapshot_rev == 1  # resumed after rev 2: still rev 1
-        assert pins["globex-2"][0]["model.primary"] == "gpt-4o"
-        assert pins["globex-3"][0].snapshot_rev == 2
-        assert pins["globex-3"][0]["model.primary"] == "claude-sonnet"
-        assert pins["acme-1"][0].context.tenant_id == "acme"
+        pins = {
+            thread: sum(
+                PIN_KEY in tup.metadata
+                for tup in saver.list({"configurable": {"thread_id": thread}})
+            )
+            for thread in THREADS
+        }
+        assert pins == dict.fromkeys(THREADS, 1)  # drained and interrupted runs: still one
+        # read them back as a worker would (any process, any graph object)
+        graph = flagmw.wrap(build_graph(checkpointer=saver), client)
+        pinned = {t: graph.get_pinned_config({"configurable": {"thread_id": t}}) for t in THREADS}
+        assert pinned["globex-2"] is not None
+        assert pinned["globex-2"].snapshot_rev == 1  # resumed after rev 2: still rev 1
+        assert pinned["globex-2"]["model.primary"] == "gpt-4o"
+        assert pinned["globex-3"] is not None
+        assert pinned["globex-3"].snapshot_rev == 2
+        assert pinned["globex-3"]["model.primary"] == "claude-sonnet"
+        assert pinned["acme-1"] is not None
+        assert pinned["acme-1"].context.tenant_id == "acme"
         # the refused refund is part of acme-2's history, as the model saw it
         state = saver.get_tuple({"configurable": {"thread_id": "acme-2"}})
         assert state is not None
@@ -147,6 +157,7 @@ def test_demo_left_checkpoints_with_one_pin_per_run(demo: tuple[Path, Any]) -> N
         assert len(refused) == 1
         assert "tools.refund_api.enabled" in refused[0].content
     finally:
+        client.close()
         conn.close()
 
 
