@@ -23,6 +23,7 @@ Attribute names, event names and the choices behind them are documented in
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
@@ -42,6 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from opentelemetry.sdk.trace import TracerProvider as SDKTracerProvider
 
 __all__ = [
+    "CANCELLED_EVENT",
     "EVENT_PREFIX",
     "INTERRUPTED_EVENT",
     "RunTracer",
@@ -56,6 +58,10 @@ log = logging.getLogger("flagmw.tracing")
 EVENT_PREFIX = "flagmw."
 #: The span event added when a run stops at an ``interrupt()``.
 INTERRUPTED_EVENT = "flagmw.interrupted"
+#: The span event added when the consumer abandoned the run: a stream closed before its
+#: end (``break`` out of ``graph.stream(...)``) or an ``astream`` / ``ainvoke`` task
+#: cancelled. The outcome attribute is then ``cancelled``.
+CANCELLED_EVENT = "flagmw.cancelled"
 
 SpanMode = Literal["root", "enrich"]
 
@@ -239,7 +245,9 @@ class RunTracer:
 
     def run_ended(self, run: RunState, outcome: Outcome, error: BaseException | None) -> None:
         """Set the outcome, status and final events, re-assert the run-level attributes
-        and end the span (root mode). Never raises."""
+        and end the span (root mode). An ``error`` whose exception is ``GeneratorExit`` or
+        ``asyncio.CancelledError`` (the consumer closed the stream or cancelled the task)
+        is recorded as outcome ``cancelled`` with status UNSET. Never raises."""
         entry = self._runs.pop(id(run), None)
         if entry is None or entry.run is not run:
             return
@@ -393,7 +401,16 @@ class RunTracer:
                 span.end()
             return
         protected = entry.protected
-        protected[A.OUTCOME] = outcome
+        if outcome == "error" and isinstance(error, GeneratorExit | asyncio.CancelledError):
+            # The consumer stopped listening (closed the stream, cancelled the task): the
+            # graph did not fail, so this is not an error of the run.
+            protected[A.OUTCOME] = "cancelled"
+            span.add_event(
+                CANCELLED_EVENT,
+                {EVENT_PREFIX + "step": run.step, EVENT_PREFIX + "reason": type(error).__name__},
+            )
+        else:
+            protected[A.OUTCOME] = outcome
         if outcome == "interrupted":
             span.add_event(INTERRUPTED_EVENT, {EVENT_PREFIX + "step": run.step})
         elif outcome == "drained":
@@ -411,7 +428,7 @@ class RunTracer:
                     f"drained by kill switch {key}: {reason}" if key else "drained",
                 )
             )
-        elif outcome == "error":
+        elif outcome == "error" and protected[A.OUTCOME] == "error":
             protected[A.ERROR_TYPE] = A.error_type(error)
             if error is not None:
                 span.record_exception(error, escaped=True)

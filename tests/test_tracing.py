@@ -444,6 +444,21 @@ def test_failed_run_records_exception(client: FlagClient, traces: Traces) -> Non
     assert exc_event["exception.escaped"] == "True"
 
 
+def test_generator_exit_is_cancelled(client: FlagClient, traces: Traces) -> None:
+    tracer = RunTracer(tracer_provider=traces.provider)
+    run = new_run(client, tracer)
+    tracer.run_started(run)
+    run.step = 2
+    tracer.run_ended(run, "error", GeneratorExit())
+    span = traces.one("invoke_agent support-agent")
+    assert span.status.status_code is StatusCode.UNSET
+    assert attrs(span)[A.OUTCOME] == "cancelled"
+    assert A.ERROR_TYPE not in attrs(span)
+    assert events(span, "flagmw.cancelled") == [
+        {"flagmw.step": 2, "flagmw.reason": "GeneratorExit"}
+    ]
+
+
 def test_interrupt_crossing_activate_is_not_an_error(client: FlagClient, traces: Traces) -> None:
     # LangGraph's GraphInterrupt / drain travel as exceptions through activate(): the status
     # is decided by run_ended's outcome, not by use_span's exception handling.

@@ -432,3 +432,51 @@ def test_openinference_spans_carry_rev_and_nest_under_ours(
     plan = next(s for s in spans if s.name == "plan")
     assert json.loads((plan.attributes or {})["metadata"])["flagmw.snapshot_rev"] == 1
     assert ours.dropped_attributes == 0
+
+
+# -- the consumer abandons the run -----------------------------------------------------------------
+
+
+def test_stream_closed_early_is_cancelled_not_an_error(client: FlagClient, traces: Traces) -> None:
+    graph = build(client, RunTracer(tracer_provider=traces.provider))
+    stream = graph.stream({"order": "o-14"})
+    next(stream)
+    stream.close()  # what `break` out of a for loop does
+    (span,) = traces.agent_spans()
+    assert span.status.status_code is StatusCode.UNSET
+    assert attrs(span)[A.OUTCOME] == "cancelled"
+    assert A.ERROR_TYPE not in attrs(span)
+    assert event_names(span) == ["flagmw.cancelled"]
+    assert dict(span.events[0].attributes or {})["flagmw.reason"] == "GeneratorExit"
+
+
+async def test_cancelled_astream_task(client: FlagClient, traces: Traces) -> None:
+    started = asyncio.Event()
+
+    async def slow(state: State) -> dict[str, Any]:
+        started.set()
+        await asyncio.sleep(30)
+        return {}
+
+    g = StateGraph(State)
+    g.add_node("slow", slow)
+    g.add_edge(START, "slow")
+    g.add_edge("slow", END)
+    graph = flagmw.wrap(
+        g.compile(name="slow"), client, name="support-agent",
+        tracer=RunTracer(tracer_provider=traces.provider),
+    )  # fmt: skip
+
+    async def consume() -> None:
+        async for _ in graph.astream({"order": "o-15"}):
+            pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(started.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (span,) = traces.agent_spans()
+    assert attrs(span)[A.OUTCOME] == "cancelled"
+    assert span.status.status_code is StatusCode.UNSET
+    assert dict(span.events[-1].attributes or {})["flagmw.reason"] == "CancelledError"
