@@ -268,9 +268,9 @@ def encode_pin(rc: RunConfig) -> str:
     in any checkpoint viewer, and :func:`decode_pin` verifies its ``config_hash``.
     """
     data = rc.to_dict()
-    groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
-    for key, prov in data["provenance"].items():
-        groups.setdefault(json.dumps(prov, sort_keys=True), (prov, []))[1].append(key)
+    groups: dict[tuple[tuple[str, Any], ...], tuple[dict[str, Any], list[str]]] = {}
+    for key, prov in data["provenance"].items():  # provenance values are str / int
+        groups.setdefault(tuple(sorted(prov.items())), (prov, []))[1].append(key)
     data["format"] = PIN_FORMAT
     data["provenance"] = [[prov, keys] for prov, keys in groups.values()]
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
