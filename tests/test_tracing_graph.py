@@ -480,3 +480,31 @@ async def test_cancelled_astream_task(client: FlagClient, traces: Traces) -> Non
     assert attrs(span)[A.OUTCOME] == "cancelled"
     assert span.status.status_code is StatusCode.UNSET
     assert dict(span.events[-1].attributes or {})["flagmw.reason"] == "CancelledError"
+
+
+@pytest.mark.parametrize("how", ["ainvoke", "astream"])
+async def test_async_drain_then_resume(
+    client: FlagClient, traces: Traces, tmp_path: Path, how: str
+) -> None:
+    tracer = RunTracer(tracer_provider=traces.provider)
+    async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "drain.db")) as saver:
+        graph = build(client, tracer, saver, kill_in_plan="agent.enabled")
+
+        async def run(g: Any, payload: Any) -> None:
+            if how == "ainvoke":
+                await g.ainvoke(payload, cfg("t-adrain"))
+            else:
+                async for _ in g.astream(payload, cfg("t-adrain")):
+                    pass
+
+        with pytest.raises(RunDrained) as info:
+            await run(graph, {"order": "o-16"})
+        client.end_override(info.value.override_id, actor="oncall", reason="fixed")
+        await run(build(client, tracer, saver), None)
+    drained, resumed = traces.agent_spans()
+    assert drained.status.status_code is StatusCode.ERROR
+    assert attrs(drained)[A.OUTCOME] == "drained"
+    assert event_names(drained).count("flagmw.run_drained") == 1
+    assert attrs(resumed)[A.OUTCOME] == "completed"
+    assert attrs(resumed)[A.RESUMED] is True
+    assert [span_ref_of(lk.context) for lk in resumed.links] == [span_ref(drained)]
