@@ -139,6 +139,22 @@ def test_interrupt_publish_ten_snapshots_resume_keeps_the_pinned_config(
     assert decode_pin(json.loads(json.dumps(pins[0]))) == pinned
 
 
+@pytest.mark.parametrize("durability", ["sync", "async", "exit"])
+def test_pin_and_resume_under_every_durability_mode(
+    client: FlagClient, tmp_path: Path, durability: str
+) -> None:
+    with SqliteSaver.from_conn_string(str(tmp_path / "c.sqlite")) as saver:
+        graph = flagmw.wrap(
+            linear_graph(("a", "b", "c"), {"b": ask}, checkpointer=saver), client, tracer=False
+        )
+        config = cfg()
+        first = graph.invoke({"log": []}, config, durability=durability)
+        publish(client, 2)
+        out = graph.invoke(Command(resume="ok"), config, durability=durability)
+        assert {e["hash"] for e in out["log"]} == {first["log"][0]["hash"]}
+        assert sum(PIN_KEY in m for m in root_metadata(saver, config)) == 1
+
+
 async def test_async_interrupt_and_resume_keeps_the_pin(client: FlagClient) -> None:
     saver = InMemorySaver()
     graph = flagmw.wrap(

@@ -6,6 +6,7 @@ graph yields, ``with_config`` / ``batch`` / ``get_state`` / ``update_state`` /
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 import threading
@@ -341,7 +342,18 @@ def seen_by(where: list[tuple[str, int | None, str]], label: str) -> None:
     where.append((label, rc.snapshot_rev, threading.current_thread().name))
 
 
-def refund_tool(where: list[tuple[str, int | None, str]]) -> Any:
+def refund_tool(where: list[tuple[str, int | None, str]], use_async: bool = False) -> Any:
+    if use_async:
+
+        @tool
+        async def refund(order_id: str) -> str:
+            """Refund an order."""
+            await asyncio.sleep(0)
+            seen_by(where, "tool")
+            return f"refunded {order_id} with prompt v{flagmw.current()['prompt.version']}"
+
+        return refund
+
     @tool
     def refund(order_id: str) -> str:
         """Refund an order."""
@@ -367,7 +379,7 @@ async def test_create_agent_graph(client: FlagClient, use_async: bool) -> None:
 
     agent = create_agent(
         ScriptedChatModel(script=policy),
-        tools=[refund_tool(where)],
+        tools=[refund_tool(where, use_async)],
         middleware=[check],
         checkpointer=InMemorySaver(),
     )
