@@ -633,7 +633,12 @@ class _FlagControl(RunControl):
         if self._drain_reason is not None:
             return True
         client = run.client
-        if client is not None and (client.poll() != run.generation or not self._checked):
+        try:
+            changed = client is not None and client.poll() != run.generation
+        except Exception:  # a store problem must never crash the run
+            log.exception("flagmw: client.poll() failed at a step boundary")
+            changed = False
+        if client is not None and (changed or not self._checked):
             self._boundary(client, index)
             if self._drain_reason is not None:
                 return True

@@ -382,3 +382,35 @@ def test_hot_values_are_brought_up_to_date_on_resume(client: FlagClient) -> None
         "step": 0,
     }
     assert rec.calls.index(("started", True, None)) < len(rec.calls) - 2
+
+
+def test_a_failing_store_or_resolution_never_crashes_the_run(
+    client: FlagClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    graph = wrapped(client, {"a": lambda n, s: client.override(
+        "loop.max_iterations", 3, reason="x", actor="t", ttl="1h")})  # fmt: skip
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("store driver bug")
+
+    monkeypatch.setattr(client, "resolve_hot", broken)
+    with caplog.at_level("ERROR", logger="flagmw"):
+        out = graph.invoke({"log": []}, cfg())
+    assert [e["hot"]["loop.max_iterations"] for e in out["log"]] == [8, 8, 8, 8]  # kept
+    assert "step boundary check failed" in caplog.text
+
+    caplog.clear()
+    calls = {"n": 0}
+    poll = client.poll
+
+    def flaky() -> int:
+        calls["n"] += 1
+        if calls["n"] > 2:  # resolution at run start works, boundaries fail
+            raise RuntimeError("mmap vanished")
+        return poll()
+
+    monkeypatch.setattr(client, "poll", flaky)
+    with caplog.at_level("ERROR", logger="flagmw"):
+        out = wrapped(client).invoke({"log": []}, cfg())
+    assert len(out["log"]) == 4
+    assert "client.poll() failed" in caplog.text
