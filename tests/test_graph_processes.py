@@ -32,7 +32,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 import flagmw
 from flagmw import EvaluationContext, FlagClient, SQLiteStore
-from flagmw.graph import PIN_KEY, RunDrained
+from flagmw.graph import PIN_KEY, RunDrained, decode_pin
 
 WORKERS = Path(__file__).parent / "graph_workers"
 FLAGMW_COMMAND = Path(sys.executable).parent / "flagmw"
@@ -54,8 +54,9 @@ def journal(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def pinned_in(checkpoints: Path, thread: str) -> str | None:
-    """The pin stored for ``thread`` in a SqliteSaver file, read by this process."""
+def root_metadata(checkpoints: Path, thread: str) -> list[dict[str, Any]]:
+    """The metadata of ``thread``'s root checkpoints in a SqliteSaver file, read by this
+    process while the worker writes it."""
     try:
         with sqlite3.connect(f"file:{checkpoints}?mode=ro", uri=True, timeout=5) as db:
             rows = db.execute(
@@ -63,10 +64,8 @@ def pinned_in(checkpoints: Path, thread: str) -> str | None:
                 (thread,),
             ).fetchall()
     except sqlite3.OperationalError:  # not created yet
-        return None
-    pins = [json.loads(m).get(PIN_KEY) for (m,) in rows]
-    pins = [p for p in pins if p]
-    return pins[0] if pins else None
+        return []
+    return [json.loads(m) for (m,) in rows]
 
 
 def test_crash_mid_run_then_a_fresh_process_resumes_with_the_pinned_config(
@@ -91,8 +90,15 @@ def test_crash_mid_run_then_a_fresh_process_resumes_with_the_pinned_config(
             "node b to start in the worker",
         )
         assert worker.poll() is None, worker.communicate()
-        # the pin is durable before the crash (it is on the run's first checkpoint)
-        pin = wait_for(lambda: pinned_in(checkpoints, thread), "the pin in the checkpoint file")
+        # under the default durability ("async") a checkpoint is written in the background
+        # while the next step runs: wait until the one saved after "a" (step 1) is on
+        # disk, so the resume deterministically continues at "b"
+        metas = wait_for(
+            lambda: [m for m in root_metadata(checkpoints, thread) if m["step"] >= 1],
+            "the checkpoint after node a",
+        )
+        assert all(PIN_KEY not in m for m in metas)
+        (pin,) = [m[PIN_KEY] for m in root_metadata(checkpoints, thread) if PIN_KEY in m]
         os.kill(worker.pid, signal.SIGKILL)
         assert worker.wait(timeout=30) == -signal.SIGKILL
     finally:
@@ -102,7 +108,7 @@ def test_crash_mid_run_then_a_fresh_process_resumes_with_the_pinned_config(
     started = journal(tmp_path / "start.jsonl")
     assert [e["node"] for e in started] == ["a", "b"]
     pinned_hash = started[0]["hash"]
-    assert json.loads(pin)["config_hash"] == pinned_hash
+    assert decode_pin(pin).config_hash == pinned_hash
 
     for n in range(2, 12):  # ten new snapshots, each changing every pinned flag
         publish(client, n)
