@@ -30,13 +30,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .client import FlagClient
-from .runconfig import RunConfig
-from .testing import memory_client, pinned
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import FlagClient
+    from .runconfig import RunConfig
+    from .testing import pinned
+
+# flagmw is imported when a fixture is used, not when pytest loads the plugin: an
+# installed entry point loads it in every pytest session of the environment
 
 __all__ = ["flagmw_client", "flagmw_pin"]
 
@@ -44,6 +48,8 @@ __all__ = ["flagmw_client", "flagmw_pin"]
 @pytest.fixture
 def flagmw_pin() -> Iterator[Callable[..., RunConfig]]:
     """Pin a literal RunConfig for the rest of the test: ``flagmw_pin({key: value})``."""
+    from .testing import pinned
+
     active: list[pinned] = []
 
     def release() -> None:
@@ -67,6 +73,8 @@ def flagmw_pin() -> Iterator[Callable[..., RunConfig]]:
 @pytest.fixture
 def flagmw_client() -> Iterator[Callable[..., FlagClient]]:
     """Make in-memory clients: ``flagmw_client(registry_or_flags_yaml, document=None)``."""
+    from .testing import memory_client
+
     made: list[FlagClient] = []
 
     def make(registry: Any, document: Any = None, **kwargs: Any) -> FlagClient:

@@ -32,9 +32,8 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._scripted import ScriptedChatModel, tool_call
 from .client import FlagClient
 from .context import EvaluationContext
 from .errors import UnknownFlagError
@@ -43,7 +42,20 @@ from .run import RunState, use_run
 from .runconfig import DEFAULT_PROVENANCE, Layer, Provenance, RunConfig, make_candidate
 from .stores.memory import MemoryStore
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ._scripted import ScriptedChatModel, tool_call
+
 __all__ = ["ScriptedChatModel", "memory_client", "pinned", "pinned_config", "tool_call"]
+
+
+def __getattr__(name: str) -> Any:
+    # the scripted chat model needs langchain-core; pinned() and memory_client() do not
+    if name in ("ScriptedChatModel", "tool_call"):
+        from . import _scripted
+
+        return getattr(_scripted, name)
+    raise AttributeError(f"module 'flagmw.testing' has no attribute {name!r}")
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
