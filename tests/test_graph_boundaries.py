@@ -414,3 +414,32 @@ def test_a_failing_store_or_resolution_never_crashes_the_run(
         out = wrapped(client).invoke({"log": []}, cfg())
     assert len(out["log"]) == 4
     assert "client.poll() failed" in caplog.text
+
+
+async def test_a_cancelled_async_run_is_reported_once(client: FlagClient) -> None:
+    import asyncio
+
+    from graph_workers.support import LogState
+    from langgraph.graph import START, StateGraph
+
+    started = asyncio.Event()
+
+    async def slow(state: LogState) -> dict[str, Any]:
+        started.set()
+        await asyncio.sleep(30)
+        return {}
+
+    builder = StateGraph(LogState)
+    builder.add_node("slow", slow)
+    builder.add_edge(START, "slow")
+    rec = Recorder()
+    graph = flagmw.wrap(builder.compile(checkpointer=InMemorySaver()), client, tracer=False,
+                        observers=[rec])  # fmt: skip
+    task = asyncio.create_task(graph.ainvoke({"log": []}, cfg()))
+    await asyncio.wait_for(started.wait(), 30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    ((outcome, error),) = rec.ended()
+    assert outcome == "error"
+    assert isinstance(error, asyncio.CancelledError)
