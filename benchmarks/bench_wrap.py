@@ -45,13 +45,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from flagmw.examples.support_agent.agent import (
-    FLAGS_PATH,
-    ROUTES,
-    InMemoryBackend,
-    build_graph,
-    load_registry,
-)
 from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
@@ -60,6 +53,13 @@ import flagmw
 from benchmarks._timing import machine_info
 from flagmw import Flag, FlagClient, FlagRegistry, SQLiteStore
 from flagmw._scripted import ScriptedChatModel, tool_call
+from flagmw.examples.support_agent.agent import (
+    FLAGS_PATH,
+    ROUTES,
+    InMemoryBackend,
+    build_graph,
+    load_registry,
+)
 from flagmw.graph import PIN_KEY
 
 OVERHEAD_TARGET = 0.05  # wrapped / bare - 1, per superstep

@@ -165,12 +165,12 @@ def scripted_incident(endpoint: str, project: str, workdir: Path, openinference:
     """The refund-tool incident on the wrapped support agent, exported to ``endpoint``
     (with OpenInference's LangChain instrumentation when installed and asked for, so
     the graph's own spans appear under flagmw's root span)."""
-    from flagmw.examples.support_agent.agent import FLAGS_PATH, build_graph, load_registry
     from langchain_core.messages import HumanMessage
     from langgraph.checkpoint.sqlite import SqliteSaver
     from langgraph.types import Command
 
     import flagmw
+    from flagmw.examples.support_agent.agent import FLAGS_PATH, build_graph, load_registry
     from flagmw.tracing import configure
 
     provider = configure(otlp_endpoint=endpoint, service_name=project)

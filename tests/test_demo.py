@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flagmw.examples.support_agent.agent import build_graph, load_registry
 from langchain_core.messages import ToolMessage
 from langgraph.checkpoint.sqlite import SqliteSaver
 from otlp_receiver import OTLPReceiver, ReceivedSpan
@@ -20,6 +19,7 @@ from otlp_receiver import OTLPReceiver, ReceivedSpan
 import flagmw
 from flagmw import FlagClient, SQLiteStore
 from flagmw._demo_help import DEMO_HELP, DEMO_STEPS
+from flagmw.examples.support_agent.agent import build_graph, load_registry
 from flagmw.graph import PIN_KEY
 
 THREADS = {"acme-1", "globex-1", "globex-2", "globex-3", "acme-2", "acme-3", "globex-4"}

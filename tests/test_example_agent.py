@@ -12,6 +12,15 @@ import uuid
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
+import flagmw
+from flagmw import FlagClient
+from flagmw._scripted import ScriptedChatModel
 from flagmw.examples.support_agent.agent import (
     FLAGS_PATH,
     INJECTION_MARKER,
@@ -23,15 +32,6 @@ from flagmw.examples.support_agent.agent import (
     redact_pii,
     support_policy,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
-from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.types import Command
-
-import flagmw
-from flagmw import FlagClient
-from flagmw._scripted import ScriptedChatModel
 from flagmw.testing import memory_client
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from conftest import MakeClient, snapshot_part
-from flagmw.integrations.langchain import PIN_KEY, FlagmwMiddleware
 from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware, ModelRequest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
@@ -26,6 +25,7 @@ from langgraph.types import Command, interrupt
 
 import flagmw
 from flagmw import FlagClient, IntegrityError, RunConfig
+from flagmw.integrations.langchain import PIN_KEY, FlagmwMiddleware
 from flagmw.run import RunState
 from flagmw.testing import ScriptedChatModel, tool_call
 from flagmw.tools import gated
