@@ -47,7 +47,7 @@ from collections.abc import (
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-from langchain_core.callbacks import BaseCallbackManager
+from langchain_core.callbacks import BaseCallbackManager, CallbackManager
 from langchain_core.runnables import RunnableConfig
 
 # the merge LangGraph itself applies to an invocation's config (ambient config, the
@@ -752,13 +752,18 @@ class _InterruptWatch(GraphCallbackHandler):
 
 
 def _add_callback(callbacks: Callbacks, handler: _InterruptWatch) -> Callbacks:
-    if callbacks is None:
-        return [handler]
+    """``callbacks`` plus ``handler`` as a non-inheritable handler: LangGraph builds the
+    graph's lifecycle callback manager from every handler of ``config["callbacks"]``,
+    while child runs (nodes, tools, models) only inherit the inheritable ones — so the
+    watch costs nothing per node."""
     if isinstance(callbacks, BaseCallbackManager):
         manager = callbacks.copy()
-        manager.add_handler(handler, inherit=True)
-        return manager
-    return [*callbacks, handler]
+    else:
+        # a list of callbacks is inheritable as a whole (CallbackManager.configure)
+        listed = list(callbacks or ())
+        manager = CallbackManager(handlers=listed, inheritable_handlers=listed)
+    manager.add_handler(handler, inherit=False)
+    return manager
 
 
 class _Activation:

@@ -443,3 +443,27 @@ async def test_a_cancelled_async_run_is_reported_once(client: FlagClient) -> Non
     ((outcome, error),) = rec.ended()
     assert outcome == "error"
     assert isinstance(error, asyncio.CancelledError)
+
+
+@pytest.mark.parametrize("as_manager", [False, True])
+async def test_user_callbacks_still_see_every_run_and_interrupts_are_reported_async(
+    client: FlagClient, as_manager: bool
+) -> None:
+    from langchain_core.callbacks import BaseCallbackHandler, CallbackManager
+
+    class Names(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.names: list[str] = []
+
+        def on_chain_start(self, serialized: Any, inputs: Any, **kwargs: Any) -> None:
+            self.names.append(kwargs.get("name") or "")
+
+    handler = Names()
+    callbacks: Any = CallbackManager([handler], inheritable_handlers=[handler])
+    rec = Recorder()
+    graph = wrapped(client, {"b": lambda n, s: {"answer": interrupt("?")}}, observers=[rec])
+    config = {**cfg(), "callbacks": callbacks if as_manager else [handler]}
+    chunks = [c async for c in graph.astream({"log": []}, config, stream_mode="custom")]
+    assert chunks == []
+    assert rec.ended() == [("interrupted", None)]
+    assert {"LangGraph", "a", "b"} <= set(handler.names)  # child runs still reach it
