@@ -19,6 +19,7 @@ from ._version import __version__
 from .client import ClientStatus, FlagClient, PublishResult
 from .context import EvaluationContext
 from .errors import (
+    ConfigChangedError,
     ConflictError,
     FlagmwError,
     IntegrityError,
@@ -29,6 +30,7 @@ from .errors import (
     RefusedError,
     StoreUnavailableError,
     UnknownFlagError,
+    UnknownRouteError,
     ValidationError,
 )
 from .overrides import Override
@@ -42,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .graph import RunDrained, wrap
     from .models import routed_model
     from .run import current
-    from .tools import enabled_tools, gated
+    from .tools import enabled_tools, gate_of, gated
 
 # name → (module, extra that provides its dependencies)
 _LAZY = {
@@ -50,6 +52,7 @@ _LAZY = {
     "RunDrained": ("flagmw.graph", "langgraph"),
     "gated": ("flagmw.tools", "langgraph"),
     "enabled_tools": ("flagmw.tools", "langgraph"),
+    "gate_of": ("flagmw.tools", "langgraph"),
     "routed_model": ("flagmw.models", "langgraph"),
     "current": ("flagmw.run", None),
 }
@@ -77,6 +80,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Binding",
     "ClientStatus",
+    "ConfigChangedError",
     "ConflictError",
     "EvaluationContext",
     "Explanation",
@@ -104,10 +108,12 @@ __all__ = [
     "Store",
     "StoreUnavailableError",
     "UnknownFlagError",
+    "UnknownRouteError",
     "ValidationError",
     "__version__",
     "current",
     "enabled_tools",
+    "gate_of",
     "gated",
     "routed_model",
     "validate_document",

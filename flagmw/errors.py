@@ -14,15 +14,23 @@ closed set with stable names, in the spirit of OpenFeature's error codes:
     │                              above the maximum, protected flag without ``force`` …)
     ├── ``IntegrityError``         a stored RunConfig whose ``config_hash`` does not match
     ├── ``NoRunConfigError``       ``flagmw.current()`` called outside a run
-    └── ``RefusedError``           a gated capability was refused by a flag
+    ├── ``RefusedError``           a gated capability was refused by a flag
+    ├── ``UnknownRouteError``      a route flag names a model route that does not exist
+    └── ``ConfigChangedError``     a resume under ``on_resume="fail_if_changed"`` found
+                                   that pinned flags changed
+
+``flagmw.RunDrained`` (a run kill drained a run) also derives from ``FlagmwError``; it
+lives in :mod:`flagmw.graph` because it is a LangGraph ``GraphDrained`` too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
+    "ConfigChangedError",
     "ConflictError",
     "FlagmwError",
     "IntegrityError",
@@ -33,6 +41,7 @@ __all__ = [
     "RefusedError",
     "StoreUnavailableError",
     "UnknownFlagError",
+    "UnknownRouteError",
     "ValidationError",
 ]
 
@@ -211,3 +220,54 @@ class RefusedError(FlagmwError):
         self.reason = reason
         self.override_id = override_id
         super().__init__(message)
+
+
+class UnknownRouteError(FlagmwError, LookupError):
+    """A route flag names a route the routed model does not have.
+
+    Attributes:
+        flag: the route flag.
+        route: the value it had.
+        known: the routes the model has.
+    """
+
+    def __init__(self, flag: str, route: Any, known: Sequence[str]) -> None:
+        self.flag = flag
+        self.route = route
+        self.known = tuple(known)
+        super().__init__(
+            f"flag {flag} names model route {route!r}, which this routed model does not have; "
+            f"known routes: {', '.join(repr(k) for k in self.known)} (make {flag} an enum "
+            "of the route names so a bad value is refused when it is published)"
+        )
+
+
+class ConfigChangedError(FlagmwError):
+    """``on_resume="fail_if_changed"``: the configuration a resumed run would get now
+    differs from the one pinned when it started (a pinned flag changed meanwhile).
+
+    Raised before any step runs; the thread's checkpoint is untouched. Hot flags are
+    not compared (they follow the live value by design): the pin with today's hot
+    values is compared with a fresh resolution.
+
+    Attributes:
+        thread_id: the thread.
+        pinned_hash, fresh_hash: the two ``config_hash`` values.
+        changed: the pinned flags whose value differs.
+    """
+
+    def __init__(
+        self, thread_id: str | None, pinned_hash: str, fresh_hash: str, changed: Sequence[str]
+    ) -> None:
+        self.thread_id = thread_id
+        self.pinned_hash = pinned_hash
+        self.fresh_hash = fresh_hash
+        self.changed = tuple(changed)
+        keys = ", ".join(self.changed) or "(none)"
+        super().__init__(
+            f"thread {thread_id}: the flag configuration changed since the run started "
+            f"(pinned {pinned_hash[:19]}…, now {fresh_hash[:19]}…; changed: {keys}) and "
+            "the graph is wrapped with on_resume='fail_if_changed'; resume with a graph "
+            "wrapped with on_resume='pinned' (keep the run's config) or 'live' (adopt the "
+            "new one)"
+        )

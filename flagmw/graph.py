@@ -69,7 +69,7 @@ from langgraph.types import Command
 
 from .client import FlagClient
 from .context import WELL_KNOWN_ATTRIBUTES, EvaluationContext
-from .errors import FlagmwError, IntegrityError
+from .errors import ConfigChangedError, FlagmwError, IntegrityError
 from .run import RUN_KEY, Outcome, RunObserver, RunState
 from .runconfig import FORMAT as RUNCONFIG_FORMAT
 from .runconfig import RunConfig
@@ -175,37 +175,6 @@ class RunDrained(GraphDrained, FlagmwError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.key, self.kill_reason, self.override_id, self.step))
-
-
-class ConfigChangedError(FlagmwError):
-    """``on_resume="fail_if_changed"``: the configuration a resumed run would get now
-    differs from the one pinned when it started (a pinned flag changed meanwhile).
-
-    Raised before any step runs; the thread's checkpoint is untouched. Hot flags are
-    not compared (they follow the live value by design): the pin with today's hot
-    values is compared with a fresh resolution.
-
-    Attributes:
-        thread_id: the thread.
-        pinned_hash, fresh_hash: the two ``config_hash`` values.
-        changed: the pinned flags whose value differs.
-    """
-
-    def __init__(
-        self, thread_id: str | None, pinned_hash: str, fresh_hash: str, changed: Sequence[str]
-    ) -> None:
-        self.thread_id = thread_id
-        self.pinned_hash = pinned_hash
-        self.fresh_hash = fresh_hash
-        self.changed = tuple(changed)
-        keys = ", ".join(self.changed) or "(none)"
-        super().__init__(
-            f"thread {thread_id}: the flag configuration changed since the run started "
-            f"(pinned {pinned_hash[:19]}…, now {fresh_hash[:19]}…; changed: {keys}) and "
-            "the graph is wrapped with on_resume='fail_if_changed'; resume with a graph "
-            "wrapped with on_resume='pinned' (keep the run's config) or 'live' (adopt the "
-            "new one)"
-        )
 
 
 # -- evaluation context --------------------------------------------------------------

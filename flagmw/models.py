@@ -47,7 +47,7 @@ from langgraph.constants import TAG_NOSTREAM
 from langgraph.errors import GraphBubbleUp
 from pydantic import ConfigDict
 
-from .errors import FlagmwError, NoRunConfigError, Problem, ValidationError
+from .errors import NoRunConfigError, Problem, UnknownRouteError, ValidationError
 from .registry import FlagRegistry, FlagType
 from .run import current_run
 from .runconfig import RunConfig
@@ -63,26 +63,6 @@ FALLBACK_USED_KEY = "flagmw_fallback_used"
 
 _NON_FORCING = frozenset({"auto", "none"})
 _ANY = frozenset({"any", "required"})
-
-
-class UnknownRouteError(FlagmwError, LookupError):
-    """A route flag names a route the routed model does not have.
-
-    Attributes:
-        flag: the route flag.
-        route: the value it had.
-        known: the routes the model has.
-    """
-
-    def __init__(self, flag: str, route: Any, known: Sequence[str]) -> None:
-        self.flag = flag
-        self.route = route
-        self.known = tuple(known)
-        super().__init__(
-            f"flag {flag} names model route {route!r}, which this routed model does not have; "
-            f"known routes: {', '.join(repr(k) for k in self.known)} (make {flag} an enum "
-            "of the route names so a bad value is refused when it is published)"
-        )
 
 
 # -- route selection (shared with the create_agent middleware) -------------------------
