@@ -35,6 +35,7 @@ from typing import Any
 
 __all__ = [
     "Row",
+    "fmt_value",
     "machine_info",
     "markdown_table",
     "measure",
@@ -215,7 +216,8 @@ def measure_seconds(
     )
 
 
-def _fmt(x: float, unit: str) -> str:
+def fmt_value(x: float, unit: str) -> str:
+    """A figure for a table: ns without decimals, seconds with three, others with one."""
     if unit == "ns":
         return f"{x:,.0f}"
     if unit == "s":
@@ -230,11 +232,10 @@ def markdown_table(rows: Sequence[Row]) -> str:
         "|---|---|---:|---:|---:|---:|---:|---|---:|---|",
     ]
     for r in rows:
-        bound = ("< " if r.strict else "≤ ") + _fmt(r.target, r.unit) if r.target else ""
+        bound = ("< " if r.strict else "≤ ") + fmt_value(r.target, r.unit) if r.target else ""
+        stats = " | ".join(fmt_value(x, r.unit) for x in (r.median, r.p90, r.p99, r.mean))
         out.append(
-            f"| {r.group} | {r.name} | {r.n:,} | {_fmt(r.median, r.unit)} | "
-            f"{_fmt(r.p90, r.unit)} | {_fmt(r.p99, r.unit)} | {_fmt(r.mean, r.unit)} | "
-            f"{r.unit} | {bound} | {r.verdict} |"
+            f"| {r.group} | {r.name} | {r.n:,} | {stats} | {r.unit} | {bound} | {r.verdict} |"
         )
     return "\n".join(out)
 
@@ -279,6 +280,7 @@ def machine_info() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "sqlite": __import__("sqlite3").sqlite_version,
         "flagmw_commit": _git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else ""),
+        "flagmw_uncommitted": [ln[3:] for ln in dirty.splitlines()],
         "packages": {d: _version(d) for d in ("flagmw", "mmh3", "pydantic", "PyYAML")},
         "executable": sys.executable,
     }

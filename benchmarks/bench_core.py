@@ -56,6 +56,7 @@ from benchmarks._snapshots import (
 from benchmarks._timing import (
     REPO,
     Row,
+    fmt_value,
     machine_info,
     markdown_table,
     measure,
@@ -608,6 +609,46 @@ def _summary(rows: Sequence[Row]) -> list[str]:
     return [f"Warm resolve median by snapshot size (vs {base_group}): " + "; ".join(parts)]
 
 
+def merged_table(paths: Sequence[str]) -> str:
+    """Medians of the same rows across several ``--json`` outputs, one column per run,
+    with the last run's p99 and the verdict of every run."""
+    runs = []
+    for path in paths:
+        with open(path) as fh:
+            runs.append(json.load(fh))
+    order: list[tuple[str, str]] = []
+    by_run: list[dict[tuple[str, str], Row]] = []
+    for run in runs:
+        rows = {(r["group"], r["name"]): Row(**r) for r in run["rows"]}
+        by_run.append(rows)
+        order += [k for k in rows if k not in order]
+    names = " | ".join(f"median run {i + 1}" for i in range(len(runs)))
+    out = [
+        f"| group | scenario | unit | {names} | p99 run {len(runs)} | target | verdicts |",
+        "|---|---|---|" + "---:|" * (len(runs) + 2) + "---|",
+    ]
+    for key in order:
+        got = [rows.get(key) for rows in by_run]
+        last = next(r for r in reversed(got) if r is not None)
+        meds = " | ".join(fmt_value(r.median, r.unit) if r else "" for r in got)
+        bound = (
+            ("< " if last.strict else "≤ ") + fmt_value(last.target, last.unit)
+            if last.target
+            else ""
+        )
+        verdicts = " / ".join(r.verdict for r in got if r and r.verdict)
+        out.append(
+            f"| {key[0]} | {key[1]} | {last.unit} | {meds} | {fmt_value(last.p99, last.unit)} | "
+            f"{bound} | {verdicts} |"
+        )
+    dates = "; ".join(
+        f"run {i + 1}: {r['machine']['date']}, load {r['machine']['loadavg'][0]:.2f}, "
+        f"flagmw {r['machine']['flagmw_commit']}"
+        for i, r in enumerate(runs)
+    )
+    return "\n".join(out) + "\n\n" + dates
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--n", type=int, default=None, help="timed calls per row (default 100000)")
@@ -619,6 +660,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--timeout", type=int, default=1_800, help="seconds per group")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="JSON",
+        help="print one table of medians from earlier --json outputs (one column per run)",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--publisher", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -626,6 +673,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.n = 10_000 if args.quick else 100_000
     if args.publisher:
         publisher_main(args.publisher)
+        return 0
+    if args.merge:
+        print(merged_table(args.merge))
         return 0
     s = Settings(args.n, args.quick)
     if args.worker:

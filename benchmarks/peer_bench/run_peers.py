@@ -13,6 +13,9 @@ and its ``_harness.py`` run unmodified, by path, exactly as its ``run_all.py`` r
 ``PYTHONHASHSEED=0`` in the environment). This folder adds ``bench_flagmw.py``, which
 imports the same ``_harness.py`` from the shared folder. Nothing is copied.
 
+``--merge a.json b.json`` prints one table from earlier ``--json`` outputs, every round of
+every file side by side (to show run-to-run spread; compare rows within one run).
+
 ``--repeat K`` runs every script K times, round-robin (all scripts once, then again), so
 slow drifts of a shared machine hit every row alike; the table shows each round's
 median and sorts by their median. The "× flagmw" column divides a row's median by the
@@ -150,7 +153,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=1, help="rounds over every script")
     ap.add_argument("--json", default=None, help="write all results to this file")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per script")
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="JSON",
+        help="print one table from earlier --json outputs (their rounds side by side) and exit",
+    )
     args = ap.parse_args(argv)
+    if args.merge:
+        merged_rounds: list[list[dict[str, Any]]] = []
+        for path in args.merge:
+            with open(path) as fh:
+                merged_rounds += json.load(fh)["rounds"]
+        print(table(combine(merged_rounds)))
+        return 0
 
     if not os.path.exists(os.path.join(args.peer_dir, "_harness.py")):
         print(f"no _harness.py in {args.peer_dir} (set --peer-dir or PEER_BENCH_DIR)")
