@@ -295,6 +295,9 @@ def group_poll(s: Settings, workdir: Path) -> list[Row]:
     # the refresh: another process publishes (or kills), then this client polls once
     pub = _Publisher(db)
     pc = time.perf_counter_ns
+    enterprise = EvaluationContext(user_id="u-1", plan="enterprise")  # True unless killed
+    if not client.is_enabled(PLANNER_KEY, enterprise):
+        raise RuntimeError("the planner flag should be on for an enterprise context")
     publish_ns: list[float] = []
     kill_ns: list[float] = []
     try:
@@ -312,11 +315,13 @@ def group_poll(s: Settings, workdir: Path) -> list[Row]:
             t0 = pc()
             client.poll()
             t1 = pc()
-            if client.generation == gen or client.is_enabled(PLANNER_KEY, None):
+            if client.generation == gen or client.is_enabled(PLANNER_KEY, enterprise):
                 raise RuntimeError("the poll after another process's kill missed it")
             kill_ns.append((t1 - t0) / US)
             pub.ask(f"end {ov_id}")
             client.poll()
+            if not client.is_enabled(PLANNER_KEY, enterprise):
+                raise RuntimeError("the end of another process's kill was not seen")
     finally:
         pub.close()
     rows.append(
