@@ -485,7 +485,7 @@ def group_resolve(s: Settings, workdir: Path, tenants: int) -> list[Row]:
     rows.append(
         measure_seconds(
             g,
-            "first resolve after a refresh (builds the environment view)",
+            "first resolve after a refresh (first touch of a tenant and a route)",
             first_resolve_us,
             unit="µs",
         )
