@@ -14,7 +14,6 @@ the client keeps the last good snapshot and reports the problems.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -44,7 +43,7 @@ from .resolver import (
     resolve,
     resolve_key,
 )
-from .runconfig import RunConfig
+from .runconfig import RunConfig, copy_json
 from .snapshot import Change, Snapshot, diff_documents, validate_document
 from .stores.base import AuditEntry, SnapshotInfo, SnapshotRecord, Store
 from .stores.memory import MemoryStore
@@ -473,7 +472,7 @@ class FlagClient:
             UnknownFlagError: ``key`` is not in the registry.
         """
         cand = self._candidate(key, ctx)
-        return copy.deepcopy(cand.value) if cand.mutable else cand.value
+        return copy_json(cand.value) if cand.mutable else cand.value
 
     def is_enabled(self, key: str, ctx: EvaluationContext | None = None) -> bool:
         """The value of a bool flag for ``ctx``, for code outside a graph.

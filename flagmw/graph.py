@@ -72,7 +72,7 @@ from .context import WELL_KNOWN_ATTRIBUTES, EvaluationContext
 from .errors import ConfigChangedError, FlagmwError, IntegrityError
 from .run import RUN_KEY, Outcome, RunObserver, RunState
 from .runconfig import FORMAT as RUNCONFIG_FORMAT
-from .runconfig import RunConfig
+from .runconfig import Layer, Provenance, RunConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_core.callbacks import Callbacks
@@ -236,13 +236,35 @@ def encode_pin(rc: RunConfig) -> str:
     flags), and checkpointers keep it in every thread. It stays JSON primitives, readable
     in any checkpoint viewer, and :func:`decode_pin` verifies its ``config_hash``.
     """
-    data = rc.to_dict()
-    groups: dict[tuple[tuple[str, Any], ...], tuple[dict[str, Any], list[str]]] = {}
-    for key, prov in data["provenance"].items():  # provenance values are str / int
-        groups.setdefault(tuple(sorted(prov.items())), (prov, []))[1].append(key)
-    data["format"] = PIN_FORMAT
-    data["provenance"] = [[prov, keys] for prov, keys in groups.values()]
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    # Built from the RunConfig's precompiled canonical-JSON fragments rather than
+    # to_dict() + json.dumps: this runs once per new run, on the run's critical path.
+    candidates = rc._c
+    groups: dict[Provenance, list[str]] = {}
+    for key, cand in candidates.items():
+        if cand.provenance.layer is not Layer.DEFAULT:
+            groups.setdefault(cand.provenance, []).append(key)
+    head: dict[str, Any] = {
+        "format": PIN_FORMAT,
+        "environment": rc.environment,
+        "snapshot_rev": rc.snapshot_rev,
+        "snapshot_hash": rc.snapshot_hash,
+        "resolved_at": rc.resolved_at,
+        "context": rc.context.to_dict(),
+    }
+    tail: dict[str, Any] = {
+        "provenance": [[prov.to_dict(), keys] for prov, keys in groups.items()],
+        "override_ids": list(rc.override_ids),
+        "variants": dict(rc.variants),
+        "config_hash": rc.config_hash,
+    }
+    if rc.changes:
+        tail["changes"] = [ch.to_dict() for ch in rc.changes]
+    values = ",".join([cand.fragment for cand in candidates.values()])
+    return f'{_ENCODER.encode(head)[:-1]},"values":{{{values}}},{_ENCODER.encode(tail)[1:]}'
+
+
+# one encoder: json.dumps with options builds a new JSONEncoder at every call
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def decode_pin(text: str | Mapping[str, Any]) -> RunConfig:
