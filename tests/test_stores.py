@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FLAGS_YAML, T0, FixedClock, snapshot_part
 
+from conftest import FLAGS_YAML, T0, FixedClock, snapshot_part
 from flagmw import (
     ConflictError,
     EvaluationContext,
@@ -266,6 +266,21 @@ def test_overrides_lifecycle(store: Store) -> None:
             missing("ov-404")
     with pytest.raises(NotFoundError):
         store.renew_override("ov-404", T0, actor="a", reason="r", at=T0)
+
+
+def test_list_overrides_by_key_and_newest_first_at_the_same_time(store: Store) -> None:
+    made = [
+        store.add_override(
+            _override(key="agent.enabled" if i % 2 else KEY), audit_action="override.set"
+        )
+        for i in range(12)
+    ]  # all created at the same time: creation order decides
+    assert [o.id for o in store.list_overrides()] == [o.id for o in reversed(made)]
+    assert [o.id for o in store.list_overrides(key=KEY)] == [o.id for o in reversed(made[::2])]
+    store.end_override(made[0].id, actor="a", reason="r", at=T0)
+    assert made[0].id not in {o.id for o in store.list_overrides(key=KEY)}
+    assert made[0].id in {o.id for o in store.list_overrides(key=KEY, include_ended=True)}
+    assert store.list_overrides(key="no.such") == []
 
 
 def test_read_state_leaves_out_ended_and_expired_overrides(store: Store) -> None:
