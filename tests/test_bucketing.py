@@ -305,9 +305,9 @@ def test_ramping_the_last_variant_only_adds_units() -> None:
     assert shares[-1] == len(users)
 
 
-def test_writing_the_treatment_first_would_reshuffle_units() -> None:
-    # The layout is positional: the same weights written in the other order give the
-    # treatment to other units (an implementation that sorted variants would not).
+def test_the_layout_follows_the_written_order() -> None:
+    # the same weights written in the other order give the treatment to other units (an
+    # implementation that sorted variants would not)
     users = [EvaluationContext(user_id=f"u-{i}") for i in range(2000)]
     first = _experiment_client({"b": 25, "a": 75}, salt="ramp")
     last = _experiment_client({"a": 75, "b": 25}, salt="ramp")
@@ -318,3 +318,20 @@ def test_writing_the_treatment_first_would_reshuffle_units() -> None:
         b = bucket("ramp", u.user_id or "")
         assert (u.user_id in in_first) is (b < 2500)
         assert (u.user_id in in_last) is (b >= 7500)
+
+
+def test_growing_a_variant_at_the_expense_of_a_non_neighbour_moves_other_units() -> None:
+    # why the ramped variant goes last and takes its weight from the one just before it:
+    # with three variants, growing the last at the expense of the first shifts the middle
+    users = [EvaluationContext(user_id=f"u-{i}") for i in range(3000)]
+    before = _experiment_client({"a": 50, "b": 25, "c": 25}, salt="three")
+    after = _experiment_client({"a": 40, "b": 25, "c": 35}, salt="three")
+    neighbour = _experiment_client({"a": 50, "b": 15, "c": 35}, salt="three")
+    b_before = {u.user_id for u in users if before.variant("split", u) == "b"}
+    b_after = {u.user_id for u in users if after.variant("split", u) == "b"}
+    assert b_before - b_after, "units left the middle variant"
+    c_before = {u.user_id for u in users if before.variant("split", u) == "c"}
+    c_neighbour = {u.user_id for u in users if neighbour.variant("split", u) == "c"}
+    assert c_before <= c_neighbour
+    a_neighbour = {u.user_id for u in users if neighbour.variant("split", u) == "a"}
+    assert a_neighbour == {u.user_id for u in users if before.variant("split", u) == "a"}

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import snapshot_part
 
+from conftest import snapshot_part
 from flagmw import (
     EvaluationContext,
     FlagClient,
@@ -564,3 +564,78 @@ def test_problem_to_dict() -> None:
         "severity": "error",
     }
     assert str(p) == "f.yaml:3: values[a.b]: m (h)"
+
+
+# -- docs/flags-file.md says what the code does --------------------------------------------
+
+DOC = Path(__file__).parents[1] / "docs" / "flags-file.md"
+
+
+def _blocks(after_heading: str) -> list[str]:
+    text = DOC.read_text(encoding="utf-8")
+    section = text[text.index(after_heading) :]
+    out = []
+    parts = section.split("```")
+    for i in range(1, len(parts), 2):
+        body = parts[i]
+        out.append(body[body.index("\n") + 1 :])
+    return out
+
+
+def test_the_complete_example_of_the_docs(tmp_path: Path, registry: FlagRegistry) -> None:
+    path = tmp_path / "flags.yaml"
+    path.write_text(_blocks("## A complete example")[0], encoding="utf-8")
+    doc_registry = FlagRegistry.from_yaml(path)
+    assert doc_registry.fingerprint == registry.fingerprint  # the DESIGN §9 flags
+    snapshot = validate_document(path, doc_registry)
+    assert snapshot.warnings == ()
+    client = FlagClient(doc_registry, MemoryStore())
+    assert client.publish(path, author="docs", message="example").warnings == ()
+
+    acme = client.resolve(
+        EvaluationContext(tenant_id="acme", route="refund-assistant", plan="enterprise")
+    )
+    assert {k: acme[k] for k in acme if acme[k] != doc_registry[k].default} == {
+        "model.primary": "gpt-4o-mini",
+        "loop.max_iterations": 4,
+        "prompt.style": "v3",
+        "model.fallbacks": ["gpt-4o-mini"],
+    }
+    assert acme.provenance["prompt.style"].rule == "enterprise-v3"
+
+    users = [f"user-{i}" for i in range(400)]  # none of them in beta-testers
+    styles = []
+    for user in users:
+        globex = client.resolve(
+            EvaluationContext(tenant_id="globex", route="support-triage", plan="free", user_id=user)
+        )
+        changed = {k for k in globex if globex[k] != doc_registry[k].default}
+        assert changed - {"prompt.style"} == {"tools.refund_api.enabled"}
+        assert globex["model.fallbacks"] == []
+        assert globex.provenance["model.fallbacks"].rule == "triage-free-tier"
+        styles.append(globex["prompt.style"])
+    assert 0.15 < styles.count("v3") / len(users) < 0.35  # the 25 % treatment
+
+    eu = client.resolve(EvaluationContext(tenant_id="initech", attributes={"region": "eu"}))
+    assert {k: eu[k] for k in eu if eu[k] != doc_registry[k].default} == {
+        "model.primary": "gpt-4o-mini",
+        "model.fallbacks": ["gpt-4o-mini"],
+    }
+    assert eu.provenance["model.primary"].rule == "eu-small-model"
+
+    pii = "compliance.pii_redaction"
+    client.kill(pii, reason="redactor down", actor="oncall", ttl="1h")
+    assert client.is_enabled(pii, EvaluationContext(tenant_id="acme")) is True
+    assert client.is_enabled(pii, EvaluationContext(tenant_id="globex")) is False
+    assert client.is_enabled(pii, EvaluationContext(tenant_id="initech")) is False
+    client.kill(pii, reason="redactor leaks", actor="oncall", ttl="1h", force=True)
+    assert client.is_enabled(pii, EvaluationContext(tenant_id="acme")) is False
+
+
+def test_the_validation_report_of_the_docs(tmp_path: Path, registry: FlagRegistry) -> None:
+    document, report = _blocks("For this document")[:2]
+    path = tmp_path / "flags.yaml"
+    path.write_text(document, encoding="utf-8")
+    with pytest.raises(ValidationError) as info:
+        validate_document(path, registry)
+    assert str(info.value).replace(str(path), "flags.yaml") == report.rstrip("\n")
