@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FLAGS_YAML, T0, FixedClock, flags_data, snapshot_part
 
+from conftest import FLAGS_YAML, T0, FixedClock, flags_data, snapshot_part
 from flagmw import (
     ConflictError,
     EvaluationContext,
@@ -656,3 +658,43 @@ def test_status_and_lifecycle(make_client: Any, tmp_path: Path, clock: FixedCloc
 def test_default_ttl_above_max_is_refused(registry: FlagRegistry) -> None:
     with pytest.raises(OverrideError):
         FlagClient(registry, default_ttl="2d")
+
+
+def test_concurrent_resolution_never_mixes_revs(make_client: Any, tmp_path: Path) -> None:
+    """Threads resolving while another client publishes: every RunConfig comes from one
+    rev (its provenance names no other), and no call fails."""
+    reader = make_client(tmp_path, document=_doc())
+    writer = make_client(tmp_path)
+    stop = threading.Event()
+    seen: list[RunConfig] = []
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        ctx = EvaluationContext(tenant_id="acme", user_id=f"u-{i}", route="refund-assistant")
+        try:
+            while not stop.is_set():
+                rc = reader.resolve(ctx)
+                seen.append(rc)
+                assert reader.value(CAP, ctx) in range(1, 51)
+                time.sleep(0.0002)  # leave the writer some of the GIL
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for n in range(2, 12):
+        doc = _doc()
+        doc["routes"]["refund-assistant"]["values"][CAP] = n
+        writer.publish(doc, author="w", message=f"rev {n}")
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    assert len({rc.snapshot_rev for rc in seen}) > 1, "the readers saw the publishes"
+    for rc in seen:
+        revs = {p.rev for p in rc.provenance.values()} - {None}
+        assert revs <= {rc.snapshot_rev}
+        assert rc[CAP] == (4 if rc.snapshot_rev == 1 else rc.snapshot_rev)
+    reader.poll()
+    assert reader.snapshot_rev == 11
