@@ -98,7 +98,7 @@ class _Builder:
                             f"{self.source}:{line}",
                             format_path(child),
                             f"duplicate key {key!r} (first defined on line {self.lines[child]})",
-                            "YAML keeps only the last one; remove or merge the duplicates",
+                            "only the last one would be kept; remove or merge the duplicates",
                             "duplicate_key",
                         )
                     )
@@ -190,6 +190,14 @@ def _load_json(text: str, source: str) -> tuple[Any, Locator]:
             source,
         ) from None
     if duplicates:
+        # json reports no positions: JSON is (nearly always) YAML too, and the YAML
+        # reader names each duplicate's path and line
+        try:
+            load_text(text, source, fmt="yaml")
+        except ValidationError as exc:
+            located = [p for p in exc.problems if p.code == "duplicate_key"]
+            if located:
+                raise ValidationError(located, source) from None
         raise ValidationError(duplicates, source)
     return data, Locator(source)
 

@@ -7,8 +7,10 @@ Algorithm (stable; changing it reshuffles every rollout, so the tests pin test v
 The bucket is in basis points, 0–9999. A rollout of ``percent`` p admits a unit when
 ``bucket < round(p * 100)``. An experiment lays its variants over 0–9999 in the order
 they are written, each taking ``round(weight * 100)`` basis points; the unit gets the
-variant whose range holds its bucket. Ramping a variant written *last* (control first,
-treatment last) keeps every unit already in the treatment inside it.
+variant whose range holds its bucket. With two variants, moving weight between them keeps
+every unit of the growing variant inside it; what moves units is changing the written
+order (which is why the normalised snapshot keeps ``weights`` as an ordered list, inside
+the content hash). A rollout or experiment never applies to a context without its unit.
 
 This is the scheme of Unleash and flagd (murmur3-32), with basis points as in Statsig.
 The modulo bias of 2³² mod 10 000 is below 0.0003 %.

@@ -53,6 +53,7 @@ __all__ = ["ClientStatus", "FlagClient", "PublishResult", "read_env_values"]
 log = logging.getLogger("flagmw")
 
 _EMPTY_CTX = EvaluationContext()
+_STALE: Any = object()
 _HEAD: Any = object()
 
 
@@ -172,7 +173,19 @@ def read_env_values(
             elif flag.type is FlagType.FLOAT:
                 raw = float(text.strip())
             elif flag.type is FlagType.JSON:
-                raw = json.loads(text)
+                try:
+                    raw = json.loads(text)
+                except ValueError as exc:
+                    problems.append(
+                        Problem(
+                            f"${name}",
+                            "",
+                            f"{flag.key} is a json flag; ${name} is not valid JSON: {exc}",
+                            "quote strings inside the JSON, e.g. FF_X='[\"a\"]'",
+                            "wrong_type",
+                        )
+                    )
+                    continue
         except ValueError:
             pass
         value, problem = flag.check(raw, Locator(f"${name}"), ())
@@ -379,6 +392,9 @@ class FlagClient:
         self._last_error = str(exc)
         self._last_error_at = now
         self._retry_at = now + 1.0
+        # a token no store returns: the next poll() goes to refresh(), which retries the
+        # store once _retry_at has passed and marks the client healthy again on success
+        self._token = _STALE
 
     def status(self) -> ClientStatus:
         """The client's view of its store (see :class:`ClientStatus`)."""
@@ -451,7 +467,8 @@ class FlagClient:
         # path of code outside a graph (client.is_enabled / value)
         try:
             token = self._change_token()
-        except FlagmwError:
+        except FlagmwError as exc:
+            self._fail(exc)
             token = self._token
         nxt = self._next_expiry
         if token != self._token or (nxt is not None and self.clock() >= nxt):

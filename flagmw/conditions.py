@@ -16,7 +16,9 @@ Grammar (all entries of a mapping must hold: AND)::
 Attributes are the :class:`~flagmw.context.EvaluationContext` fields (``tenant_id``,
 ``user_id``, ``route``, ``thread_id``, ``run_id``, ``plan``, ``environment``) and, for any
 other name, its free ``attributes``. A **missing attribute makes every operator false**
-except ``exists: false`` (so ``not_in`` never matches an anonymous context).
+except ``exists: false`` (so ``not_in`` never matches an anonymous context). Operators
+compare scalars: an attribute holding a list or a mapping behaves like a missing one
+(only ``exists`` sees it), and ``1`` never equals ``true``.
 
 Conditions are validated when a snapshot is published and compiled once per rev into
 plain closures; evaluating one costs a few attribute reads.
@@ -187,6 +189,10 @@ def validate_when(
     return out
 
 
+def _member_key(value: Any) -> tuple[bool, Any]:
+    return (isinstance(value, bool), value)
+
+
 def _getter(attr: str) -> Callable[[EvaluationContext], Any]:
     if attr in WELL_KNOWN_ATTRIBUTES:
         index = EvaluationContext._fields.index(attr)
@@ -234,12 +240,20 @@ def _compile_op(get: Callable[[EvaluationContext], Any], op: str, arg: Any) -> P
         if isinstance(arg, bool):
             return lambda ctx: (v := get(ctx)) is not None and v is not arg
         return lambda ctx: (v := get(ctx)) is not None and (isinstance(v, bool) or v != arg)
-    if op == "in":
-        values = frozenset(arg) if all(isinstance(x, str) for x in arg) else tuple(arg)
-        return lambda ctx: (v := get(ctx)) is not None and v in values
-    if op == "not_in":
-        values = frozenset(arg) if all(isinstance(x, str) for x in arg) else tuple(arg)
-        return lambda ctx: (v := get(ctx)) is not None and v not in values
+    if op in ("in", "not_in"):
+        # Membership is for scalar attributes only (a list or mapping attribute makes it
+        # false, like a missing one), and keys carry "is it a bool" so that 1 never
+        # matches True (Python's 1 == True).
+        negate = op == "not_in"
+        if all(isinstance(x, str) for x in arg):
+            strings = frozenset(arg)
+            if negate:
+                return lambda ctx: type(v := get(ctx)) is str and v not in strings
+            return lambda ctx: type(v := get(ctx)) is str and v in strings
+        keys = frozenset(_member_key(x) for x in arg)
+        if negate:
+            return lambda ctx: _is_scalar(v := get(ctx)) and _member_key(v) not in keys
+        return lambda ctx: _is_scalar(v := get(ctx)) and _member_key(v) in keys
     if op == "exists":
         want = bool(arg)
         return lambda ctx: (get(ctx) is not None) is want

@@ -65,8 +65,6 @@ def _rule_predicate(
     if rollout is None or cond is False:
         return cond
     bps = percent_to_bps(rollout["percent"])
-    if bps >= BUCKETS:
-        return cond
     if bps <= 0:
         return False
     prefix = rollout["salt"] + ":"
@@ -216,11 +214,15 @@ class View:
         self._tenants: dict[str, _Layer | None] = {}
         self._routes: dict[str, _Layer | None] = {}
         self.experiments: list[_Experiment] = []
-        for name, exp in doc["experiments"].items():
+        # several experiments on one flag: tried in the order written (recorded as
+        # `order` in the normalised document, so it is part of the content hash)
+        ordered = sorted(doc["experiments"].items(), key=lambda item: item[1].get("order", 0))
+        for name, exp in ordered:
             if not exp.get("enabled", True):
                 continue
             bounds, cands, names, upper = [], [], [], 0
-            for vname, weight in exp["weights"].items():
+            weights = exp["weights"]  # [[variant, weight], …]; a mapping before format 1.1
+            for vname, weight in weights.items() if isinstance(weights, Mapping) else weights:
                 upper += percent_to_bps(weight)
                 bounds.append(upper)
                 names.append(vname)

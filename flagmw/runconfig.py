@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 import pydantic
@@ -242,6 +243,17 @@ class RunConfig:
         "variants",
     )
 
+    _c: Mapping[str, Candidate]
+    _hash: str | None
+    snapshot_rev: int | None
+    snapshot_hash: str | None
+    environment: str
+    context: EvaluationContext
+    resolved_at: float
+    override_ids: tuple[str, ...]
+    variants: Mapping[str, str]
+    changes: tuple[HotChange, ...]
+
     def __init__(
         self,
         candidates: Mapping[str, Candidate],
@@ -256,16 +268,23 @@ class RunConfig:
         changes: tuple[HotChange, ...] = (),
         config_hash: str | None = None,
     ) -> None:
-        self._c = candidates
-        self.snapshot_rev = snapshot_rev
-        self.snapshot_hash = snapshot_hash
-        self.environment = environment
-        self.context = context
-        self.resolved_at = resolved_at
-        self.override_ids = override_ids
-        self.variants: Mapping[str, str] = variants if variants is not None else {}
-        self.changes = changes
-        self._hash = config_hash
+        init = object.__setattr__  # __setattr__ refuses: a RunConfig is immutable
+        init(self, "_c", candidates)
+        init(self, "snapshot_rev", snapshot_rev)
+        init(self, "snapshot_hash", snapshot_hash)
+        init(self, "environment", environment)
+        init(self, "context", context)
+        init(self, "resolved_at", resolved_at)
+        init(self, "override_ids", tuple(override_ids))
+        init(self, "variants", MappingProxyType(variants if variants is not None else {}))
+        init(self, "changes", tuple(changes))
+        init(self, "_hash", config_hash)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"RunConfig is immutable (cannot set {name!r})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"RunConfig is immutable (cannot delete {name!r})")
 
     # -- reading ------------------------------------------------------------------------
 
@@ -329,9 +348,11 @@ class RunConfig:
     @property
     def config_hash(self) -> str:
         """``"sha256:…"`` over the canonical JSON of the values (stable across processes)."""
-        if self._hash is None:
-            self._hash = _hash_candidates(self._c)
-        return self._hash
+        h = self._hash
+        if h is None:
+            h = _hash_candidates(self._c)
+            object.__setattr__(self, "_hash", h)
+        return h
 
     @property
     def overridden_keys(self) -> list[str]:
@@ -459,7 +480,7 @@ class RunConfig:
                 variants=dict(data.get("variants", {})),
                 changes=tuple(HotChange.from_dict(c) for c in data.get("changes", ())),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IntegrityError(f"stored RunConfig is malformed: {exc!r}") from None
         stored = data.get("config_hash")
         if verify and stored != rc.config_hash:

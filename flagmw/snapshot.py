@@ -98,9 +98,15 @@ class ExperimentSpec(_Strict):
     unit: Unit = "user"
     when: dict[str, Any] | None = None
     variants: dict[str, Any]
+    # a mapping as written (the normalised list of [variant, weight] pairs is turned back
+    # into a mapping before parsing)
     weights: dict[str, float]
     salt: str | None = None
     enabled: bool = True
+    # the written position; set when a document is normalised (so that the order, which
+    # decides between experiments on one flag, is part of the content hash). Derived
+    # from the position again whenever a document is validated.
+    order: int | None = None
 
 
 _OVERLAY_FIELDS = ("description", "values", "rules")
@@ -262,7 +268,8 @@ class _Validator:
             self.add(path, f"{what} must be a mapping", "", "wrong_type")
             return None
         if shorthand and data and not any(k in _OVERLAY_FIELDS for k in data):
-            data = {"values": data}
+            # `staging: {model.primary: x}`: the values sit right at `path` in the file
+            return {"values": self.values(data, path), "rules": []}
         raw_values = data.get("values", {})
         raw_rules = data.get("rules", [])
         structure = {k: v for k, v in data.items() if k not in ("values", "rules")}
@@ -271,12 +278,16 @@ class _Validator:
             "values": self.values(raw_values, (*path, "values")),
             "rules": self.rules(raw_rules, (*path, "rules")),
         }
-        if spec is None:
-            return out
-        if spec.description:
+        if spec is not None and spec.description:
             out["description"] = spec.description
-        if isinstance(spec, TenantSpec):
-            out["requires"] = self.requires(spec.requires, out, (*path, "requires"))
+        if spec_cls is TenantSpec:
+            # checked even when another field of the tenant is wrong: one report, all
+            # problems
+            raw_requires = data.get("requires", [])
+            if isinstance(raw_requires, list) and all(isinstance(k, str) for k in raw_requires):
+                out["requires"] = self.requires(raw_requires, out, (*path, "requires"))
+            elif spec is not None:
+                out["requires"] = []
         return out
 
     def requires(self, keys: list[str], overlay: dict[str, Any], path: DocPath) -> list[str]:
@@ -316,10 +327,21 @@ class _Validator:
         if not isinstance(data, Mapping):
             self.add(path, "experiments must be a mapping of name → experiment", "", "wrong_type")
             return out
-        for name, raw in data.items():
+        for position, (name, raw) in enumerate(data.items()):
             p = (*path, str(name))
+            if isinstance(raw, Mapping) and isinstance(raw.get("weights"), list):
+                raw = {**raw, "weights": _pairs(raw["weights"])}
             spec = self.parse(ExperimentSpec, raw, p, "experiment")
             if spec is None:
+                # still report an unknown target flag: one report, all problems
+                target = raw.get("flag") if isinstance(raw, Mapping) else None
+                if isinstance(target, str) and target not in self.registry:
+                    self.add(
+                        (*p, "flag"),
+                        f"experiment {name!r} targets unknown flag {target!r}",
+                        did_you_mean(target, self.registry.keys()) or "",
+                        "unknown_key",
+                    )
                 continue
             flag = self.registry.get(spec.flag)
             if flag is None:
@@ -386,15 +408,32 @@ class _Validator:
                 "flag": spec.flag,
                 "unit": spec.unit,
                 "variants": variants,
-                "weights": weights,
+                # a list of [variant, weight]: the written order lays the variants over
+                # the buckets, so it must be part of the content (and its hash)
+                "weights": [[vname, w] for vname, w in weights.items()],
                 "salt": spec.salt or str(name),
                 "enabled": spec.enabled,
+                "order": position,
             }
             if spec.when:
                 exp["when"] = spec.when
             if spec.description:
                 exp["description"] = spec.description
             out[str(name)] = exp
+        by_flag: dict[str, list[str]] = {}
+        for name, exp in out.items():
+            if exp["enabled"]:
+                by_flag.setdefault(exp["flag"], []).append(name)
+        for flag_key, names in by_flag.items():
+            if len(names) > 1:
+                self.add(
+                    path,
+                    f"experiments {', '.join(names)} all target {flag_key}; a context that "
+                    "several of them admit gets the first one written",
+                    "give them exclusive `when` conditions, or disable all but one",
+                    "overlapping_experiments",
+                    severity="warning",
+                )
         return out
 
     def named(self, data: Any, path: DocPath, what: str) -> Mapping[str, Any]:
@@ -474,6 +513,14 @@ class _Validator:
 
 
 _BAD = object()
+
+
+def _pairs(items: list[Any]) -> Any:
+    """The normalised weights form (a list of ``[variant, weight]``) as an ordered
+    mapping, when it is one; anything else is returned for pydantic to report."""
+    if all(isinstance(i, list | tuple) and len(i) == 2 and isinstance(i[0], str) for i in items):
+        return {name: weight for name, weight in items}
+    return items
 
 
 def validate_document(

@@ -195,11 +195,6 @@ def test_store_outage_serves_the_last_good_snapshot(
     assert any("reachable again" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: after an outage the client reports healthy=False until the store "
-    "changes; a reachable store whose change token did not move is never re-checked",
-)
 def test_client_recovers_when_the_store_comes_back_unchanged(
     outage: Outage, registry: FlagRegistry, clock: FixedClock
 ) -> None:
@@ -217,11 +212,6 @@ def test_client_recovers_when_the_store_comes_back_unchanged(
     assert client.status().stale is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: is_enabled()/value() swallow a StoreUnavailableError from the "
-    "change token without recording it: status() says healthy and nothing is logged",
-)
 def test_outage_seen_through_is_enabled_is_reported(
     outage: Outage,
     registry: FlagRegistry,
@@ -441,7 +431,7 @@ def test_ff_variables_are_typed(monkeypatch: pytest.MonkeyPatch) -> None:
         ("FF_T_FLOAT", "nan", "finite"),
         ("FF_T_ENUM", "c", "unknown choice"),
         ("FF_T_JSON", "[1]", "JSON schema"),
-        ("FF_T_JSON", "{not json", "not of type 'object'"),
+        ("FF_T_JSON", "{not json", "not valid JSON"),
     ],
 )
 def test_bad_ff_variable_is_a_validation_error_naming_it(
@@ -456,11 +446,6 @@ def test_bad_ff_variable_is_a_validation_error_naming_it(
     assert fragment in str(problem)  # message and hint
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: an FF_ variable of a json flag that is not valid JSON is taken as "
-    "a JSON string instead of being refused",
-)
 def test_ff_variable_of_a_json_flag_must_be_json() -> None:
     registry = FlagRegistry.from_dict({"flags": {"t.json": {"type": "json", "default": []}}})
     assert read_env_values(registry, {"FF_T_JSON": '["a", "b"]'}) == {"t.json": ["a", "b"]}

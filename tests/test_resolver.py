@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from conftest import T0, snapshot_part
 
+from conftest import T0, snapshot_part
 from flagmw import (
     EvaluationContext,
     FlagRegistry,
@@ -153,29 +153,14 @@ def test_condition_operators(
         pytest.param(
             {"tags": {"in": ["a", "b"]}},
             attrs(tags=["a"]),
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="core bug: a list-valued context attribute tested with in/not_in "
-                "raises TypeError (unhashable) inside resolve",
-            ),
         ),
         pytest.param(
             {"tags": {"not_in": ["a", "b"]}},
             attrs(tags={"k": "v"}),
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="core bug: a mapping-valued context attribute tested with not_in "
-                "raises TypeError (unhashable) inside resolve",
-            ),
         ),
         pytest.param(
             {"seats": {"in": [1, 2]}},
             attrs(seats=True),
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="core bug: `in: [1]` matches the attribute True (equals keeps 1 and "
-                "True apart; in/not_in do not)",
-            ),
         ),
         ({"seats": {"in": [1, 2]}}, attrs(seats=[1])),
     ],

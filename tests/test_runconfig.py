@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 import pytest
-from conftest import T0, snapshot_part
 
+from conftest import T0, snapshot_part
 from flagmw import (
     EvaluationContext,
     FlagRegistry,
@@ -106,11 +106,6 @@ def test_values_cannot_be_changed_through_reads(rc: RunConfig) -> None:
         rc.context.attributes["seats"] = 1  # type: ignore[index]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: RunConfig is documented (and required by the issue) as frozen, but "
-    "its attributes can be reassigned and its variants mapping mutated",
-)
 def test_run_config_is_frozen(rc: RunConfig) -> None:
     with pytest.raises((AttributeError, TypeError)):
         rc.snapshot_rev = 99  # type: ignore[misc]
@@ -218,21 +213,11 @@ def test_tampering_is_detected(rc: RunConfig, tamper: Any) -> None:
         pytest.param(
             '{"format": "flagmw.runconfig/1", "values": [], "environment": "p", "resolved_at": 1}',
             "malformed",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="core bug: RunConfig.from_json lets AttributeError escape for a "
-                "stored form whose values (or context) is not a mapping",
-            ),
         ),
         pytest.param(
             '{"format": "flagmw.runconfig/1", "values": {}, "environment": "p", '
             '"resolved_at": 1, "context": "acme"}',
             "malformed",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="core bug: RunConfig.from_json lets AttributeError escape for a "
-                "stored form whose values (or context) is not a mapping",
-            ),
         ),
     ],
 )

@@ -320,11 +320,6 @@ def test_audit_is_append_only_and_filterable(store: Store) -> None:
     [
         pytest.param(
             "memory",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="core bug: MemoryStore.get_snapshot returns its stored document "
-                "itself, so editing the returned mapping rewrites a published rev",
-            ),
         ),
         "sqlite",
     ],
@@ -711,12 +706,6 @@ def test_forked_child_resolves_and_sees_the_parents_later_publish(make_client: A
     assert client.value(KEY, ctx) == 21  # and the parent's own connection still works
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: after SQLiteStore.close() reads reopen the database, but "
-    "change_token() raises TypeError (the counter map is gone), which FlagClient.poll "
-    "does not catch",
-)
 def test_a_closed_sqlite_store_reopens_on_the_next_use(
     tmp_path: Path, registry: FlagRegistry
 ) -> None:

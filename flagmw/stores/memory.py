@@ -14,6 +14,13 @@ from .base import AuditEntry, ChangeToken, SnapshotInfo, SnapshotRecord, StoreSt
 __all__ = ["MemoryStore"]
 
 
+def _copy(record: SnapshotRecord) -> SnapshotRecord:
+    # published snapshots are immutable: never hand out the stored documents themselves
+    return SnapshotRecord(
+        record.info, copy.deepcopy(record.document), copy.deepcopy(record.registry)
+    )
+
+
 class MemoryStore:
     """A store in process memory. Thread-safe; nothing survives the process.
 
@@ -57,12 +64,12 @@ class MemoryStore:
             if not self._snapshots:
                 raise NotFoundError("nothing has been published to this store yet")
             if rev is None:
-                return self._snapshots[-1]
+                return _copy(self._snapshots[-1])
             if not 1 <= rev <= len(self._snapshots):
                 raise NotFoundError(
                     f"no snapshot rev {rev} (the head is rev {len(self._snapshots)})"
                 )
-            return self._snapshots[rev - 1]
+            return _copy(self._snapshots[rev - 1])
 
     def history(self, limit: int = 50) -> list[SnapshotInfo]:
         with self._lock:

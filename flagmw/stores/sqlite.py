@@ -653,6 +653,10 @@ class SQLiteStore:
             if self._mm is not None:
                 self._mm.close()
                 self._mm = None
+            # a later call reconnects and maps the counter again (change_token goes to
+            # _verify, which reopens the map)
+            self._mm_ino = None
+            self._next_verify = 0.0
 
     def __enter__(self) -> SQLiteStore:
         return self

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import flagmw
+from flagmw import EvaluationContext, FlagClient, RunConfig
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
-
-import flagmw
-from flagmw import EvaluationContext, FlagClient, RunConfig
 
 from .tools import escalate, refund, search_kb
 

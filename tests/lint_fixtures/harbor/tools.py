@@ -2,10 +2,9 @@
 
 import os
 
-from langchain_core.tools import tool
-
 import flagmw
 from flagmw import gated
+from langchain_core.tools import tool
 
 from . import settings
 
