@@ -29,6 +29,7 @@ delegate adds it to exactly one checkpoint per run.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import json
@@ -159,7 +160,7 @@ class RunDrained(GraphDrained, FlagmwError):
         hint = f"`flagmw unkill {override_id}`" if override_id else f"turning {key} back on"
         GraphDrained.__init__(
             self,
-            f"run drained before step {step}: {why}; its checkpoint is kept — resume it "
+            f"run drained at step boundary {step}: {why}; its checkpoint is kept — resume it "
             f"with graph.invoke(None, config) after {hint}",
         )
         self.key = key
@@ -1146,9 +1147,11 @@ class _FlagmwGraph(Pregel[Any, Any, Any, Any]):
             raise error from exc
         except BaseException as exc:
             error = exc
+            if isinstance(exc, GeneratorExit | asyncio.CancelledError):
+                outcome = "cancelled"  # the caller stopped listening; the graph did not fail
             raise
         finally:
-            if outcome == "error":
+            if outcome in ("error", "cancelled"):
                 with _Activation(run) if observed else contextlib.nullcontext():
                     inner.close()
             _notify_ended(run, outcome, error)
@@ -1197,9 +1200,11 @@ class _FlagmwGraph(Pregel[Any, Any, Any, Any]):
             raise error from exc
         except BaseException as exc:
             error = exc
+            if isinstance(exc, GeneratorExit | asyncio.CancelledError):
+                outcome = "cancelled"  # the caller stopped listening; the graph did not fail
             raise
         finally:
-            if outcome == "error":
+            if outcome in ("error", "cancelled"):
                 aclose = getattr(inner, "aclose", None)
                 if aclose is not None:
                     with _Activation(run) if observed else contextlib.nullcontext():

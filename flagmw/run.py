@@ -45,7 +45,7 @@ RUN_KEY = "__flagmw_run"
 #:                   error (of the primary, when a fallback was used)
 EVENT_NAMES = ("flag_changed", "tool_refused", "run_drained", "model_route")
 
-Outcome = Literal["completed", "interrupted", "drained", "error"]
+Outcome = Literal["completed", "interrupted", "drained", "cancelled", "error"]
 
 
 @runtime_checkable
@@ -71,7 +71,9 @@ class RunObserver(Protocol):
 
     def run_ended(self, run: RunState, outcome: Outcome, error: BaseException | None) -> None:
         """The invocation ended: ``completed``, ``interrupted`` (``interrupt()``),
-        ``drained`` (a run kill) or ``error``."""
+        ``drained`` (a run kill), ``cancelled`` (the caller closed the stream early or
+        cancelled the task: ``error`` is the ``GeneratorExit`` / ``CancelledError``) or
+        ``error``."""
 
 
 class RunState:

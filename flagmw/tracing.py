@@ -401,7 +401,9 @@ class RunTracer:
                 span.end()
             return
         protected = entry.protected
-        if outcome == "error" and isinstance(error, GeneratorExit | asyncio.CancelledError):
+        if outcome == "cancelled" or (
+            outcome == "error" and isinstance(error, GeneratorExit | asyncio.CancelledError)
+        ):
             # The consumer stopped listening (closed the stream, cancelled the task): the
             # graph did not fail, so this is not an error of the run.
             protected[A.OUTCOME] = "cancelled"
