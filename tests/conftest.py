@@ -6,13 +6,18 @@
 * ``make_client`` — ``make_client(tmp_path, ...)`` builds a :class:`~flagmw.FlagClient` on a
   real :class:`~flagmw.SQLiteStore` file and closes every store it made at teardown.
 * ``memory_client`` — the same on a :class:`~flagmw.MemoryStore`.
+
+Tests that need a server (PostgreSQL, Redis) read its URL from ``FLAGMW_TEST_POSTGRES_URL``
+/ ``FLAGMW_TEST_REDIS_URL`` and skip with a reason naming the variable when it is unset. CI
+sets ``FLAGMW_REQUIRE_SERVERS=1``: then such a skip is reported as a failure (the hook at
+the end of this file), so a missing server can never pass silently.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +191,26 @@ def memory_client(registry: FlagRegistry, clock: FixedClock) -> MakeClient:
         return client
 
     return make
+
+
+# -- servers required in CI ----------------------------------------------------------
+
+_SERVER_MARKERS = ("FLAGMW_TEST_POSTGRES_URL", "FLAGMW_TEST_REDIS_URL")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[Any]:
+    outcome = yield
+    if os.environ.get("FLAGMW_REQUIRE_SERVERS") != "1":
+        return
+    report = outcome.get_result()
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    longrepr = report.longrepr
+    reason = str(longrepr[-1]) if isinstance(longrepr, tuple) else str(longrepr)
+    if any(marker in reason for marker in _SERVER_MARKERS):
+        report.outcome = "failed"
+        report.longrepr = (
+            f"FLAGMW_REQUIRE_SERVERS=1 but a server test was skipped: {reason}. "
+            "Start the server (see .ci/run) or unset FLAGMW_REQUIRE_SERVERS."
+        )

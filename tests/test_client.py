@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import FLAGS_YAML, T0, FixedClock, flags_data, snapshot_part
+
 from flagmw import (
     ConflictError,
     EvaluationContext,

@@ -24,10 +24,10 @@ import textwrap
 from typing import Any
 
 import pytest
+from conftest import T0, FixedClock, flags_data, snapshot_part
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from conftest import T0, FixedClock, flags_data, snapshot_part
 from flagmw import (
     EvaluationContext,
     FlagClient,

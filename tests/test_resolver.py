@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-
 from conftest import T0, snapshot_part
+
 from flagmw import (
     EvaluationContext,
     FlagRegistry,

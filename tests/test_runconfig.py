@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 import pytest
-
 from conftest import T0, snapshot_part
+
 from flagmw import (
     EvaluationContext,
     FlagRegistry,

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import snapshot_part
+
 from flagmw import (
     EvaluationContext,
     FlagClient,

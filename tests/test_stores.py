@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import FLAGS_YAML, T0, FixedClock, snapshot_part
+
 from flagmw import (
     ConflictError,
     EvaluationContext,
