@@ -294,6 +294,25 @@ def decode_pin(text: str | Mapping[str, Any]) -> RunConfig:
 # -- the checkpointer delegate -------------------------------------------------------
 
 
+#: The channel of pending writes where LangGraph stores interrupts (part of its persisted
+#: checkpoint format; the constant itself lives in the private langgraph._internal).
+_INTERRUPT = "__interrupt__"
+
+
+def _note_interrupt(config: RunnableConfig, writes: Sequence[tuple[str, Any]]) -> None:
+    """Mark the run interrupted when its root namespace stores an ``interrupt()``: LangGraph
+    saves it as a pending write on the ``__interrupt__`` channel (every durability mode;
+    a subgraph's interrupt is written in the root namespace too). Reading it here costs
+    nothing, where a callback handler to hear ``on_interrupt`` makes LangChain run its
+    callback machinery for every node, model and tool call (≈4 % of a run)."""
+    conf = config.get("configurable")
+    if not conf or conf.get("checkpoint_ns", ""):
+        return
+    run = conf.get(RUN_KEY)
+    if isinstance(run, RunState) and any(channel == _INTERRUPT for channel, _ in writes):
+        run.interrupted = True
+
+
 def _strip_flagmw(config: RunnableConfig) -> RunnableConfig:
     meta = config.get("metadata")
     if not meta or not any(k.startswith("flagmw.") for k in meta):
@@ -415,6 +434,7 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
         task_id: str,
         task_path: str = "",
     ) -> None:
+        _note_interrupt(config, writes)
         if self._writes_task_path:
             self.inner.put_writes(config, writes, task_id, task_path)
         else:
@@ -427,6 +447,7 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
         task_id: str,
         task_path: str = "",
     ) -> None:
+        _note_interrupt(config, writes)
         if self._awrites_task_path:
             await self.inner.aput_writes(config, writes, task_id, task_path)
         else:
@@ -850,7 +871,18 @@ class _Invocation:
         self.merged = merged
         self.config: RunnableConfig = dict(config) if config else {}  # type: ignore[assignment]
         self.new_input = input is not None and not isinstance(input, Command)
-        self.watch = _InterruptWatch()
+        # Interrupts are seen by the wrapper's checkpointer (_note_interrupt); the callback
+        # watch is only needed where it cannot see them: no checkpointer, or breakpoints
+        # (interrupt_before / interrupt_after stop a run without writing an interrupt).
+        breakpoints = (
+            kwargs.get("interrupt_before")
+            or kwargs.get("interrupt_after")
+            or graph.interrupt_before_nodes
+            or graph.interrupt_after_nodes
+        )
+        self.watch: _InterruptWatch | None = (
+            _InterruptWatch() if breakpoints or self.checkpointer(graph) is None else None
+        )
         self.startup_changes: list[dict[str, Any]] = []
         mode = kwargs.get("stream_mode")
         if mode is None:
@@ -992,7 +1024,8 @@ class _Invocation:
             meta[SNAPSHOT_REV_KEY] = run.pinned.snapshot_rev
         meta[CONFIG_HASH_KEY] = run.pinned.config_hash
         cfg["metadata"] = meta
-        cfg["callbacks"] = _add_callback(cfg.get("callbacks"), self.watch)
+        if self.watch is not None:
+            cfg["callbacks"] = _add_callback(cfg.get("callbacks"), self.watch)
         inner = self.kwargs.pop("control", None)
         if inner is None:
             # a subgraph of an unwrapped parent: keep honouring the parent's control
@@ -1040,7 +1073,8 @@ class _Invocation:
         return out
 
     def outcome(self) -> Outcome:
-        return "interrupted" if self.watch.interrupted else "completed"
+        interrupted = self.run.interrupted or (self.watch is not None and self.watch.interrupted)
+        return "interrupted" if interrupted else "completed"
 
 
 def _scrub_payload(payload: Any) -> None:

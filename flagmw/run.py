@@ -106,6 +106,8 @@ class RunState:
             written, or when nothing is to be written); wrapper-internal.
         root_checkpoint_written: the first root-namespace checkpoint of this invocation
             was written (it carries the pin and the span reference); wrapper-internal.
+        interrupted: the invocation stored an ``interrupt()`` in its root namespace (seen
+            by the wrapper's checkpointer); wrapper-internal.
     """
 
     __slots__ = (
@@ -113,6 +115,7 @@ class RunState:
         "drain",
         "events",
         "generation",
+        "interrupted",
         "name",
         "observers",
         "pending_pin",
@@ -154,6 +157,7 @@ class RunState:
         self.pin_source = "checkpoint" if resumed else "resolved"
         self.pending_pin: str | None = None
         self.root_checkpoint_written = False
+        self.interrupted = False
 
     def event(self, name: str, **attributes: Any) -> None:
         """Record an event of :data:`EVENT_NAMES` and pass it to the observers (an

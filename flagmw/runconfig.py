@@ -144,11 +144,30 @@ _CONTAINERS = (list, dict)
 def make_candidate(key: str, value: Any, provenance: Provenance) -> Candidate:
     """Build a :class:`Candidate` (computes the hash fragment once)."""
     return Candidate(
-        value,
-        provenance,
-        f"{json.dumps(key, ensure_ascii=False)}:{canonical_json(value)}",
-        isinstance(value, list | dict),
+        value, provenance, f"{_encode_str(key)}:{json_fragment(value)}", type(value) in _CONTAINERS
     )
+
+
+def json_fragment(value: Any) -> str:
+    """The canonical JSON of ``value`` (as :func:`flagmw._schema.canonical_json`), with
+    the primitives encoded directly: byte-identical to ``json.dumps(value,
+    ensure_ascii=False)``, without building an encoder per call (tenant overlays are
+    compiled into candidates on their first run)."""
+    t = type(value)
+    if t is str:
+        return _encode_str(value)
+    if t is bool:
+        return "true" if value else "false"
+    if t is int:
+        return int.__repr__(value)
+    if t is float:
+        return float.__repr__(value)  # finite: checked when the value was validated
+    if value is None:
+        return "null"
+    return canonical_json(value)
+
+
+_encode_str = json.encoder.encode_basestring  # ensure_ascii=False form of a JSON string
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +229,9 @@ class _ProvenanceView(Mapping[str, Provenance]):
         return len(self._c)
 
 
+_NO_VARIANTS: Mapping[str, str] = MappingProxyType({})
+
+
 class RunConfig:
     """The resolved configuration of one run. Immutable.
 
@@ -230,29 +252,13 @@ class RunConfig:
         config_hash: ``"sha256:…"`` over the canonical JSON of the values.
     """
 
-    __slots__ = (
-        "_c",
-        "_hash",
-        "changes",
-        "context",
-        "environment",
-        "override_ids",
-        "resolved_at",
-        "snapshot_hash",
-        "snapshot_rev",
-        "variants",
-    )
+    # The fields live in one tuple behind read-only properties: an immutable object built
+    # with three attribute writes (a resolve builds one per run).
+    __slots__ = ("_c", "_f", "_hash")
 
     _c: Mapping[str, Candidate]
+    _f: tuple[Any, ...]
     _hash: str | None
-    snapshot_rev: int | None
-    snapshot_hash: str | None
-    environment: str
-    context: EvaluationContext
-    resolved_at: float
-    override_ids: tuple[str, ...]
-    variants: Mapping[str, str]
-    changes: tuple[HotChange, ...]
 
     def __init__(
         self,
@@ -268,17 +274,67 @@ class RunConfig:
         changes: tuple[HotChange, ...] = (),
         config_hash: str | None = None,
     ) -> None:
+        if not variants:
+            variants = _NO_VARIANTS
+        elif type(variants) is not MappingProxyType:
+            variants = MappingProxyType(dict(variants))
         init = object.__setattr__  # __setattr__ refuses: a RunConfig is immutable
         init(self, "_c", candidates)
-        init(self, "snapshot_rev", snapshot_rev)
-        init(self, "snapshot_hash", snapshot_hash)
-        init(self, "environment", environment)
-        init(self, "context", context)
-        init(self, "resolved_at", resolved_at)
-        init(self, "override_ids", tuple(override_ids))
-        init(self, "variants", MappingProxyType(variants if variants is not None else {}))
-        init(self, "changes", tuple(changes))
+        init(
+            self,
+            "_f",
+            (
+                snapshot_rev,
+                snapshot_hash,
+                environment,
+                context,
+                resolved_at,
+                override_ids if type(override_ids) is tuple else tuple(override_ids),
+                variants,
+                changes if type(changes) is tuple else tuple(changes),
+            ),
+        )
         init(self, "_hash", config_hash)
+
+    @property
+    def snapshot_rev(self) -> int | None:
+        """The snapshot rev resolved against (None: nothing published, defaults only)."""
+        return self._f[0]  # type: ignore[no-any-return]
+
+    @property
+    def snapshot_hash(self) -> str | None:
+        """That snapshot's content hash."""
+        return self._f[1]  # type: ignore[no-any-return]
+
+    @property
+    def environment(self) -> str:
+        """The deployment environment."""
+        return self._f[2]  # type: ignore[no-any-return]
+
+    @property
+    def context(self) -> EvaluationContext:
+        """The evaluation context."""
+        return self._f[3]  # type: ignore[no-any-return]
+
+    @property
+    def resolved_at(self) -> float:
+        """Seconds since the epoch (UTC) at which it was resolved."""
+        return self._f[4]  # type: ignore[no-any-return]
+
+    @property
+    def override_ids(self) -> tuple[str, ...]:
+        """The overrides that decided at least one value."""
+        return self._f[5]  # type: ignore[no-any-return]
+
+    @property
+    def variants(self) -> Mapping[str, str]:
+        """Experiment → assigned variant, for every experiment that matched (read-only)."""
+        return self._f[6]  # type: ignore[no-any-return]
+
+    @property
+    def changes(self) -> tuple[HotChange, ...]:
+        """Hot changes applied at step boundaries, oldest first."""
+        return self._f[7]  # type: ignore[no-any-return]
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"RunConfig is immutable (cannot set {name!r})")
