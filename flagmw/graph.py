@@ -782,20 +782,29 @@ def _add_callback(callbacks: Callbacks, handler: _InterruptWatch) -> Callbacks:
 class _Activation:
     """Enters ``obs.activate(run)`` of every observer around one stretch of execution;
     an observer that raises is logged and skipped, never allowed to break the run (or
-    to swallow its exception)."""
+    to swallow its exception).
 
-    __slots__ = ("_entered", "_run")
+    ``trivial`` tells, after ``__enter__``, that every observer returned a plain
+    ``contextlib.nullcontext`` (e.g. the trace writer with no OpenTelemetry SDK
+    configured): the wrapper then stops activating for the rest of the invocation.
+    """
+
+    __slots__ = ("_entered", "_run", "trivial")
 
     def __init__(self, run: RunState) -> None:
         self._run = run
         self._entered: list[contextlib.AbstractContextManager[Any]] = []
+        self.trivial = True
 
     def __enter__(self) -> None:
         for obs in self._run.observers:
             try:
                 cm = obs.activate(self._run)
+                if type(cm) is not contextlib.nullcontext:
+                    self.trivial = False
                 cm.__enter__()
             except Exception:
+                self.trivial = False
                 log.warning("flagmw: observer %r failed to activate", obs, exc_info=True)
                 continue
             self._entered.append(cm)
@@ -1162,8 +1171,10 @@ class _FlagmwGraph(Pregel[Any, Any, Any, Any]):
         try:
             while True:
                 if observed:
-                    with _Activation(run):
+                    act = _Activation(run)
+                    with act:
                         chunk = next(inner, _END)
+                    observed = not act.trivial
                 else:
                     chunk = next(inner, _END)
                 if chunk is _END:
@@ -1215,8 +1226,10 @@ class _FlagmwGraph(Pregel[Any, Any, Any, Any]):
             while True:
                 try:
                     if observed:
-                        with _Activation(run):
+                        act = _Activation(run)
+                        with act:
                             chunk = await inner.__anext__()
+                        observed = not act.trivial
                     else:
                         chunk = await inner.__anext__()
                 except StopAsyncIteration:

@@ -63,7 +63,10 @@ class RunObserver(Protocol):
 
     def activate(self, run: RunState) -> contextlib.AbstractContextManager[Any]:
         """A context manager entered around each stretch of execution of the run
-        (e.g. to make its span current without holding it across ``yield``)."""
+        (e.g. to make its span current without holding it across ``yield``). Return a
+        plain ``contextlib.nullcontext()`` when there is nothing to do for this run: once
+        every observer did so, the wrapper stops calling ``activate`` for the rest of
+        the invocation."""
         ...
 
     def run_event(self, run: RunState, name: str, attributes: Mapping[str, Any]) -> None:
