@@ -71,7 +71,7 @@ from langgraph.types import Command
 from .client import FlagClient
 from .context import WELL_KNOWN_ATTRIBUTES, EvaluationContext
 from .errors import ConfigChangedError, FlagmwError, IntegrityError
-from .run import RUN_KEY, Outcome, RunObserver, RunState
+from .run import RUN_KEY, Outcome, RunObserver, RunState, active_run_kill
 from .runconfig import FORMAT as RUNCONFIG_FORMAT
 from .runconfig import Layer, Provenance, RunConfig
 
@@ -670,26 +670,13 @@ class _FlagControl(RunControl):
             try:
                 generation = client.generation
                 if generation != run.generation:
-                    run.generation = generation
-                    old = run.rc
-                    new = client.resolve_hot(old, step=index)
-                    if new is not old:
-                        run.rc = new
-                        for change in new.changes[len(old.changes) :]:
-                            run.event(
-                                "flag_changed",
-                                key=change.key,
-                                old=change.old,
-                                new=change.new,
-                                layer=change.provenance.layer.value,
-                                override_id=change.provenance.override_id,
-                                step=index,
-                            )
+                    run.refresh_hot(generation, step=index)
                 self._checked = True
                 if self._drain_reason is None:
-                    kill = _run_kill(run.rc, self._kill_keys)
-                    if kill is not None:
-                        self._drain(kill, index)
+                    key = active_run_kill(run.rc, self._kill_keys)
+                    if key is not None:
+                        prov = run.rc.provenance[key]
+                        self._drain((key, prov.reason, prov.override_id), index)
             except Exception:  # a flag problem must never crash the run
                 log.exception("flagmw: step boundary check failed; the run keeps its config")
 
@@ -700,14 +687,6 @@ class _FlagControl(RunControl):
         self.drain_step = index
         run.event("run_drained", key=key, reason=reason, override_id=override_id, step=index)
         self._drain_reason = f"flagmw: {key} is off" + (f" ({reason})" if reason else "")
-
-
-def _run_kill(rc: RunConfig, keys: tuple[str, ...]) -> tuple[str, str | None, str | None] | None:
-    for key in keys:
-        if rc.get(key, True) is False:
-            prov = rc.provenance[key]
-            return key, prov.reason, prov.override_id
-    return None
 
 
 # -- lifecycle -----------------------------------------------------------------------
@@ -857,10 +836,10 @@ class _Invocation:
         "merged",
         "modes",
         "new_input",
+        "refresh_hot_at_start",
         "run",
         "settings",
         "single_mode",
-        "startup_changes",
         "subgraphs",
         "v2",
         "watch",
@@ -892,7 +871,7 @@ class _Invocation:
         self.watch: _InterruptWatch | None = (
             _InterruptWatch() if breakpoints or self.checkpointer(graph) is None else None
         )
-        self.startup_changes: list[dict[str, Any]] = []
+        self.refresh_hot_at_start = False
         mode = kwargs.get("stream_mode")
         if mode is None:
             mode = graph.stream_mode
@@ -1000,21 +979,9 @@ class _Invocation:
         if source != "checkpoint":
             run.pending_pin = encode_pin(rc)
         else:
-            # the stored hot values are stale: bring them up to date right away
-            hot = client.resolve_hot(rc, step=0)
-            if hot is not rc:
-                run.rc = hot
-                self.startup_changes = [
-                    {
-                        "key": ch.key,
-                        "old": ch.old,
-                        "new": ch.new,
-                        "layer": ch.provenance.layer.value,
-                        "override_id": ch.provenance.override_id,
-                        "step": 0,
-                    }
-                    for ch in hot.changes[len(rc.changes) :]
-                ]
+            # the stored hot values are stale: began() brings them up to date before the
+            # first step, once the observers know the run (each change is an event)
+            self.refresh_hot_at_start = True
         return run
 
     # -- the config passed down -------------------------------------------------------
@@ -1048,8 +1015,11 @@ class _Invocation:
     def began(self) -> None:
         run = self.run
         _notify_started(run)
-        for attrs in self.startup_changes:
-            run.event("flag_changed", **attrs)
+        if self.refresh_hot_at_start:
+            try:
+                run.refresh_hot(run.generation, step=0)
+            except Exception:  # a flag problem must never crash the run
+                log.exception("flagmw: re-resolving hot flags on resume failed")
 
     # -- output -----------------------------------------------------------------------
 

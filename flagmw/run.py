@@ -18,7 +18,7 @@ ambient ``RunnableConfig`` when ``langchain_core`` is installed.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload, runtime_checkable
 
@@ -28,7 +28,16 @@ from .runconfig import RunConfig
 if TYPE_CHECKING:  # pragma: no cover
     from .client import FlagClient
 
-__all__ = ["EVENT_NAMES", "RUN_KEY", "RunObserver", "RunState", "current", "current_run", "use_run"]
+__all__ = [
+    "EVENT_NAMES",
+    "RUN_KEY",
+    "RunObserver",
+    "RunState",
+    "active_run_kill",
+    "current",
+    "current_run",
+    "use_run",
+]
 
 #: The ``config["configurable"]`` key that carries the :class:`RunState` of a run.
 RUN_KEY = "__flagmw_run"
@@ -170,6 +179,36 @@ class RunState:
             with contextlib.suppress(Exception):  # observers must not break runs
                 obs.run_event(self, name, attributes)
 
+    def refresh_hot(self, generation: int, *, step: int | None) -> bool:
+        """Bring the hot keys of :attr:`rc` up to date at a step boundary, after the
+        client's :attr:`~flagmw.client.FlagClient.generation` moved to ``generation``:
+        re-resolve them (``client.resolve_hot``; pinned keys never change) and record a
+        ``flag_changed`` event for each value that changed.
+
+        Returns:
+            True when a value changed.
+        """
+        self.generation = generation
+        client = self.client
+        if client is None:
+            return False
+        old = self.rc
+        new = client.resolve_hot(old, step=step)
+        if new is old:
+            return False
+        self.rc = new
+        for change in new.changes[len(old.changes) :]:
+            self.event(
+                "flag_changed",
+                key=change.key,
+                old=change.old,
+                new=change.new,
+                layer=change.provenance.layer.value,
+                override_id=change.provenance.override_id,
+                step=step,
+            )
+        return True
+
     def __repr__(self) -> str:
         return (
             f"RunState({self.name!r}, thread={self.thread_id!r}, rev={self.rc.snapshot_rev}, "
@@ -226,6 +265,17 @@ def current(optional: bool = False) -> RunConfig | None:
     """
     state = current_run(optional)
     return None if state is None else state.rc
+
+
+def active_run_kill(rc: RunConfig, keys: Iterable[str]) -> str | None:
+    """The first of ``keys`` (run-kill flags, e.g. ``registry.run_kill_keys`` sorted) whose
+    value is ``False`` in ``rc`` — a run kill in force — or None. Its provenance
+    (``rc.provenance[key]``) tells whether a kill switch (override id, reason) or a
+    snapshot turned it off."""
+    for key in keys:
+        if rc.get(key, True) is False:
+            return key
+    return None
 
 
 @contextlib.contextmanager

@@ -87,7 +87,7 @@ from langgraph.types import Command
 from flagmw.client import FlagClient
 from flagmw.graph import ContextBuilder, context_from_config
 from flagmw.models import FALLBACK_USED_KEY, ROUTE_KEY, filter_tools, select_routes
-from flagmw.run import RunObserver, RunState, current_run, use_run
+from flagmw.run import RunObserver, RunState, active_run_kill, current_run, use_run
 from flagmw.runconfig import Layer, RunConfig
 from flagmw.tools import Gate, check_tool
 
@@ -272,34 +272,18 @@ class FlagmwMiddleware(AgentMiddleware[FlagmwAgentState, Any, Any]):
         generation = self.client.poll()
         if generation == run.generation:
             return False
-        old = run.rc
-        new = self.client.resolve_hot(old, step=step)
-        run.generation = generation
         run.step += 1
-        if new is old:
-            return False
-        run.rc = new
-        for change in new.changes[len(old.changes) :]:
-            run.event(
-                "flag_changed",
-                key=change.key,
-                old=change.old,
-                new=change.new,
-                layer=change.provenance.layer.value,
-                override_id=change.provenance.override_id,
-                step=change.step,
-            )
-        return True
+        return run.refresh_hot(generation, step=step)
 
     def _run_kill(self, rc: RunConfig) -> tuple[str, str | None, str | None] | None:
         """``(key, reason, override_id)`` of a run-kill flag that is off, if any."""
-        for key in sorted(self.client.registry.run_kill_keys):
-            if rc.get(key, True) is False:
-                prov = rc.provenance[key]
-                if prov.layer is Layer.OVERRIDE:
-                    return key, prov.reason, prov.override_id
-                return key, f"set by {prov.describe()}", None
-        return None
+        key = active_run_kill(rc, sorted(self.client.registry.run_kill_keys))
+        if key is None:
+            return None
+        prov = rc.provenance[key]
+        if prov.layer is Layer.OVERRIDE:
+            return key, prov.reason, prov.override_id
+        return key, f"set by {prov.describe()}", None
 
     @staticmethod
     @contextlib.contextmanager
