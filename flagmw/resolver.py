@@ -248,7 +248,6 @@ class View:
         self.experiments_by_key: dict[str, list[_Experiment]] = {}
         for e in self.experiments:
             self.experiments_by_key.setdefault(e.key, []).append(e)
-        self.keys = frozenset(base)
         self.has_tenants = bool(self._tenant_docs)
         self.has_routes = bool(self._route_docs)
         self.plans: dict[str, _KeyPlan] = {
@@ -405,12 +404,6 @@ class OverrideIndex:
                 slot.tenants.setdefault(ov.target or "", []).append(entry)
             else:
                 slot.routes.setdefault(ov.target or "", []).append(entry)
-        expiries = [
-            o.expires_at for o in self.overrides if o.ended_at is None and o.applies_to(environment)
-        ]
-        #: the earliest expiry among the indexed overrides (seconds since the epoch), or
-        #: None: a client re-resolves hot keys when this time passes.
-        self.next_expiry: float | None = min(expiries) if expiries else None
 
     def __bool__(self) -> bool:
         return bool(self.slots)

@@ -28,7 +28,7 @@ import pydantic
 
 from ._schema import content_hash, did_you_mean, pydantic_problems
 from ._source import DocPath, Locator, format_path, load_document
-from .bucketing import UNIT_ATTRIBUTES, percent_to_bps
+from .bucketing import percent_to_bps
 from .conditions import validate_when
 from .errors import Problem, ValidationError
 from .registry import FlagRegistry, FlagType
@@ -555,11 +555,6 @@ def validate_document(
     if errors:
         raise ValidationError(v.problems, loc.source)
     return Snapshot(doc, content_hash(doc), tuple(p for p in v.problems if p.severity != "error"))
-
-
-def unit_attribute(unit: str) -> str:
-    """The context attribute of a bucketing unit (``"user"`` → ``"user_id"``)."""
-    return UNIT_ATTRIBUTES[unit]
 
 
 def diff_documents(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[Change]:
