@@ -71,7 +71,7 @@ from flagmw import (
     SQLiteStore,
     validate_document,
 )
-from flagmw.resolver import resolve_key
+from flagmw.core.resolve import resolve_key
 
 US = 1_000  # ns
 TARGET_EVAL_NS = 2 * US

@@ -52,7 +52,6 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 import flagmw
 from benchmarks._timing import machine_info
 from flagmw import Flag, FlagClient, FlagRegistry, SQLiteStore
-from flagmw._scripted import ScriptedChatModel, tool_call
 from flagmw.examples.support_agent.agent import (
     FLAGS_PATH,
     ROUTES,
@@ -60,7 +59,8 @@ from flagmw.examples.support_agent.agent import (
     build_graph,
     load_registry,
 )
-from flagmw.graph import PIN_KEY
+from flagmw.langgraph.wrap import PIN_KEY
+from flagmw.testing.scripted import ScriptedChatModel, tool_call
 
 OVERHEAD_TARGET = 0.05  # wrapped / bare - 1, per superstep
 BYTES_TARGET = 4096  # bytes added per thread

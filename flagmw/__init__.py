@@ -15,10 +15,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
-from .client import ClientStatus, FlagClient, PublishResult
-from .context import EvaluationContext
-from .errors import (
+from flagmw._version import __version__
+from flagmw.client.client import ClientStatus, FlagClient, PublishResult
+from flagmw.core.context import EvaluationContext
+from flagmw.core.overrides import Override
+from flagmw.core.registry import Binding, Flag, FlagRegistry, FlagType
+from flagmw.core.resolve import Explanation
+from flagmw.core.runconfig import HotChange, Layer, Provenance, RunConfig
+from flagmw.core.snapshot import Snapshot, validate_document
+from flagmw.errors import (
     ConfigChangedError,
     ConflictError,
     FlagmwError,
@@ -33,28 +38,23 @@ from .errors import (
     UnknownRouteError,
     ValidationError,
 )
-from .overrides import Override
-from .registry import Binding, Flag, FlagRegistry, FlagType
-from .resolver import Explanation
-from .runconfig import HotChange, Layer, Provenance, RunConfig
-from .snapshot import Snapshot, validate_document
-from .stores import MemoryStore, SQLiteStore, Store
+from flagmw.stores import MemoryStore, SQLiteStore, Store
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .graph import RunDrained, wrap
-    from .models import routed_model
-    from .run import current
-    from .tools import enabled_tools, gate_of, gated
+    from flagmw.langgraph.models import routed_model
+    from flagmw.langgraph.run import current
+    from flagmw.langgraph.tools import enabled_tools, gate_of, gated
+    from flagmw.langgraph.wrap import RunDrained, wrap
 
 # name → (module, extra that provides its dependencies)
 _LAZY = {
-    "wrap": ("flagmw.graph", "langgraph"),
-    "RunDrained": ("flagmw.graph", "langgraph"),
-    "gated": ("flagmw.tools", "langgraph"),
-    "enabled_tools": ("flagmw.tools", "langgraph"),
-    "gate_of": ("flagmw.tools", "langgraph"),
-    "routed_model": ("flagmw.models", "langgraph"),
-    "current": ("flagmw.run", None),
+    "wrap": ("flagmw.langgraph.wrap", "langgraph"),
+    "RunDrained": ("flagmw.langgraph.wrap", "langgraph"),
+    "gated": ("flagmw.langgraph.tools", "langgraph"),
+    "enabled_tools": ("flagmw.langgraph.tools", "langgraph"),
+    "gate_of": ("flagmw.langgraph.tools", "langgraph"),
+    "routed_model": ("flagmw.langgraph.models", "langgraph"),
+    "current": ("flagmw.langgraph.run", None),
 }
 
 

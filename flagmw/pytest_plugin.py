@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .client import FlagClient
-    from .runconfig import RunConfig
-    from .testing import pinned
+    from flagmw.client.client import FlagClient
+    from flagmw.core.runconfig import RunConfig
+    from flagmw.testing.pinning import pinned
 
 # flagmw is imported when a fixture is used, not when pytest loads the plugin: an
 # installed entry point loads it in every pytest session of the environment
@@ -48,7 +48,7 @@ __all__ = ["flagmw_client", "flagmw_pin"]
 @pytest.fixture
 def flagmw_pin() -> Iterator[Callable[..., RunConfig]]:
     """Pin a literal RunConfig for the rest of the test: ``flagmw_pin({key: value})``."""
-    from .testing import pinned
+    from flagmw.testing.pinning import pinned
 
     active: list[pinned] = []
 
@@ -73,7 +73,7 @@ def flagmw_pin() -> Iterator[Callable[..., RunConfig]]:
 @pytest.fixture
 def flagmw_client() -> Iterator[Callable[..., FlagClient]]:
     """Make in-memory clients: ``flagmw_client(registry_or_flags_yaml, document=None)``."""
-    from .testing import memory_client
+    from flagmw.testing.pinning import memory_client
 
     made: list[FlagClient] = []
 

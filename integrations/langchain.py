@@ -84,12 +84,12 @@ from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from flagmw.client import FlagClient
-from flagmw.graph import ContextBuilder, context_from_config
-from flagmw.models import FALLBACK_USED_KEY, ROUTE_KEY, filter_tools, select_routes
-from flagmw.run import RunObserver, RunState, active_run_kill, current_run, use_run
-from flagmw.runconfig import Layer, RunConfig
-from flagmw.tools import Gate, check_tool
+from flagmw.client.client import FlagClient
+from flagmw.core.runconfig import Layer, RunConfig
+from flagmw.langgraph.models import FALLBACK_USED_KEY, ROUTE_KEY, filter_tools, select_routes
+from flagmw.langgraph.run import RunObserver, RunState, active_run_kill, current_run, use_run
+from flagmw.langgraph.tools import Gate, check_tool
+from flagmw.langgraph.wrap import ContextBuilder, context_from_config
 
 __all__ = ["PIN_KEY", "FlagmwAgentState", "FlagmwMiddleware"]
 

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from flagmw import EvaluationContext, FlagClient, FlagRegistry, MemoryStore
-from flagmw.bucketing import BUCKETS, UNIT_ATTRIBUTES, bucket, percent_to_bps
+from flagmw.core.bucketing import BUCKETS, UNIT_ATTRIBUTES, bucket, percent_to_bps
+from flagmw.core.snapshot import validate_document
 from flagmw.errors import ValidationError
-from flagmw.snapshot import validate_document
 
 # -- an independent murmur3 ------------------------------------------------------------
 

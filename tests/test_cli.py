@@ -27,10 +27,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from flagmw._cli_common import format_left, format_time, parse_scalar
-from flagmw._cli_starter import starter_flags_yaml
 from flagmw.cli import app
-from flagmw.overrides import parse_duration
+from flagmw.cli.common import format_left, format_time, parse_scalar
+from flagmw.cli.starter import starter_flags_yaml
+from flagmw.core.overrides import parse_duration
 
 _SCRIPT = shutil.which("flagmw", path=str(Path(sys.executable).parent))
 COMMAND = [_SCRIPT] if _SCRIPT else [sys.executable, "-m", "flagmw.cli"]
@@ -720,7 +720,7 @@ def test_lint_prints_findings_and_fails_on_errors(
 def test_lint_and_demo_missing_say_so(cli: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
     # None in sys.modules makes `import` fail as for a missing module
     monkeypatch.setitem(sys.modules, "flagmw.lint", None)
-    monkeypatch.setitem(sys.modules, "flagmw.demo", None)
+    monkeypatch.setitem(sys.modules, "flagmw.examples.support_agent.demo", None)
     r = cli("lint", ".")
     assert (r.code, r.err_lines) == (
         2,
@@ -744,7 +744,7 @@ def demo_module(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """A stand-in ``flagmw.demo`` recording how the CLI calls its ``main`` (the real
     demo's own test runs it end to end)."""
     calls: list[dict[str, Any]] = []
-    module = types.ModuleType("flagmw.demo")
+    module = types.ModuleType("flagmw.examples.support_agent.demo")
 
     def main(**kwargs: Any) -> int:
         calls.append(kwargs)
@@ -752,7 +752,7 @@ def demo_module(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         return 0 if workdir is None or workdir.is_dir() else 4
 
     module.main = main  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "flagmw.demo", module)
+    monkeypatch.setitem(sys.modules, "flagmw.examples.support_agent.demo", module)
     return calls
 
 

@@ -18,9 +18,9 @@ from otlp_receiver import OTLPReceiver, ReceivedSpan
 
 import flagmw
 from flagmw import FlagClient, SQLiteStore
-from flagmw._demo_help import DEMO_HELP, DEMO_STEPS
 from flagmw.examples.support_agent.agent import build_graph, load_registry
-from flagmw.graph import PIN_KEY
+from flagmw.examples.support_agent.steps import DEMO_HELP, DEMO_STEPS
+from flagmw.langgraph.wrap import PIN_KEY
 
 THREADS = {"acme-1", "globex-1", "globex-2", "globex-3", "acme-2", "acme-3", "globex-4"}
 
@@ -164,7 +164,9 @@ def test_demo_left_checkpoints_with_one_pin_per_run(demo: tuple[Path, Any]) -> N
 def test_demo_refuses_a_workdir_that_holds_a_previous_demo(
     demo: tuple[Path, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from flagmw.demo import main  # in-process: the refusal comes before any run
+    from flagmw.examples.support_agent.demo import (
+        main,  # in-process: the refusal comes before any run
+    )
 
     workdir, _ = demo
     before = (workdir / "flagmw.db").stat().st_mtime_ns
@@ -217,7 +219,7 @@ def test_demo_help_lists_every_step_and_imports_no_langgraph() -> None:
         assert f"  {i}. {step}" in DEMO_HELP
     assert len(DEMO_STEPS) == 9
     code = (
-        "import sys, flagmw._demo_help; "
+        "import sys, flagmw.examples.support_agent.steps; "
         "assert not [m for m in sys.modules if m.startswith(('langgraph', 'langchain'))]"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

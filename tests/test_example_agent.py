@@ -20,7 +20,6 @@ from langgraph.types import Command
 
 import flagmw
 from flagmw import FlagClient
-from flagmw._scripted import ScriptedChatModel
 from flagmw.examples.support_agent.agent import (
     FLAGS_PATH,
     INJECTION_MARKER,
@@ -33,6 +32,7 @@ from flagmw.examples.support_agent.agent import (
     support_policy,
 )
 from flagmw.testing import memory_client
+from flagmw.testing.scripted import ScriptedChatModel
 
 
 @pytest.fixture

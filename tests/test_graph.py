@@ -40,7 +40,7 @@ from langgraph.types import Command, interrupt
 
 import flagmw
 from flagmw import EvaluationContext, FlagClient, IntegrityError, MemoryStore, NoRunConfigError
-from flagmw.graph import (
+from flagmw.langgraph.wrap import (
     CONFIG_HASH_KEY,
     PIN_FORMAT,
     PIN_KEY,

@@ -29,8 +29,8 @@ from pydantic import BaseModel
 
 import flagmw
 from flagmw import FlagClient, MemoryStore, RunConfig
-from flagmw.graph import PIN_KEY, RunDrained
-from flagmw.run import RUN_KEY, current_run
+from flagmw.langgraph.run import RUN_KEY, current_run
+from flagmw.langgraph.wrap import PIN_KEY, RunDrained
 from flagmw.testing import ScriptedChatModel, pinned, tool_call
 
 

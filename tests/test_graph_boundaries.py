@@ -24,8 +24,8 @@ from langgraph.types import Command, interrupt
 
 import flagmw
 from flagmw import FlagClient, MemoryStore
-from flagmw.graph import SPAN_KEY, RunDrained
-from flagmw.run import RunState
+from flagmw.langgraph.run import RunState
+from flagmw.langgraph.wrap import SPAN_KEY, RunDrained
 
 ACTIVE: contextvars.ContextVar[str | None] = contextvars.ContextVar("active", default=None)
 

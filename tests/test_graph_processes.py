@@ -32,7 +32,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 import flagmw
 from flagmw import EvaluationContext, FlagClient, SQLiteStore
-from flagmw.graph import PIN_KEY, RunDrained, decode_pin
+from flagmw.langgraph.wrap import PIN_KEY, RunDrained, decode_pin
 
 WORKERS = Path(__file__).parent / "graph_workers"
 FLAGMW_COMMAND = Path(sys.executable).parent / "flagmw"

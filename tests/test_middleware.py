@@ -26,9 +26,9 @@ from langgraph.types import Command, interrupt
 import flagmw
 from flagmw import FlagClient, IntegrityError, RunConfig
 from flagmw.integrations.langchain import PIN_KEY, FlagmwMiddleware
-from flagmw.run import RunState
+from flagmw.langgraph.run import RunState
+from flagmw.langgraph.tools import gated
 from flagmw.testing import ScriptedChatModel, tool_call
-from flagmw.tools import gated
 
 KEY = "tools.refund_api.enabled"
 RUN_KILL = "agent.enabled"

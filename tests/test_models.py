@@ -21,16 +21,16 @@ from pydantic import BaseModel
 
 import flagmw
 from flagmw import EvaluationContext, FlagClient, FlagRegistry, NoRunConfigError, ValidationError
-from flagmw.models import (
+from flagmw.langgraph.models import (
     RoutedChatModel,
     UnknownRouteError,
     filter_tools,
     routed_model,
     select_routes,
 )
-from flagmw.run import RunState, use_run
+from flagmw.langgraph.run import RunState, use_run
+from flagmw.langgraph.tools import gated
 from flagmw.testing import ScriptedChatModel, pinned_config, tool_call
-from flagmw.tools import gated
 
 KEY = "tools.refund_api.enabled"
 

@@ -17,7 +17,7 @@ from flagmw import (
     UnknownFlagError,
     ValidationError,
 )
-from flagmw.overrides import Override, OverrideKind, ScopeKind, format_duration, parse_duration
+from flagmw.core.overrides import Override, OverrideKind, ScopeKind, format_duration, parse_duration
 
 KILL_KEY = "tools.refund_api.enabled"
 PII = "compliance.pii_redaction"

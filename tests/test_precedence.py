@@ -26,8 +26,8 @@ from flagmw import (
     MemoryStore,
     Provenance,
 )
-from flagmw.resolver import CompiledSnapshot, OverrideIndex, resolve_key
-from flagmw.snapshot import Snapshot
+from flagmw.core.resolve import CompiledSnapshot, OverrideIndex, resolve_key
+from flagmw.core.snapshot import Snapshot
 
 KEY = "loop.max_iterations"
 ENV_VAR = "FF_LOOP_MAX_ITERATIONS"

@@ -38,11 +38,11 @@ from flagmw import (
     OverrideError,
     RunConfig,
 )
-from flagmw._schema import canonical_json
-from flagmw.bucketing import bucket
-from flagmw.overrides import Override, OverrideKind, ScopeKind
-from flagmw.resolver import CompiledSnapshot, OverrideIndex, View, explain, resolve, resolve_key
-from flagmw.snapshot import validate_document
+from flagmw.core._schema import canonical_json
+from flagmw.core.bucketing import bucket
+from flagmw.core.overrides import Override, OverrideKind, ScopeKind
+from flagmw.core.resolve import CompiledSnapshot, OverrideIndex, View, explain, resolve, resolve_key
+from flagmw.core.snapshot import validate_document
 
 REGISTRY = FlagRegistry.from_dict(flags_data())
 KEYS = REGISTRY.keys()
@@ -469,7 +469,7 @@ CROSS_PROCESS = textwrap.dedent(
     """
     import json, sys
     from flagmw import EvaluationContext, FlagClient, FlagRegistry, MemoryStore
-    from flagmw.bucketing import bucket
+    from flagmw.core.bucketing import bucket
 
     payload = json.load(sys.stdin)
     registry = FlagRegistry.from_dict(payload["flags"])

@@ -36,8 +36,9 @@ def test_mypy_strict_on_flagmw() -> None:
 def test_core_imports_neither_langgraph_nor_opentelemetry() -> None:
     code = (
         "import sys\n"
-        "import flagmw, flagmw.registry, flagmw.snapshot, flagmw.resolver, flagmw.runconfig, "
-        "flagmw.client, flagmw.stores.sqlite, flagmw.conditions, flagmw.bucketing\n"
+        "import flagmw, flagmw.core.registry, flagmw.core.snapshot, flagmw.core.resolve, "
+        "flagmw.core.runconfig, flagmw.client, flagmw.stores.sqlite, flagmw.core.conditions, "
+        "flagmw.core.bucketing\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'langgraph', 'langchain', 'langchain_core', 'opentelemetry'})\n"
         "print(','.join(heavy))\n"

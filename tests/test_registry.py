@@ -23,8 +23,8 @@ from flagmw import (
     UnknownFlagError,
     ValidationError,
 )
-from flagmw._schema import content_hash
-from flagmw.registry import KEY_PATTERN, env_var_name
+from flagmw.core._schema import content_hash
+from flagmw.core.registry import KEY_PATTERN, env_var_name
 
 
 def design_in_python() -> FlagRegistry:

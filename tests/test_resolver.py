@@ -22,10 +22,10 @@ from flagmw import (
     RunConfig,
     UnknownFlagError,
 )
-from flagmw.bucketing import bucket
-from flagmw.overrides import Override, OverrideKind, ScopeKind
-from flagmw.resolver import CompiledSnapshot, OverrideIndex, View, explain, resolve, resolve_key
-from flagmw.snapshot import validate_document
+from flagmw.core.bucketing import bucket
+from flagmw.core.overrides import Override, OverrideKind, ScopeKind
+from flagmw.core.resolve import CompiledSnapshot, OverrideIndex, View, explain, resolve, resolve_key
+from flagmw.core.snapshot import validate_document
 
 KEY = "prompt.style"
 CTX = EvaluationContext

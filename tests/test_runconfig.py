@@ -20,10 +20,10 @@ from flagmw import (
     RunConfig,
     UnknownFlagError,
 )
-from flagmw.overrides import Override, OverrideKind, ScopeKind
-from flagmw.resolver import CompiledSnapshot, OverrideIndex, resolve
-from flagmw.runconfig import FORMAT, LAYER_ORDER
-from flagmw.snapshot import validate_document
+from flagmw.core.overrides import Override, OverrideKind, ScopeKind
+from flagmw.core.resolve import CompiledSnapshot, OverrideIndex, resolve
+from flagmw.core.runconfig import FORMAT, LAYER_ORDER
+from flagmw.core.snapshot import validate_document
 
 CTX = EvaluationContext(
     tenant_id="acme",

@@ -35,8 +35,8 @@ from flagmw import (
     Problem,
     ValidationError,
 )
-from flagmw._source import Locator
-from flagmw.snapshot import FORMAT_VERSION, diff_documents, validate_document
+from flagmw.core.snapshot import FORMAT_VERSION, diff_documents, validate_document
+from flagmw.core.source import Locator
 
 CORPUS = Path(__file__).parent / "corpus"
 ON = {"agent.enabled": True}

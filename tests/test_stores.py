@@ -36,7 +36,7 @@ from flagmw import (
     Store,
     StoreUnavailableError,
 )
-from flagmw.overrides import Override, OverrideKind, ScopeKind
+from flagmw.core.overrides import Override, OverrideKind, ScopeKind
 
 KEY = "loop.max_iterations"
 REGISTRY_DOC = {"flags": {KEY: {"type": "int", "default": 8}}}

@@ -25,9 +25,9 @@ from pydantic import BaseModel, Field
 
 import flagmw
 from flagmw import EvaluationContext, FlagClient, RefusedError
-from flagmw.run import RUN_KEY, RunState, use_run
+from flagmw.langgraph.run import RUN_KEY, RunState, use_run
+from flagmw.langgraph.tools import GatedFunctionTool, check_tool, enabled_tools, gate_of, gated
 from flagmw.testing import ScriptedChatModel, pinned_config, tool_call
-from flagmw.tools import GatedFunctionTool, check_tool, enabled_tools, gate_of, gated
 
 KEY = "tools.refund_api.enabled"
 REASON = "CRM webhook returns 500"

@@ -26,9 +26,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from flagmw import EvaluationContext, Flag, FlagClient, FlagRegistry, MemoryStore, RunConfig
-from flagmw import _otel_attrs as A
-from flagmw.run import RunState
+from flagmw.langgraph.run import RunState
 from flagmw.tracing import INTERRUPTED_EVENT, RunTracer, parse_span_ref
+from flagmw.tracing import attributes as A
 
 SPAN_REF = re.compile(r"^[0-9a-f]{32}-[0-9a-f]{16}$")
 

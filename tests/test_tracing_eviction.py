@@ -23,9 +23,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from flagmw import EvaluationContext, Flag, FlagClient, FlagRegistry, MemoryStore
-from flagmw import _otel_attrs as A
-from flagmw.run import RunState
+from flagmw.langgraph.run import RunState
 from flagmw.tracing import RunTracer
+from flagmw.tracing import attributes as A
 
 DEFAULT_LIMIT = 128
 RUN_LEVEL = (

@@ -31,9 +31,9 @@ from opentelemetry.trace import StatusCode
 
 import flagmw
 from flagmw import FlagClient
-from flagmw import _otel_attrs as A
-from flagmw.graph import RunDrained
+from flagmw.langgraph.wrap import RunDrained
 from flagmw.tracing import INTERRUPTED_EVENT, RunTracer
+from flagmw.tracing import attributes as A
 
 AGENT = "invoke_agent support-agent"
 

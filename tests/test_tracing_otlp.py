@@ -22,9 +22,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from otlp_receiver import OTLPReceiver
 
 from flagmw import EvaluationContext, FlagClient, RunConfig
-from flagmw import _otel_attrs as A
-from flagmw.run import RunState
-from flagmw.tracing import RunTracer, _signal_url, configure
+from flagmw.langgraph.run import RunState
+from flagmw.tracing import RunTracer, configure
+from flagmw.tracing import attributes as A
+from flagmw.tracing.writer import _signal_url
 
 SPAN_KIND_INTERNAL = 1  # opentelemetry.proto.trace.v1.Span.SpanKind
 STATUS_ERROR = 2
@@ -128,7 +129,7 @@ CONFIGURE_SCRIPT = textwrap.dedent(
     import json, sys
     from opentelemetry import _logs, trace
     from flagmw import EvaluationContext, FlagClient, FlagRegistry, Flag, MemoryStore
-    from flagmw.run import RunState
+    from flagmw.langgraph.run import RunState
     from flagmw.tracing import RunTracer, configure
 
     url = sys.argv[1]
@@ -200,7 +201,7 @@ def test_configure_console_prints_spans(tmp_path: Any) -> None:
         textwrap.dedent(
             """
             from flagmw import EvaluationContext, FlagClient, FlagRegistry, Flag, MemoryStore
-            from flagmw.run import RunState
+            from flagmw.langgraph.run import RunState
             from flagmw.tracing import RunTracer, configure
 
             provider = configure(console=True, service_name="console-demo")

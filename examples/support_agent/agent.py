@@ -25,7 +25,7 @@ registry's defaults (``flagmw.current(optional=True)`` is None). Wrap it with
 ``flagmw.wrap(build_graph(checkpointer=saver), client)`` to pin a RunConfig per run.
 
 No hosted model is reachable where flagmw is tested and demonstrated, so the routes
-are :class:`~flagmw._scripted.ScriptedChatModel` instances driven by
+are :class:`~flagmw.testing.ScriptedChatModel` instances driven by
 :func:`support_policy`, a deterministic policy that emits real tool calls from the
 conversation and the tools bound for the call. Pass ``models={route: chat_model}`` to
 use real models.
@@ -59,8 +59,8 @@ from langgraph.prebuilt import ToolNode
 from langgraph.types import Command, interrupt
 
 import flagmw
-from flagmw._scripted import ScriptedChatModel, ScriptStep, tool_call
-from flagmw.registry import FlagRegistry
+from flagmw.core.registry import FlagRegistry
+from flagmw.testing.scripted import ScriptedChatModel, ScriptStep, tool_call
 
 __all__ = [
     "FLAGS_PATH",
@@ -338,7 +338,7 @@ def support_policy(messages: Sequence[BaseMessage], bound: list[str]) -> ScriptS
 
 
 def default_models() -> dict[str, BaseChatModel]:
-    """One :class:`~flagmw._scripted.ScriptedChatModel` per route of :data:`ROUTES`,
+    """One :class:`~flagmw.testing.ScriptedChatModel` per route of :data:`ROUTES`,
     driven by :func:`support_policy` and labelled with the route name."""
     return {r: ScriptedChatModel(script=support_policy, label=r) for r in ROUTES}
 

@@ -1,8 +1,8 @@
 """Stores: where snapshots, overrides and the audit log live (see :mod:`flagmw.stores.base`)."""
 
-from .base import AuditEntry, SnapshotInfo, SnapshotRecord, Store, StoreState
-from .memory import MemoryStore
-from .sqlite import SQLiteStore
+from flagmw.stores.base import AuditEntry, SnapshotInfo, SnapshotRecord, Store, StoreState
+from flagmw.stores.memory import MemoryStore
+from flagmw.stores.sqlite import SQLiteStore
 
 __all__ = [
     "AuditEntry",

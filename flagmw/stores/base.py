@@ -32,7 +32,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ..overrides import Override
+from flagmw.core.overrides import Override
 
 __all__ = ["AuditEntry", "SnapshotInfo", "SnapshotRecord", "Store", "StoreState"]
 

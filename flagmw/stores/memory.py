@@ -7,9 +7,16 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ConflictError, NotFoundError
-from ..overrides import Override
-from .base import AuditEntry, ChangeToken, SnapshotInfo, SnapshotRecord, StoreState, override_target
+from flagmw.core.overrides import Override
+from flagmw.errors import ConflictError, NotFoundError
+from flagmw.stores.base import (
+    AuditEntry,
+    ChangeToken,
+    SnapshotInfo,
+    SnapshotRecord,
+    StoreState,
+    override_target,
+)
 
 __all__ = ["MemoryStore"]
 

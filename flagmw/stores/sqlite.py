@@ -37,9 +37,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConflictError, NotFoundError, StoreUnavailableError
-from ..overrides import Override, OverrideKind, ScopeKind
-from .base import AuditEntry, ChangeToken, SnapshotInfo, SnapshotRecord, StoreState, override_target
+from flagmw.core.overrides import Override, OverrideKind, ScopeKind
+from flagmw.errors import ConflictError, NotFoundError, StoreUnavailableError
+from flagmw.stores.base import (
+    AuditEntry,
+    ChangeToken,
+    SnapshotInfo,
+    SnapshotRecord,
+    StoreState,
+    override_target,
+)
 
 __all__ = ["SQLiteStore"]
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypedDict
 from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 
-from flagmw.run import current_run
+from flagmw.langgraph.run import current_run
 
 try:  # imported as graph_workers.support by the tests, as support by the scripts
     from .flags import HOT, MODELS, PINNED, make_registry, publish, rev_of, snapshot

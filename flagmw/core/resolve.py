@@ -23,14 +23,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .bucketing import BUCKETS, UNIT_ATTRIBUTES, bucket, percent_to_bps
-from .bucketing import _hash as _murmur3
-from .conditions import Predicate, compile_when
-from .context import EvaluationContext
-from .errors import UnknownFlagError
-from .overrides import Override, ScopeKind
-from .registry import FlagRegistry
-from .runconfig import (
+from flagmw.core.bucketing import BUCKETS, UNIT_ATTRIBUTES, bucket, percent_to_bps
+from flagmw.core.bucketing import _hash as _murmur3
+from flagmw.core.conditions import Predicate, compile_when
+from flagmw.core.context import EvaluationContext
+from flagmw.core.overrides import Override, ScopeKind
+from flagmw.core.registry import FlagRegistry
+from flagmw.core.runconfig import (
     DEFAULT_PROVENANCE,
     Candidate,
     Layer,
@@ -38,7 +37,8 @@ from .runconfig import (
     RunConfig,
     make_candidate,
 )
-from .snapshot import Snapshot
+from flagmw.core.snapshot import Snapshot
+from flagmw.errors import UnknownFlagError
 
 __all__ = [
     "CompiledSnapshot",
@@ -304,7 +304,7 @@ class View:
 
 
 def _env_var(key: str) -> str:
-    from .registry import env_var_name
+    from flagmw.core.registry import env_var_name
 
     return env_var_name(key)
 
@@ -329,7 +329,7 @@ class CompiledSnapshot:
         rev: int | None,
         env_values: Mapping[str, Any] | None = None,
     ) -> None:
-        from .snapshot import _empty_document
+        from flagmw.core.snapshot import _empty_document
 
         self.registry = registry
         self.snapshot = snapshot

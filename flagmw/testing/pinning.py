@@ -1,27 +1,5 @@
-"""Testing helpers: pin a literal RunConfig for code under test, and in-memory clients.
-
-Code that reads flags with ``flagmw.current()`` (nodes, tools, model calls, helpers
-they call) can be tested without a graph, a store or a client::
-
-    from flagmw.testing import pinned
-
-    def test_refund_tool_refuses_when_disabled():
-        with pinned({"tools.refund_api.enabled": False}):
-            assert refund.invoke({"order_id": "o-1"}).startswith("Tool 'refund' is disabled")
-
-    @pinned({"model.primary": "gpt-4o-mini"}, registry=REGISTRY)
-    async def test_small_model_route(): ...
-
-and graphs can be run against a real :class:`~flagmw.client.FlagClient` on an
-in-memory store::
-
-    client = memory_client("flags.yaml")          # registry and snapshot (rev 1) in one file
-    graph = flagmw.wrap(builder.compile(checkpointer=InMemorySaver()), client)
-
-The pytest fixtures ``flagmw_pin`` and ``flagmw_client`` (:mod:`flagmw.pytest_plugin`)
-wrap these two for a test's duration. ``ScriptedChatModel`` and ``tool_call`` (a chat
-model that answers from a script and emits real tool calls) are re-exported here.
-"""
+"""Pin a literal RunConfig for code under test (:func:`pinned`) and in-memory clients
+(:func:`memory_client`); re-exported by :mod:`flagmw.testing`."""
 
 from __future__ import annotations
 
@@ -34,27 +12,18 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .client import FlagClient
-from .context import EvaluationContext
-from .errors import UnknownFlagError
-from .registry import FlagRegistry
-from .run import RunState, use_run
-from .runconfig import DEFAULT_PROVENANCE, Layer, Provenance, RunConfig, make_candidate
-from .stores.memory import MemoryStore
+from flagmw.client.client import FlagClient
+from flagmw.core.context import EvaluationContext
+from flagmw.core.registry import FlagRegistry
+from flagmw.core.runconfig import DEFAULT_PROVENANCE, Layer, Provenance, RunConfig, make_candidate
+from flagmw.errors import UnknownFlagError
+from flagmw.langgraph.run import RunState, use_run
+from flagmw.stores.memory import MemoryStore
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._scripted import ScriptedChatModel, tool_call
+    pass
 
-__all__ = ["ScriptedChatModel", "memory_client", "pinned", "pinned_config", "tool_call"]
-
-
-def __getattr__(name: str) -> Any:
-    # the scripted chat model needs langchain-core; pinned() and memory_client() do not
-    if name in ("ScriptedChatModel", "tool_call"):
-        from . import _scripted
-
-        return getattr(_scripted, name)
-    raise AttributeError(f"module 'flagmw.testing' has no attribute {name!r}")
+__all__ = ["memory_client", "pinned", "pinned_config"]
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -13,7 +13,7 @@ import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from .runconfig import Layer, Provenance, RunConfig
+from flagmw.core.runconfig import Layer, Provenance, RunConfig
 
 # -- attribute names -------------------------------------------------------------------------
 # GenAI agent-span conventions (semantic-conventions-genai; status: development).

@@ -28,13 +28,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ._source import Locator, load_document
-from .client import FlagClient
-from .errors import ConflictError, FlagmwError, Problem, ValidationError
-from .overrides import parse_duration
-from .registry import FlagRegistry
-from .stores.base import Store
-from .stores.sqlite import SQLiteStore
+from flagmw.client.client import FlagClient
+from flagmw.core.overrides import parse_duration
+from flagmw.core.registry import FlagRegistry
+from flagmw.core.source import Locator, load_document
+from flagmw.errors import ConflictError, FlagmwError, Problem, ValidationError
+from flagmw.stores.base import Store
+from flagmw.stores.sqlite import SQLiteStore
 
 # -- exit codes ----------------------------------------------------------------------------
 

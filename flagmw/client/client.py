@@ -23,18 +23,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._source import Locator, load_document
-from .context import EvaluationContext
-from .errors import (
-    FlagmwError,
-    NotFoundError,
-    OverrideError,
-    Problem,
-    ValidationError,
-)
-from .overrides import Override, OverrideKind, ScopeKind, format_duration, parse_duration
-from .registry import FlagRegistry, FlagType, env_var_name
-from .resolver import (
+from flagmw.core.context import EvaluationContext
+from flagmw.core.overrides import Override, OverrideKind, ScopeKind, format_duration, parse_duration
+from flagmw.core.registry import FlagRegistry, FlagType, env_var_name
+from flagmw.core.resolve import (
     CompiledSnapshot,
     Explanation,
     OverrideIndex,
@@ -43,10 +35,18 @@ from .resolver import (
     resolve,
     resolve_key,
 )
-from .runconfig import RunConfig, copy_json
-from .snapshot import Change, Snapshot, diff_documents, validate_document
-from .stores.base import AuditEntry, SnapshotInfo, SnapshotRecord, Store
-from .stores.memory import MemoryStore
+from flagmw.core.runconfig import RunConfig, copy_json
+from flagmw.core.snapshot import Change, Snapshot, diff_documents, validate_document
+from flagmw.core.source import Locator, load_document
+from flagmw.errors import (
+    FlagmwError,
+    NotFoundError,
+    OverrideError,
+    Problem,
+    ValidationError,
+)
+from flagmw.stores.base import AuditEntry, SnapshotInfo, SnapshotRecord, Store
+from flagmw.stores.memory import MemoryStore
 
 __all__ = ["ClientStatus", "FlagClient", "PublishResult", "read_env_values"]
 

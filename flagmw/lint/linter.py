@@ -44,9 +44,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._source import load_document
-from .errors import FlagmwError
-from .registry import FlagRegistry, FlagType, env_var_name
+from flagmw.core.registry import FlagRegistry, FlagType, env_var_name
+from flagmw.core.source import load_document
+from flagmw.errors import FlagmwError
 
 __all__ = [
     "CODES",
@@ -231,10 +231,14 @@ def _env_suggestion(name: str, registry: FlagRegistry | None) -> str:
 
 _ENVIRON = frozenset({"os.environ"})
 _GETENV = frozenset({"os.getenv"})
-_GATED = frozenset({"flagmw.gated", "flagmw.tools.gated"})
-_ROUTED = frozenset({"flagmw.routed_model", "flagmw.models.routed_model"})
-_CURRENT = frozenset({"flagmw.current", "flagmw.run.current"})
-_RUNCONFIG = frozenset({"flagmw.RunConfig", "flagmw.runconfig.RunConfig"})
+_GATED = frozenset({"flagmw.gated", "flagmw.tools.gated", "flagmw.langgraph.tools.gated"})
+_ROUTED = frozenset(
+    {"flagmw.routed_model", "flagmw.models.routed_model", "flagmw.langgraph.models.routed_model"}
+)
+_CURRENT = frozenset({"flagmw.current", "flagmw.run.current", "flagmw.langgraph.run.current"})
+_RUNCONFIG = frozenset(
+    {"flagmw.RunConfig", "flagmw.runconfig.RunConfig", "flagmw.core.runconfig.RunConfig"}
+)
 _FLAGCLIENT = frozenset({"flagmw.FlagClient", "flagmw.client.FlagClient"})
 _FROM_JSON = frozenset(f"{q}.from_json" for q in _RUNCONFIG)
 _ENV_METHODS = frozenset({"get", "setdefault", "pop"})

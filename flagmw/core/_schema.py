@@ -11,8 +11,8 @@ from typing import Any
 
 import pydantic
 
-from ._source import DocPath, Locator
-from .errors import Problem
+from flagmw.core.source import DocPath, Locator
+from flagmw.errors import Problem
 
 __all__ = ["canonical_json", "content_hash", "pydantic_problems", "suggest"]
 

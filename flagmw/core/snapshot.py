@@ -26,12 +26,12 @@ from typing import Any, Literal
 
 import pydantic
 
-from ._schema import content_hash, did_you_mean, pydantic_problems
-from ._source import DocPath, Locator, format_path, load_document
-from .bucketing import percent_to_bps
-from .conditions import validate_when
-from .errors import Problem, ValidationError
-from .registry import FlagRegistry, FlagType
+from flagmw.core._schema import content_hash, did_you_mean, pydantic_problems
+from flagmw.core.bucketing import percent_to_bps
+from flagmw.core.conditions import validate_when
+from flagmw.core.registry import FlagRegistry, FlagType
+from flagmw.core.source import DocPath, Locator, format_path, load_document
+from flagmw.errors import Problem, ValidationError
 
 __all__ = ["FORMAT_VERSION", "Change", "Snapshot", "diff_documents", "validate_document"]
 

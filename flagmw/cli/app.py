@@ -29,7 +29,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ._cli_common import (
+from flagmw.cli.common import (
     EXIT_CODES_EPILOG,
     EXIT_OK,
     EXIT_PROBLEMS,
@@ -55,14 +55,14 @@ from ._cli_common import (
     table,
     with_session,
 )
-from ._cli_starter import starter_flags_yaml
-from ._source import load_document
-from .context import EvaluationContext
-from .errors import Problem, ValidationError
-from .overrides import Override
-from .registry import FlagType
-from .snapshot import validate_document
-from .stores.base import AuditEntry, SnapshotInfo
+from flagmw.cli.starter import starter_flags_yaml
+from flagmw.core.context import EvaluationContext
+from flagmw.core.overrides import Override
+from flagmw.core.registry import FlagType
+from flagmw.core.snapshot import validate_document
+from flagmw.core.source import load_document
+from flagmw.errors import Problem, ValidationError
+from flagmw.stores.base import AuditEntry, SnapshotInfo
 
 __all__ = ["app", "main"]
 
@@ -167,7 +167,7 @@ def init(
     except OSError as exc:
         raise CliError(f"cannot write {target}: {exc.strerror or exc}") from None
     # The starter must always be valid; checking it here catches a broken template.
-    from .registry import FlagRegistry
+    from flagmw.core.registry import FlagRegistry
 
     registry = FlagRegistry.from_yaml(target)
     snapshot = validate_document(target, registry)
@@ -860,10 +860,11 @@ def lint(
 
 
 def _demo_help() -> str | None:
-    """The demo's long help, kept in ``flagmw._demo_help`` so ``flagmw --help`` does not
-    import LangGraph; None (the docstring is used) when it is not there."""
+    """The demo's long help, kept in ``flagmw.examples.support_agent.steps`` so
+    ``flagmw --help`` does not import LangGraph; None (the docstring is used) when it is
+    not there."""
     try:
-        module = importlib.import_module("flagmw._demo_help")
+        module = importlib.import_module("flagmw.examples.support_agent.steps")
     except ImportError:
         return None
     text = getattr(module, "DEMO_HELP", None)
@@ -896,9 +897,9 @@ def demo(
 ) -> None:
     """Run the main job: a LangGraph support agent replaying a kill-switch incident."""
     try:
-        demo_module = importlib.import_module("flagmw.demo")
+        demo_module = importlib.import_module("flagmw.examples.support_agent.demo")
     except ModuleNotFoundError as exc:
-        if exc.name == "flagmw.demo":
+        if exc.name == "flagmw.examples.support_agent.demo":
             raise CliError(
                 "flagmw demo is not available in this installation (flagmw.demo is missing)"
             ) from None

@@ -8,7 +8,8 @@ default: a SQLite flag store (``flagmw.db``) and a SQLite checkpointer
 model is reachable) but emit real tool calls; everything else is the real thing,
 including a second OS process that issues the kill with the ``flagmw`` command.
 
-The steps (:data:`flagmw._demo_help.DEMO_STEPS`) each print what happened and check
+The steps (:data:`~flagmw.examples.support_agent.steps.DEMO_STEPS`) each print what
+happened and check
 it: a step that does not behave as described stops the demo with one message and
 exit code 1. See ``docs/demo.md``.
 """
@@ -36,14 +37,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ._demo_help import DEMO_STEPS
-from ._scripted import ScriptedChatModel, ScriptStep
-from .client import FlagClient
-from .context import EvaluationContext
-from .errors import FlagmwError
+from flagmw.client.client import FlagClient
+from flagmw.core.context import EvaluationContext
+from flagmw.errors import FlagmwError
 
 # flagmw.examples is installed from examples/ (a package-dir mapping mypy cannot follow)
-from .examples.support_agent.agent import (  # type: ignore[import-not-found,unused-ignore]
+from flagmw.examples.support_agent.agent import (  # type: ignore[import-not-found,unused-ignore]
     FLAGS_PATH,
     ROUTES,
     InMemoryBackend,
@@ -51,9 +50,11 @@ from .examples.support_agent.agent import (  # type: ignore[import-not-found,unu
     load_registry,
     support_policy,
 )
-from .graph import RunDrained, wrap
-from .run import Outcome, RunState, current_run
-from .stores.sqlite import SQLiteStore
+from flagmw.examples.support_agent.steps import DEMO_STEPS
+from flagmw.langgraph.run import Outcome, RunState, current_run
+from flagmw.langgraph.wrap import RunDrained, wrap
+from flagmw.stores.sqlite import SQLiteStore
+from flagmw.testing.scripted import ScriptedChatModel, ScriptStep
 
 __all__ = ["DemoFailure", "main"]
 
@@ -867,7 +868,7 @@ def _traces(otlp_endpoint: str | None, console_traces: bool, out: Console) -> It
     if not otlp_endpoint and not console_traces:
         yield
         return
-    from . import tracing
+    from flagmw import tracing
 
     provider = tracing.configure(
         otlp_endpoint=otlp_endpoint, console=console_traces, service_name="flagmw-demo"

@@ -30,10 +30,10 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._schema import did_you_mean
-from ._source import DocPath, Locator
-from .context import WELL_KNOWN_ATTRIBUTES, EvaluationContext
-from .errors import Problem
+from flagmw.core._schema import did_you_mean
+from flagmw.core.context import WELL_KNOWN_ATTRIBUTES, EvaluationContext
+from flagmw.core.source import DocPath, Locator
+from flagmw.errors import Problem
 
 __all__ = ["OPERATORS", "Predicate", "compile_when", "validate_when"]
 

@@ -35,9 +35,9 @@ from urllib.parse import urlsplit
 from opentelemetry import _logs, trace
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from . import _otel_attrs as A
-from ._version import __version__
-from .run import Outcome, RunState
+from flagmw._version import __version__
+from flagmw.langgraph.run import Outcome, RunState
+from flagmw.tracing import attributes as A
 
 if TYPE_CHECKING:  # pragma: no cover
     from opentelemetry.sdk.trace import TracerProvider as SDKTracerProvider

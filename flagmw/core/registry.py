@@ -30,9 +30,9 @@ from typing import Any
 
 import pydantic
 
-from ._schema import content_hash, did_you_mean, pydantic_problems, suggest
-from ._source import DocPath, Locator, load_document
-from .errors import Problem, UnknownFlagError, ValidationError
+from flagmw.core._schema import content_hash, did_you_mean, pydantic_problems, suggest
+from flagmw.core.source import DocPath, Locator, load_document
+from flagmw.errors import Problem, UnknownFlagError, ValidationError
 
 __all__ = ["KEY_PATTERN", "Binding", "Flag", "FlagRegistry", "FlagType", "env_var_name"]
 

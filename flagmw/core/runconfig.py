@@ -21,9 +21,9 @@ from typing import Any, NamedTuple, TypeVar
 
 import pydantic
 
-from ._schema import canonical_json
-from .context import EvaluationContext
-from .errors import IntegrityError, UnknownFlagError
+from flagmw.core._schema import canonical_json
+from flagmw.core.context import EvaluationContext
+from flagmw.errors import IntegrityError, UnknownFlagError
 
 __all__ = ["FORMAT", "LAYER_ORDER", "HotChange", "Layer", "Provenance", "RunConfig"]
 
@@ -149,7 +149,7 @@ def make_candidate(key: str, value: Any, provenance: Provenance) -> Candidate:
 
 
 def json_fragment(value: Any) -> str:
-    """The canonical JSON of ``value`` (as :func:`flagmw._schema.canonical_json`), with
+    """The canonical JSON of ``value`` (as :func:`flagmw.core._schema.canonical_json`), with
     the primitives encoded directly: byte-identical to ``json.dumps(value,
     ensure_ascii=False)``, without building an encoder per call (tenant overlays are
     compiled into candidates on their first run)."""
@@ -570,6 +570,6 @@ def _hash_candidates(candidates: Mapping[str, Candidate]) -> str:
 
 
 def _close(key: str, keys: Mapping[str, Any]) -> list[str]:
-    from ._schema import suggest
+    from flagmw.core._schema import suggest
 
     return suggest(key, keys)

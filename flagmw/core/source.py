@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .errors import Problem, ValidationError
+from flagmw.errors import Problem, ValidationError
 
 __all__ = ["Locator", "format_path", "load_document", "load_text"]
 

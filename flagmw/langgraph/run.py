@@ -1,0 +1,289 @@
+"""The live state of a wrapped run, and ``flagmw.current()``.
+
+This module is the contract between the parts that act inside a run:
+
+* the LangGraph wrapper (:mod:`flagmw.graph`) creates one :class:`RunState` per
+  invocation, puts it into ``config["configurable"][RUN_KEY]`` (keys starting with
+  ``__`` are never copied into checkpoint or tracer metadata), updates ``state.rc``
+  at step boundaries, and reports lifecycle and events to the run's observers;
+* gated tools (:mod:`flagmw.tools`) and routed models (:mod:`flagmw.models`) read the
+  RunConfig with :func:`current` / :func:`current_run` and report refusals and routes
+  with :meth:`RunState.event`;
+* the trace writer (:mod:`flagmw.tracing`) is a :class:`RunObserver`.
+
+It imports neither LangGraph nor OpenTelemetry; :func:`current` reads LangChain's
+ambient ``RunnableConfig`` when ``langchain_core`` is installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload, runtime_checkable
+
+from flagmw.core.runconfig import RunConfig
+from flagmw.errors import NoRunConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from flagmw.client.client import FlagClient
+
+__all__ = [
+    "EVENT_NAMES",
+    "RUN_KEY",
+    "RunObserver",
+    "RunState",
+    "active_run_kill",
+    "current",
+    "current_run",
+    "use_run",
+]
+
+#: The ``config["configurable"]`` key that carries the :class:`RunState` of a run.
+RUN_KEY = "__flagmw_run"
+
+#: The closed set of run events (span events ``flagmw.<name>`` in the trace).
+#:
+#: ``flag_changed``  a hot key changed at a step boundary: key, old, new, layer,
+#:                   override_id, step
+#: ``tool_refused``  a gated tool was called while its flag is off: tool, key, reason,
+#:                   override_id
+#: ``run_drained``   a run kill stopped the run before a superstep: key, reason,
+#:                   override_id, step
+#: ``model_route``   a routed model served a call: route, primary, fallback_used (bool),
+#:                   error (of the primary, when a fallback was used)
+EVENT_NAMES = ("flag_changed", "tool_refused", "run_drained", "model_route")
+
+Outcome = Literal["completed", "interrupted", "drained", "cancelled", "error"]
+
+
+@runtime_checkable
+class RunObserver(Protocol):
+    """Receives the lifecycle and events of wrapped runs (the trace writer is one).
+
+    The wrapper calls, per invocation: :meth:`run_started` once (before the first
+    step), :meth:`activate` around every stretch of graph execution (each ``next()`` of
+    a stream generator), :meth:`run_event` for each event, and :meth:`run_ended` once.
+    Observers must never raise into the run.
+    """
+
+    def run_started(self, run: RunState) -> None:
+        """The invocation starts (``run.resumed`` tells a resume from a new run)."""
+
+    def activate(self, run: RunState) -> contextlib.AbstractContextManager[Any]:
+        """A context manager entered around each stretch of execution of the run
+        (e.g. to make its span current without holding it across ``yield``). Return a
+        plain ``contextlib.nullcontext()`` when there is nothing to do for this run: once
+        every observer did so, the wrapper stops calling ``activate`` for the rest of
+        the invocation."""
+        ...
+
+    def run_event(self, run: RunState, name: str, attributes: Mapping[str, Any]) -> None:
+        """An event of :data:`EVENT_NAMES` happened."""
+
+    def run_ended(self, run: RunState, outcome: Outcome, error: BaseException | None) -> None:
+        """The invocation ended: ``completed``, ``interrupted`` (``interrupt()``),
+        ``drained`` (a run kill), ``cancelled`` (the caller closed the stream early or
+        cancelled the task: ``error`` is the ``GeneratorExit`` / ``CancelledError``) or
+        ``error``."""
+
+
+class RunState:
+    """The live state of one invocation of a wrapped graph.
+
+    Attributes:
+        client: the :class:`~flagmw.client.FlagClient` of the graph.
+        name: the graph's name (``gen_ai.agent.name``).
+        rc: the RunConfig in effect now (pinned keys fixed, hot keys as of the last step
+            boundary).
+        pinned: the RunConfig pinned at run start (or rehydrated on resume).
+        thread_id: the LangGraph thread, when there is one.
+        resumed: True when this invocation resumes a checkpointed run.
+        step: step boundaries passed so far in this invocation.
+        generation: the client generation last seen at a step boundary.
+        observers: who receives lifecycle and events.
+        span_ref: a reference to this invocation's root span (set by the trace writer,
+            stored with the checkpoint so a later resume can link to it).
+        previous_span_ref: the ``span_ref`` of the invocation this one resumes.
+        drain: ``(key, reason, override_id)`` once a run kill drained the run.
+        events: every event of the invocation, as ``(name, attributes)``, in order.
+        pin_source: where :attr:`pinned` came from: ``"resolved"`` (new input, resolved
+            at run start), ``"checkpoint"`` (rehydrated from the thread's checkpoint on
+            resume), ``"live"`` (resumed with ``on_resume="live"``: resolved afresh),
+            ``"unpinned"`` (resumed, but the thread held no pin: resolved afresh), or
+            ``"ephemeral"`` (no checkpoint to pin into: a graph without checkpointer or
+            thread, or a wrapped subgraph of an unwrapped parent).
+        pending_pin: the JSON form of :attr:`pinned` that the wrapper's checkpointer
+            still has to write into the first checkpoint of the invocation (None once
+            written, or when nothing is to be written); wrapper-internal.
+        root_checkpoint_written: the first root-namespace checkpoint of this invocation
+            was written (it carries the pin and the span reference); wrapper-internal.
+        interrupted: the invocation stored an ``interrupt()`` in its root namespace (seen
+            by the wrapper's checkpointer); wrapper-internal.
+    """
+
+    __slots__ = (
+        "client",
+        "drain",
+        "events",
+        "generation",
+        "interrupted",
+        "name",
+        "observers",
+        "pending_pin",
+        "pin_source",
+        "pinned",
+        "previous_span_ref",
+        "rc",
+        "resumed",
+        "root_checkpoint_written",
+        "span_ref",
+        "step",
+        "thread_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        client: FlagClient | None,
+        rc: RunConfig,
+        name: str,
+        thread_id: str | None = None,
+        resumed: bool = False,
+        observers: Sequence[RunObserver] = (),
+        previous_span_ref: str | None = None,
+    ) -> None:
+        self.client = client
+        self.rc = rc
+        self.pinned = rc
+        self.name = name
+        self.thread_id = thread_id
+        self.resumed = resumed
+        self.step = 0
+        self.generation = client.generation if client is not None else 0
+        self.observers = tuple(observers)
+        self.span_ref: str | None = None
+        self.previous_span_ref = previous_span_ref
+        self.drain: tuple[str, str | None, str | None] | None = None
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.pin_source = "checkpoint" if resumed else "resolved"
+        self.pending_pin: str | None = None
+        self.root_checkpoint_written = False
+        self.interrupted = False
+
+    def event(self, name: str, **attributes: Any) -> None:
+        """Record an event of :data:`EVENT_NAMES` and pass it to the observers (an
+        observer that raises is ignored: tracing never breaks a run)."""
+        self.events.append((name, attributes))
+        for obs in self.observers:
+            with contextlib.suppress(Exception):  # observers must not break runs
+                obs.run_event(self, name, attributes)
+
+    def refresh_hot(self, generation: int, *, step: int | None) -> bool:
+        """Bring the hot keys of :attr:`rc` up to date at a step boundary, after the
+        client's :attr:`~flagmw.client.FlagClient.generation` moved to ``generation``:
+        re-resolve them (``client.resolve_hot``; pinned keys never change) and record a
+        ``flag_changed`` event for each value that changed.
+
+        Returns:
+            True when a value changed.
+        """
+        self.generation = generation
+        client = self.client
+        if client is None:
+            return False
+        old = self.rc
+        new = client.resolve_hot(old, step=step)
+        if new is old:
+            return False
+        self.rc = new
+        for change in new.changes[len(old.changes) :]:
+            self.event(
+                "flag_changed",
+                key=change.key,
+                old=change.old,
+                new=change.new,
+                layer=change.provenance.layer.value,
+                override_id=change.provenance.override_id,
+                step=step,
+            )
+        return True
+
+    def __repr__(self) -> str:
+        return (
+            f"RunState({self.name!r}, thread={self.thread_id!r}, rev={self.rc.snapshot_rev}, "
+            f"resumed={self.resumed}, step={self.step})"
+        )
+
+
+_run_var: ContextVar[RunState | None] = ContextVar("flagmw_run", default=None)
+
+try:  # LangChain's ambient RunnableConfig (set in nodes, tools and model calls)
+    from langchain_core.runnables.config import var_child_runnable_config as _lc_config
+except ImportError:  # pragma: no cover - flagmw core without the langgraph extra
+    _lc_config = None  # type: ignore[assignment]
+
+
+def current_run(optional: bool = False) -> RunState | None:
+    """The :class:`RunState` of the run being executed, from LangChain's ambient config
+    (nodes, tools, model calls, sync or async) or from :func:`use_run`.
+
+    Raises:
+        NoRunConfigError: outside a run, unless ``optional``.
+    """
+    if _lc_config is not None:
+        cfg = _lc_config.get()
+        if cfg:
+            state = cfg.get("configurable", {}).get(RUN_KEY)
+            if state is not None:
+                return state  # type: ignore[no-any-return]
+    state = _run_var.get()
+    if state is None and not optional:
+        raise NoRunConfigError(
+            "flagmw.current() was called outside a run wrapped with flagmw.wrap(...); call it "
+            "inside a node, tool or model call of a wrapped graph, pin one in tests with "
+            "flagmw.testing.pinned(...), or use current(optional=True)"
+        )
+    return state
+
+
+@overload
+def current(optional: Literal[False] = False) -> RunConfig: ...
+@overload
+def current(optional: bool) -> RunConfig | None: ...
+
+
+def current(optional: bool = False) -> RunConfig | None:
+    """The RunConfig of the run being executed (in any node, tool or model call, sync
+    or async).
+
+    Args:
+        optional: return None instead of raising outside a run.
+
+    Raises:
+        NoRunConfigError: outside a run, unless ``optional``.
+    """
+    state = current_run(optional)
+    return None if state is None else state.rc
+
+
+def active_run_kill(rc: RunConfig, keys: Iterable[str]) -> str | None:
+    """The first of ``keys`` (run-kill flags, e.g. ``registry.run_kill_keys`` sorted) whose
+    value is ``False`` in ``rc`` — a run kill in force — or None. Its provenance
+    (``rc.provenance[key]``) tells whether a kill switch (override id, reason) or a
+    snapshot turned it off."""
+    for key in keys:
+        if rc.get(key, True) is False:
+            return key
+    return None
+
+
+@contextlib.contextmanager
+def use_run(state: RunState) -> Iterator[RunState]:
+    """Make ``state`` the current run in this context (for code that runs outside
+    LangChain's config propagation, and for :mod:`flagmw.testing`)."""
+    token = _run_var.set(state)
+    try:
+        yield state
+    finally:
+        _run_var.reset(token)
