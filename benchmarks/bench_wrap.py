@@ -59,7 +59,7 @@ from flagmw.examples.support_agent.agent import (
     build_graph,
     load_registry,
 )
-from flagmw.langgraph.wrap import PIN_KEY
+from flagmw.langgraph.keys import PIN_KEY
 from flagmw.testing.scripted import ScriptedChatModel, tool_call
 
 OVERHEAD_TARGET = 0.05  # wrapped / bare - 1, per superstep

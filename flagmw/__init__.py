@@ -41,15 +41,16 @@ from flagmw.errors import (
 from flagmw.stores import MemoryStore, SQLiteStore, Store
 
 if TYPE_CHECKING:  # pragma: no cover
+    from flagmw.langgraph.drain import RunDrained
     from flagmw.langgraph.models import routed_model
     from flagmw.langgraph.run import current
     from flagmw.langgraph.tools import enabled_tools, gate_of, gated
-    from flagmw.langgraph.wrap import RunDrained, wrap
+    from flagmw.langgraph.wrap import wrap
 
 # name → (module, extra that provides its dependencies)
 _LAZY = {
     "wrap": ("flagmw.langgraph.wrap", "langgraph"),
-    "RunDrained": ("flagmw.langgraph.wrap", "langgraph"),
+    "RunDrained": ("flagmw.langgraph.drain", "langgraph"),
     "gated": ("flagmw.langgraph.tools", "langgraph"),
     "enabled_tools": ("flagmw.langgraph.tools", "langgraph"),
     "gate_of": ("flagmw.langgraph.tools", "langgraph"),

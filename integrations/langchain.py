@@ -86,10 +86,10 @@ from langgraph.types import Command
 
 from flagmw.client.client import FlagClient
 from flagmw.core.runconfig import Layer, RunConfig
+from flagmw.langgraph.context import ContextBuilder, context_from_config
 from flagmw.langgraph.models import FALLBACK_USED_KEY, ROUTE_KEY, filter_tools, select_routes
 from flagmw.langgraph.run import RunObserver, RunState, active_run_kill, current_run, use_run
 from flagmw.langgraph.tools import Gate, check_tool
-from flagmw.langgraph.wrap import ContextBuilder, context_from_config
 
 __all__ = ["PIN_KEY", "FlagmwAgentState", "FlagmwMiddleware"]
 

@@ -20,7 +20,7 @@ import flagmw
 from flagmw import FlagClient, SQLiteStore
 from flagmw.examples.support_agent.agent import build_graph, load_registry
 from flagmw.examples.support_agent.steps import DEMO_HELP, DEMO_STEPS
-from flagmw.langgraph.wrap import PIN_KEY
+from flagmw.langgraph.keys import PIN_KEY
 
 THREADS = {"acme-1", "globex-1", "globex-2", "globex-3", "acme-2", "acme-3", "globex-4"}
 

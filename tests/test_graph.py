@@ -40,17 +40,11 @@ from langgraph.types import Command, interrupt
 
 import flagmw
 from flagmw import EvaluationContext, FlagClient, IntegrityError, MemoryStore, NoRunConfigError
-from flagmw.langgraph.wrap import (
-    CONFIG_HASH_KEY,
-    PIN_FORMAT,
-    PIN_KEY,
-    SNAPSHOT_REV_KEY,
-    ConfigChangedError,
-    PinningCheckpointer,
-    context_from_config,
-    decode_pin,
-    encode_pin,
-)
+from flagmw.errors import ConfigChangedError
+from flagmw.langgraph.checkpointer import PinningCheckpointer
+from flagmw.langgraph.context import context_from_config
+from flagmw.langgraph.keys import CONFIG_HASH_KEY, PIN_FORMAT, PIN_KEY, SNAPSHOT_REV_KEY
+from flagmw.langgraph.pin import decode_pin, encode_pin
 from flagmw.testing import pinned, pinned_config
 
 POSTGRES_URL = os.environ.get("FLAGMW_TEST_POSTGRES_URL")

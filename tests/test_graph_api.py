@@ -29,8 +29,9 @@ from pydantic import BaseModel
 
 import flagmw
 from flagmw import FlagClient, MemoryStore, RunConfig
+from flagmw.langgraph.drain import RunDrained
+from flagmw.langgraph.keys import PIN_KEY
 from flagmw.langgraph.run import RUN_KEY, current_run
-from flagmw.langgraph.wrap import PIN_KEY, RunDrained
 from flagmw.testing import ScriptedChatModel, pinned, tool_call
 
 

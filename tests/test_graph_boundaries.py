@@ -24,8 +24,9 @@ from langgraph.types import Command, interrupt
 
 import flagmw
 from flagmw import FlagClient, MemoryStore
+from flagmw.langgraph.drain import RunDrained
+from flagmw.langgraph.keys import SPAN_KEY
 from flagmw.langgraph.run import RunState
-from flagmw.langgraph.wrap import SPAN_KEY, RunDrained
 
 ACTIVE: contextvars.ContextVar[str | None] = contextvars.ContextVar("active", default=None)
 

@@ -32,7 +32,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 import flagmw
 from flagmw import EvaluationContext, FlagClient, SQLiteStore
-from flagmw.langgraph.wrap import PIN_KEY, RunDrained, decode_pin
+from flagmw.langgraph.drain import RunDrained
+from flagmw.langgraph.keys import PIN_KEY
+from flagmw.langgraph.pin import decode_pin
 
 WORKERS = Path(__file__).parent / "graph_workers"
 FLAGMW_COMMAND = Path(sys.executable).parent / "flagmw"

@@ -31,7 +31,7 @@ from opentelemetry.trace import StatusCode
 
 import flagmw
 from flagmw import FlagClient
-from flagmw.langgraph.wrap import RunDrained
+from flagmw.langgraph.drain import RunDrained
 from flagmw.tracing import INTERRUPTED_EVENT, RunTracer
 from flagmw.tracing import attributes as A
 

@@ -51,8 +51,9 @@ from flagmw.examples.support_agent.agent import (  # type: ignore[import-not-fou
     support_policy,
 )
 from flagmw.examples.support_agent.steps import DEMO_STEPS
+from flagmw.langgraph.drain import RunDrained
 from flagmw.langgraph.run import Outcome, RunState, current_run
-from flagmw.langgraph.wrap import RunDrained, wrap
+from flagmw.langgraph.wrap import wrap
 from flagmw.stores.sqlite import SQLiteStore
 from flagmw.testing.scripted import ScriptedChatModel, ScriptStep
 
