@@ -23,7 +23,7 @@ from flagmw import (
     UnknownFlagError,
     ValidationError,
 )
-from flagmw.core._schema import content_hash
+from flagmw.core.canonical import content_hash
 from flagmw.core.registry import KEY_PATTERN, env_var_name
 
 

@@ -30,7 +30,8 @@ from typing import Any
 
 import pydantic
 
-from flagmw.core._schema import content_hash, did_you_mean, pydantic_problems, suggest
+from flagmw.core.canonical import content_hash
+from flagmw.core.problems import did_you_mean, pydantic_problems, suggest
 from flagmw.core.source import DocPath, Locator, load_document
 from flagmw.errors import Problem, UnknownFlagError, ValidationError
 

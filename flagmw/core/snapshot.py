@@ -26,9 +26,10 @@ from typing import Any, Literal
 
 import pydantic
 
-from flagmw.core._schema import content_hash, did_you_mean, pydantic_problems
 from flagmw.core.bucketing import percent_to_bps
+from flagmw.core.canonical import content_hash
 from flagmw.core.conditions import validate_when
+from flagmw.core.problems import did_you_mean, pydantic_problems
 from flagmw.core.registry import FlagRegistry, FlagType
 from flagmw.core.source import DocPath, Locator, format_path, load_document
 from flagmw.errors import Problem, ValidationError
@@ -144,7 +145,7 @@ class Snapshot:
         return cls(document, content_hash(document))
 
 
-def _empty_document() -> dict[str, Any]:
+def empty_document() -> dict[str, Any]:
     return {
         "version": FORMAT_VERSION,
         "environments": {},
@@ -453,7 +454,7 @@ class _Validator:
         return {k: v for k, v in data.items() if k not in bad}
 
     def document(self, data: Any) -> dict[str, Any]:
-        doc = _empty_document()
+        doc = empty_document()
         if data is None:
             return doc
         if not isinstance(data, Mapping):
