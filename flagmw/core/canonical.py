@@ -51,7 +51,8 @@ _dumps = json.JSONEncoder(
 # character at or above U+D800 (surrogates; keys that UTF-16 orders differently from
 # code points). A string may contain text that looks like such a number: that only
 # sends it to the slow path, never the other way round.
-_NOT_FAST = re.compile(r"(?:^|[:\[,])-?\d+[.eE]|(?:^|[:\[,])-?\d{16}|[\ud800-\U0010ffff]")
+_NUMBER_NOT_FAST = re.compile(r"[:\[,]-?(?:\d+[.eE]|\d{16})")
+_CHAR_NOT_FAST = re.compile("[\ud800-\U0010ffff]")
 
 
 def canonical_json(data: Any) -> str:
@@ -66,50 +67,67 @@ def canonical_json(data: Any) -> str:
         CanonicalizationError: ``data`` holds something JSON cannot represent (NaN or
             an infinity, a lone surrogate, a non-string key, a non-JSON type).
     """
+    if type(data) is not dict:
+        return "".join(_write(data, []))
+    # a document: member by member, so that one float in one section does not send
+    # the whole document through the C encoder twice
+    return "".join(_members(data, []))
+
+
+def _fast(value: Any) -> str | None:
+    """The C encoder's output for a container when it is the RFC 8785 form, else None."""
     try:
-        text = _dumps(data)
+        text = _dumps(value)
     except (TypeError, ValueError):
-        text = None
-    if text is not None and _NOT_FAST.search(text) is None:
-        return text
-    return "".join(_slow(data, []))
+        return None
+    if _NUMBER_NOT_FAST.search(text) is not None:
+        return None
+    if not text.isascii() and _CHAR_NOT_FAST.search(text) is not None:
+        return None
+    return text
 
 
-def _slow(value: Any, out: list[str]) -> list[str]:
-    """RFC 8785 through ``rfc8785`` for strings and floats, exact digits for integers."""
-    if isinstance(value, dict):
-        try:
-            items = sorted(value.items(), key=lambda kv: kv[0].encode("utf-16be"))
-        except (AttributeError, UnicodeEncodeError):
-            raise CanonicalizationError(
-                "object keys must be strings without lone surrogates"
-            ) from None
-        out.append("{")
-        for i, (k, v) in enumerate(items):
-            if i:
-                out.append(",")
-            out.append(_scalar(k))
-            out.append(":")
-            _slow(v, out)
-        out.append("}")
-    elif isinstance(value, list | tuple):
-        out.append("[")
-        for i, v in enumerate(value):
-            if i:
-                out.append(",")
-            _slow(v, out)
-        out.append("]")
-    else:
-        out.append(_scalar(value))
+def _members(value: dict[Any, Any], out: list[str]) -> list[str]:
+    try:
+        # keys that are not strings become strings as the standard encoder writes them
+        pairs = [(k if isinstance(k, str) else _key(k), v) for k, v in value.items()]
+        # RFC 8785 §3.2.3: members sorted by the UTF-16 code units of their names
+        items = sorted(pairs, key=lambda kv: kv[0].encode("utf-16be"))
+    except (TypeError, ValueError):
+        raise CanonicalizationError("object keys must be strings without lone surrogates") from None
+    out.append("{")
+    for n, (k, v) in enumerate(items):
+        out.append(f",{_encode_str(k)}:" if n else f"{_encode_str(k)}:")
+        _write(v, out)
+    out.append("}")
     return out
 
 
-def _scalar(value: Any) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return int.__repr__(value)
-    if value is None or isinstance(value, str | bool | float):
-        return rfc8785.dumps(value).decode("utf-8")
-    raise CanonicalizationError(f"{type(value).__name__} is not a JSON value")
+def _key(key: Any) -> str:
+    if key is None or isinstance(key, int | float):
+        return _dumps(key)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
+
+
+def _write(value: Any, out: list[str]) -> list[str]:
+    # containers: the C encoder when it gives the RFC 8785 form, else one level down
+    # (a large document with a few floats stays mostly on the C encoder)
+    if isinstance(value, dict | list | tuple):
+        text = _fast(value)
+        if text is not None:
+            out.append(text)
+        elif isinstance(value, dict):
+            _members(value, out)
+        else:
+            out.append("[")
+            for n, v in enumerate(value):
+                if n:
+                    out.append(",")
+                _write(v, out)
+            out.append("]")
+    else:
+        out.append(json_fragment(value))
+    return out
 
 
 def sha256_hex(text: str) -> str:
@@ -150,7 +168,7 @@ def json_fragment(value: Any) -> str:
     if t is str:
         if _SURROGATE.search(value) is None:
             return _encode_str(value)
-        return canonical_json(value)  # raises: a lone surrogate is not UTF-8
+        raise CanonicalizationError("input contains non-UTF-8 codepoints (a lone surrogate)")
     if t is bool:
         return "true" if value else "false"
     if t is int:
@@ -160,7 +178,15 @@ def json_fragment(value: Any) -> str:
         # repr and ECMAScript agree on plain decimals; "1.0", "-0.0", "1e-07", "1e+16" differ
         if "e" not in text and not text.endswith(".0") and text[0] != "n" and text[-1] != "f":
             return text
-        return canonical_json(value)
+        return rfc8785.dumps(value).decode("ascii")  # ECMAScript form; raises on NaN / inf
     if value is None:
         return "null"
-    return canonical_json(value)
+    if isinstance(value, dict | list | tuple):
+        return canonical_json(value)
+    if isinstance(value, str):  # subclasses (a StrEnum …) as the standard encoder writes them
+        return json_fragment(str.__str__(value))
+    if isinstance(value, int):
+        return json_fragment(int(value))
+    if isinstance(value, float):
+        return json_fragment(float(value))
+    raise CanonicalizationError(f"{type(value).__name__} is not a JSON value")

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 from flagmw.core.candidate import Candidate, make_candidate
 from flagmw.core.conditions import Predicate, compile_when
-from flagmw.core.layers import RESOLUTION_ORDER, CompiledLayer, Decider
+from flagmw.core.layers import RESOLUTION_ORDER, CompiledLayer, Decider, _Rules, rules_decider
 from flagmw.core.provenance import Layer, Provenance
 from flagmw.core.registry import FlagRegistry
 from flagmw.core.rules import Experiment, Overlay, Rules
@@ -36,9 +36,12 @@ __all__ = ["CompiledSnapshot", "KeyPlan", "View"]
 
 class KeyPlan(NamedTuple):
     """How one key resolves in a view: the deciders of the layers that can decide it,
-    top layer first, and the candidate of the highest layer that always decides it."""
+    top layer first (``quiet``: the same without the per-call override layer, for
+    calls whose override index has nothing for the key), and the candidate of the
+    highest layer that always decides it."""
 
     deciders: tuple[Decider, ...]
+    quiet: tuple[Decider, ...]
     base: Candidate
 
 
@@ -53,7 +56,9 @@ class View:
         segments: segment name → compiled predicate.
         layers: every layer of ``RESOLUTION_ORDER`` compiled, in that order.
         base: the folded context-independent candidates (every registry key).
-        steps: the context-dependent layers, in order, that the bulk walk applies.
+        steps: the context-dependent layers, in order, that the bulk walk applies
+            (``appliers``: their bulk callables; ``quiet_appliers``: the same without
+            the per-call override layer).
         plans: key → :class:`KeyPlan`.
         experiments: the enabled experiments, in the order they are tried.
     """
@@ -91,20 +96,40 @@ class View:
                 steps.append(state)
         self.base = base
         self.steps: tuple[CompiledLayer, ...] = tuple(steps)
+        self.appliers = tuple(s.applier() for s in steps)
+        self.quiet_appliers = tuple(s.applier() for s in steps if not s.per_call)
         # the per-key walks, top layer first
         self.plans: dict[str, KeyPlan] = {key: self._plan(key) for key in base}
 
     def _plan(self, key: str) -> KeyPlan:
         deciders: list[Decider] = []
+        per_call: list[Decider] = []
+        pending: tuple[tuple[Any, Candidate], ...] = ()  # adjacent rule layers: one decider
         for state in reversed(self.layers):
             static = state.static
             if static is not None and key in static:
-                return KeyPlan(tuple(deciders), static[key])
-            if state:
-                decide = state.decider(key)
-                if decide is not None:
-                    deciders.append(decide)
-        raise AssertionError(f"{key} has no default")  # the default layer has every key
+                break
+            if not state:
+                continue
+            if isinstance(state, _Rules):
+                pending += state.key_rules(key)
+                continue
+            decide = rules_decider(pending)
+            if decide is not None:
+                deciders.append(decide)
+            pending = ()
+            decide = state.decider(key)
+            if decide is not None:
+                deciders.append(decide)
+                if state.per_call:
+                    per_call.append(decide)
+        else:
+            raise AssertionError(f"{key} has no default")  # the default layer has every key
+        decide = rules_decider(pending)
+        if decide is not None:
+            deciders.append(decide)
+        quiet = tuple(d for d in deciders if d not in per_call)
+        return KeyPlan(tuple(deciders), quiet, static[key])
 
     def _overlay(self, raw: Mapping[str, Any], layer: Layer, scope: str) -> Overlay:
         prov = Provenance(layer, self.rev, scope)

@@ -32,7 +32,7 @@ from flagmw.core.candidate import Candidate, make_candidate
 from flagmw.core.context import EvaluationContext
 from flagmw.core.overrides import Override, ScopeKind
 from flagmw.core.provenance import DEFAULT_PROVENANCE, Layer, Provenance
-from flagmw.core.rules import Experiment, Offer, Overlay, Rules
+from flagmw.core.rules import CTX_INDEX, Experiment, Offer, Overlay, Rules
 
 if TYPE_CHECKING:
     from flagmw.core.compiled import View
@@ -50,9 +50,12 @@ class CompiledLayer:
     Attributes:
         static: the layer's values when they do not depend on the context (the view
             folds such layers into one base mapping), else None.
+        per_call: its values come with each call (the override index), not with the
+            view: a plan keeps a variant without it for calls that bring none.
     """
 
     static: Mapping[str, Candidate] | None = None
+    per_call = False
 
     def __bool__(self) -> bool:
         return True
@@ -69,6 +72,11 @@ class CompiledLayer:
         """Write this layer's candidates for ``ctx`` at ``at`` into ``vals``; record
         experiment variants in ``variants`` and winning override ids in ``ids``."""
         raise NotImplementedError
+
+    def applier(self) -> Callable[..., None]:
+        """The callable the bulk walk calls with :meth:`apply`'s arguments (a layer may
+        hand out a cheaper one than the method itself)."""
+        return self.apply
 
     def decider(self, key: str) -> Decider | None:
         """A function answering for ``key``, or None when this layer never decides it."""
@@ -110,6 +118,20 @@ class _Values(CompiledLayer):
         return [] if cand is None else [Offer(cand.provenance, cand.value, True, self.note)]
 
 
+def rules_decider(rules: tuple[tuple[Any, Candidate], ...]) -> Decider | None:
+    """A decider trying ``(predicate, candidate)`` pairs in order (None when empty)."""
+    if not rules:
+        return None
+
+    def decide(k: str, ctx: EvaluationContext, at: float, ov: Any) -> Candidate | None:
+        for pred, cand in rules:
+            if pred is True or (pred is not False and pred(ctx)):
+                return cand
+        return None
+
+    return decide
+
+
 class _Rules(CompiledLayer):
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
@@ -120,18 +142,15 @@ class _Rules(CompiledLayer):
     def apply(self, vals, ctx, at, overrides, variants, ids):  # type: ignore[no-untyped-def]
         self.rules.apply(vals, ctx)
 
+    def applier(self) -> Callable[..., None]:
+        return self.rules.apply  # takes (vals, ctx, ...) and ignores the rest
+
+    def key_rules(self, key: str) -> tuple[tuple[Any, Candidate], ...]:
+        """``(predicate, candidate)`` of the rules that set ``key``, in order."""
+        return tuple(self.rules.by_key.get(key, ()))
+
     def decider(self, key: str) -> Decider | None:
-        rules = tuple(self.rules.by_key.get(key, ()))
-        if not rules:
-            return None
-
-        def decide(k: str, ctx: EvaluationContext, at: float, ov: Any) -> Candidate | None:
-            for pred, cand in rules:
-                if pred is True or (pred is not False and pred(ctx)):
-                    return cand
-            return None
-
-        return decide
+        return rules_decider(self.key_rules(key))
 
     def offers(self, key, ctx, at, all_overrides):  # type: ignore[no-untyped-def]
         return self.rules.offers(key, ctx)
@@ -141,28 +160,70 @@ class _Rules(CompiledLayer):
 
 
 class _Scoped(CompiledLayer):
-    """The overlay the context selects (a tenant's, a route's)."""
+    """The overlay the context selects: the tenant's (context index 0) or the route's
+    (index 2), compiled on first use by ``compile_overlay``."""
 
-    def __init__(self, select: Callable[[EvaluationContext], Overlay | None], any_: bool) -> None:
-        self.select = select
-        self.any = any_
+    def __init__(
+        self,
+        index: int,
+        docs: Mapping[str, Any],
+        memo: dict[str, Overlay],
+        compile_overlay: Callable[[str], Overlay | None],
+    ) -> None:
+        self.index = index
+        self.docs = docs
+        self.memo = memo
+        self.compile_overlay = compile_overlay
 
     def __bool__(self) -> bool:
-        return self.any
+        return bool(self.docs)
+
+    def select(self, ctx: EvaluationContext) -> Overlay | None:
+        scope: Any = ctx[self.index]
+        if scope is None:
+            return None
+        overlay = self.memo.get(scope)
+        return overlay if overlay is not None else self.compile_overlay(scope)
 
     def apply(self, vals, ctx, at, overrides, variants, ids):  # type: ignore[no-untyped-def]
-        overlay = self.select(ctx)
-        if overlay is not None:
-            overlay.apply(vals, ctx)
+        scope: Any = ctx[self.index]  # select(), inlined
+        if scope is None:
+            return
+        overlay = self.memo.get(scope)
+        if overlay is None:
+            overlay = self.compile_overlay(scope)
+            if overlay is None:
+                return
+        if overlay.values:  # Overlay.apply(), inlined
+            vals.update(overlay.values)
+        if overlay.rules.rules:
+            overlay.rules.apply(vals, ctx)
 
     def decider(self, key: str) -> Decider | None:
-        select = self.select
+        if not self.docs:
+            return None
+        index, memo, docs, compile_overlay = self.index, self.memo, self.docs, self.compile_overlay
 
         def decide(k: str, ctx: EvaluationContext, at: float, ov: Any) -> Candidate | None:
-            overlay = select(ctx)
-            return None if overlay is None else overlay.lookup(k, ctx)
+            # select() and Overlay.lookup() inlined: this runs on every evaluation
+            scope: Any = ctx[index]
+            if scope is None:
+                return None
+            overlay = memo.get(scope)
+            if overlay is None:
+                if scope not in docs:
+                    return None
+                overlay = compile_overlay(scope)
+                if overlay is None:
+                    return None
+            rules = overlay.rules.by_key.get(k)
+            if rules:
+                for pred, cand in rules:
+                    if pred is True or (pred is not False and pred(ctx)):
+                        return cand
+            return overlay.values.get(k)
 
-        return decide if self.any else None
+        return decide
 
     def offers(self, key, ctx, at, all_overrides):  # type: ignore[no-untyped-def]
         overlay = self.select(ctx)
@@ -237,11 +298,13 @@ class _Experiments(CompiledLayer):
 class _Overrides(CompiledLayer):
     """Overrides change without a new rev: they come from the index passed at each call."""
 
+    per_call = True
+
     def __init__(self, view: View) -> None:
         self.view = view
 
     def apply(self, vals, ctx, at, overrides, variants, ids):  # type: ignore[no-untyped-def]
-        if not overrides:
+        if overrides is None:
             return
         tenant = self.view.tenant(ctx.tenant_id)
         for key, slot in overrides.slots.items():
@@ -408,8 +471,9 @@ class Tenants(ResolutionLayer):
     name, layer = "tenant", Layer.TENANT
 
     def compile(self, view: View) -> CompiledLayer:
-        tenant = view.tenant
-        return _Scoped(lambda ctx: tenant(ctx[0]), bool(view.compiled.document["tenants"]))
+        return _Scoped(
+            CTX_INDEX["tenant_id"], view.compiled.document["tenants"], view._tenants, view.tenant
+        )
 
 
 class Routes(ResolutionLayer):
@@ -418,8 +482,9 @@ class Routes(ResolutionLayer):
     name, layer = "route", Layer.ROUTE
 
     def compile(self, view: View) -> CompiledLayer:
-        route = view.route
-        return _Scoped(lambda ctx: route(ctx[2]), bool(view.compiled.document["routes"]))
+        return _Scoped(
+            CTX_INDEX["route"], view.compiled.document["routes"], view._routes, view.route
+        )
 
 
 class Experiments(ResolutionLayer):

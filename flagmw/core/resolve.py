@@ -29,8 +29,9 @@ def resolve(
     vals = dict(view.base)
     variants: dict[str, str] = {}
     ids: list[str] = []
-    for step in view.steps:
-        step.apply(vals, ctx, at, overrides, variants, ids)
+    appliers = view.appliers if overrides is not None and overrides.slots else view.quiet_appliers
+    for apply in appliers:
+        apply(vals, ctx, at, overrides, variants, ids)
     return RunConfig(
         vals,
         snapshot_rev=view.rev,
@@ -55,7 +56,9 @@ def resolve_key(
     plan = view.plans.get(key)
     if plan is None:
         raise UnknownFlagError(key, view.compiled.registry.suggest(key))
-    for decide in plan.deciders:
+    # the override layer is asked only when the index has something for the key
+    deciders = plan.deciders if overrides is not None and key in overrides.slots else plan.quiet
+    for decide in deciders:
         cand = decide(key, ctx, at, overrides)
         if cand is not None:
             return cand

@@ -139,16 +139,18 @@ class Rules:
         ]
         return Rules([rule for rule in kept if rule[1]])
 
-    def apply(self, vals: dict[str, Candidate], ctx: EvaluationContext) -> None:
-        """Write the first matching rule's candidate per key into ``vals``."""
+    def apply(self, vals: dict[str, Candidate], ctx: EvaluationContext, *_: Any) -> None:
+        """Write the first matching rule's candidate per key into ``vals`` (further
+        arguments are ignored: the bulk walk calls this directly, see
+        :meth:`flagmw.core.layers.CompiledLayer.applier`)."""
         if self.unique:
-            for pred, sets, _ in self.rules:
+            for pred, sets, _rule in self.rules:
                 if pred is True or (pred is not False and pred(ctx)):
                     for key, cand in sets:
                         vals[key] = cand
             return
         done: set[str] = set()
-        for pred, sets, _ in self.rules:
+        for pred, sets, _rule in self.rules:
             if pred is True or (pred is not False and pred(ctx)):
                 for key, cand in sets:
                     if key not in done:

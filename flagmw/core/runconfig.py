@@ -97,6 +97,9 @@ class _ProvenanceView(Mapping[str, Provenance]):
 _NO_VARIANTS: Mapping[str, str] = MappingProxyType({})
 
 
+_new_fields = tuple.__new__
+
+
 class _Fields(NamedTuple):
     """The non-value fields of a RunConfig (one tuple: built in one step)."""
 
@@ -164,15 +167,18 @@ class RunConfig(Mapping[str, Any]):
         init(
             self,
             "_f",
-            _Fields(
-                snapshot_rev,
-                snapshot_hash,
-                environment,
-                context,
-                resolved_at,
-                override_ids if type(override_ids) is tuple else tuple(override_ids),
-                variants,
-                changes if type(changes) is tuple else tuple(changes),
+            _new_fields(  # _Fields(...) without its generated __new__ (one call less)
+                _Fields,
+                (
+                    snapshot_rev,
+                    snapshot_hash,
+                    environment,
+                    context,
+                    resolved_at,
+                    override_ids if type(override_ids) is tuple else tuple(override_ids),
+                    variants,
+                    changes if type(changes) is tuple else tuple(changes),
+                ),
             ),
         )
         init(self, "_hash", config_hash)
