@@ -35,7 +35,8 @@ from flagmw import (
     Problem,
     ValidationError,
 )
-from flagmw.core.snapshot import FORMAT_VERSION, diff_documents, validate_document
+from flagmw.core.snapshot import diff_documents, validate_document
+from flagmw.core.snapshot_spec import FORMAT_VERSION
 from flagmw.core.source import Locator
 
 CORPUS = Path(__file__).parent / "corpus"

@@ -24,12 +24,14 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from flagmw.core.candidate import Candidate, make_candidate
+from flagmw.core.compiled_layers import CompiledLayer, Decider, RulesLayer, rules_decider
 from flagmw.core.conditions import Predicate, compile_when
-from flagmw.core.layers import RESOLUTION_ORDER, CompiledLayer, Decider, _Rules, rules_decider
+from flagmw.core.layers import RESOLUTION_ORDER
 from flagmw.core.provenance import Layer, Provenance
 from flagmw.core.registry import FlagRegistry
 from flagmw.core.rules import Experiment, Overlay, Rules
-from flagmw.core.snapshot import Snapshot, empty_document
+from flagmw.core.snapshot import Snapshot
+from flagmw.core.snapshot_spec import empty_document
 
 __all__ = ["CompiledSnapshot", "KeyPlan", "View"]
 
@@ -111,7 +113,7 @@ class View:
                 break
             if not state:
                 continue
-            if isinstance(state, _Rules):
+            if isinstance(state, RulesLayer):
                 pending += state.key_rules(key)
                 continue
             decide = rules_decider(pending)
