@@ -404,3 +404,27 @@ def test_hot_change_order_does_not_depend_on_the_hash_seed() -> None:
         )
         orders.append(out.stdout.strip().split(","))
     assert orders[0] == orders[1] == orders[2] == [f"hot.k{i:02d}" for i in range(40)]
+
+
+def test_a_float_read_back_as_an_int_is_not_a_hot_change() -> None:
+    # a pin's values are RFC 8785 JSON, where 1.0 is written 1: read back, a float flag
+    # at 1.0 holds the int 1, which must not count as a change at the next boundary
+    registry = FlagRegistry.from_dict(
+        {
+            "flags": {
+                "model.temperature": {"type": "float", "default": 1.0, "binding": "hot"},
+                "agent.enabled": {"type": "bool", "default": True, "binding": "hot"},
+            }
+        }
+    )
+    fresh = resolve(CompiledSnapshot(registry, None, None).view("production"), None, CTX, T0)
+    stored = fresh.to_dict()
+    stored["values"]["model.temperature"] = 1
+    pinned = RunConfig.from_json(stored)
+    assert pinned.config_hash == fresh.config_hash
+    assert pinned.with_hot(fresh, registry.hot_keys, at=T0 + 1) is pinned
+    stored["values"]["agent.enabled"] = 1  # but True is not 1
+    stored["config_hash"] = RunConfig.from_json(stored, verify=False).config_hash
+    odd = RunConfig.from_json(stored)
+    changes = odd.with_hot(fresh, registry.hot_keys, at=T0 + 1).changes
+    assert [(ch.key, ch.old, ch.new) for ch in changes] == [("agent.enabled", 1, True)]

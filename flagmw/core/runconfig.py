@@ -356,16 +356,13 @@ class RunConfig(Mapping[str, Any]):
             new = theirs.get(key)
             if old is None or new is None:
                 continue
-            if (
-                old.value == new.value
-                and type(old.value) is type(new.value)
-                and (old.provenance == new.provenance)
-            ):
+            same = _same_json(old.value, new.value)
+            if same and old.provenance == new.provenance:
                 continue
             if merged is None:
                 merged = dict(self._c)
             merged[key] = new
-            if old.value != new.value or type(old.value) is not type(new.value):
+            if not same:
                 changed.append(HotChange(key, old.value, new.value, new.provenance, at, step))
         if merged is None:
             return self
@@ -480,6 +477,19 @@ class RunConfig(Mapping[str, Any]):
             f"RunConfig(rev={self.snapshot_rev}, env={self.environment!r}, "
             f"{len(self._c)} flags, hash={self.config_hash[:19]}…)"
         )
+
+
+_NUMBERS = (int, float)
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """One JSON value (RFC 8785 identity): equal, and of one type except that an int
+    and a float of the same value are one JSON number (a pin written as JSON gives
+    back ``1`` for ``1.0``); ``True`` is not ``1``."""
+    if a != b:
+        return False
+    ta, tb = type(a), type(b)
+    return ta is tb or (ta in _NUMBERS and tb in _NUMBERS)
 
 
 def _hash_candidates(candidates: Mapping[str, Candidate]) -> str:
