@@ -61,7 +61,7 @@ class View:
         steps: the context-dependent layers, in order, that the bulk walk applies
             (``appliers``: their bulk callables; ``quiet_appliers``: the same without
             the per-call override layer).
-        plans: key → :class:`KeyPlan`.
+        plans: key → :class:`KeyPlan`, built on a key's first use (:meth:`plan`).
         experiments: the enabled experiments, in the order they are tried.
     """
 
@@ -101,7 +101,15 @@ class View:
         self.appliers = tuple(s.applier() for s in steps)
         self.quiet_appliers = tuple(s.applier() for s in steps if not s.per_call)
         # the per-key walks, top layer first
-        self.plans: dict[str, KeyPlan] = {key: self._plan(key) for key in base}
+        self.plans: dict[str, KeyPlan] = {}
+
+    def plan(self, key: str) -> KeyPlan | None:
+        """The :class:`KeyPlan` of ``key`` (built on first use and kept: at most one per
+        registry key), or None when ``key`` is not in the registry."""
+        plan = self.plans.get(key)
+        if plan is None and key in self.base:
+            plan = self.plans[key] = self._plan(key)
+        return plan
 
     def _plan(self, key: str) -> KeyPlan:
         deciders: list[Decider] = []
@@ -130,7 +138,7 @@ class View:
         decide = rules_decider(pending)
         if decide is not None:
             deciders.append(decide)
-        quiet = tuple(d for d in deciders if d not in per_call)
+        quiet = tuple(d for d in deciders if all(d is not p for p in per_call))
         return KeyPlan(tuple(deciders), quiet, static[key])
 
     def _overlay(self, raw: Mapping[str, Any], layer: Layer, scope: str) -> Overlay:

@@ -93,6 +93,9 @@ class CompiledLayer:
 
 
 class ValuesLayer(CompiledLayer):
+    """Unconditional values (defaults, environment values, ``FF_`` variables, global
+    values): ``static``, so the view folds them into its base."""
+
     def __init__(self, values: dict[str, Candidate], note: str = "") -> None:
         self.static = self.values = values
         self.note = note
@@ -100,14 +103,24 @@ class ValuesLayer(CompiledLayer):
     def __bool__(self) -> bool:
         return bool(self.values)
 
-    def apply(self, vals, ctx, at, overrides, variants, ids):  # type: ignore[no-untyped-def]
+    def apply(
+        self,
+        vals: dict[str, Candidate],
+        ctx: EvaluationContext,
+        at: float,
+        overrides: OverrideIndex | None,
+        variants: dict[str, str],
+        ids: list[str],
+    ) -> None:
         vals.update(self.values)
 
     def decider(self, key: str) -> Decider | None:
         cand = self.values.get(key)
         return None if cand is None else (lambda k, ctx, at, ov: cand)
 
-    def offers(self, key, ctx, at, all_overrides):  # type: ignore[no-untyped-def]
+    def offers(
+        self, key: str, ctx: EvaluationContext, at: float, all_overrides: Sequence[Override]
+    ) -> list[Offer]:
         cand = self.values.get(key)
         return [] if cand is None else [Offer(cand.provenance, cand.value, True, self.note)]
 
@@ -127,13 +140,23 @@ def rules_decider(rules: tuple[tuple[Any, Candidate], ...]) -> Decider | None:
 
 
 class RulesLayer(CompiledLayer):
+    """The rules of one unconditional scope (the environment's, the global ones)."""
+
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
 
     def __bool__(self) -> bool:
         return bool(self.rules)
 
-    def apply(self, vals, ctx, at, overrides, variants, ids):  # type: ignore[no-untyped-def]
+    def apply(
+        self,
+        vals: dict[str, Candidate],
+        ctx: EvaluationContext,
+        at: float,
+        overrides: OverrideIndex | None,
+        variants: dict[str, str],
+        ids: list[str],
+    ) -> None:
         self.rules.apply(vals, ctx)
 
     def applier(self) -> Callable[..., None]:
@@ -146,7 +169,9 @@ class RulesLayer(CompiledLayer):
     def decider(self, key: str) -> Decider | None:
         return rules_decider(self.key_rules(key))
 
-    def offers(self, key, ctx, at, all_overrides):  # type: ignore[no-untyped-def]
+    def offers(
+        self, key: str, ctx: EvaluationContext, at: float, all_overrides: Sequence[Override]
+    ) -> list[Offer]:
         return self.rules.offers(key, ctx)
 
     def without(self, keys: Iterable[str]) -> CompiledLayer:
@@ -168,6 +193,7 @@ class ScopedLayer(CompiledLayer):
         self.docs = docs
         self.memo = memo
         self.compile_overlay = compile_overlay
+        self._decide: Decider | None = None
 
     def __bool__(self) -> bool:
         return bool(self.docs)
@@ -179,7 +205,15 @@ class ScopedLayer(CompiledLayer):
         overlay = self.memo.get(scope)
         return overlay if overlay is not None else self.compile_overlay(scope)
 
-    def apply(self, vals, ctx, at, overrides, variants, ids):  # type: ignore[no-untyped-def]
+    def apply(
+        self,
+        vals: dict[str, Candidate],
+        ctx: EvaluationContext,
+        at: float,
+        overrides: OverrideIndex | None,
+        variants: dict[str, str],
+        ids: list[str],
+    ) -> None:
         scope: Any = ctx[self.index]  # select(), inlined
         if scope is None:
             return
@@ -196,6 +230,11 @@ class ScopedLayer(CompiledLayer):
     def decider(self, key: str) -> Decider | None:
         if not self.docs:
             return None
+        if self._decide is None:  # one for every key: the key is an argument
+            self._decide = self._make_decider()
+        return self._decide
+
+    def _make_decider(self) -> Decider:
         index, memo, docs, compile_overlay = self.index, self.memo, self.docs, self.compile_overlay
 
         def decide(k: str, ctx: EvaluationContext, at: float, ov: Any) -> Candidate | None:
@@ -219,12 +258,17 @@ class ScopedLayer(CompiledLayer):
 
         return decide
 
-    def offers(self, key, ctx, at, all_overrides):  # type: ignore[no-untyped-def]
+    def offers(
+        self, key: str, ctx: EvaluationContext, at: float, all_overrides: Sequence[Override]
+    ) -> list[Offer]:
         overlay = self.select(ctx)
         return [] if overlay is None else overlay.offers(key, ctx)
 
 
 class ExperimentsLayer(CompiledLayer):
+    """Enabled experiments in their recorded order; per flag the first that assigns
+    the context a variant decides."""
+
     def __init__(self, experiments: list[Experiment]) -> None:
         self.experiments = experiments
         self.by_key: dict[str, list[Experiment]] = {}
@@ -234,7 +278,15 @@ class ExperimentsLayer(CompiledLayer):
     def __bool__(self) -> bool:
         return bool(self.experiments)
 
-    def apply(self, vals, ctx, at, overrides, variants, ids):  # type: ignore[no-untyped-def]
+    def apply(
+        self,
+        vals: dict[str, Candidate],
+        ctx: EvaluationContext,
+        at: float,
+        overrides: OverrideIndex | None,
+        variants: dict[str, str],
+        ids: list[str],
+    ) -> None:
         seen: set[str] = set()
         for exp in self.experiments:
             if exp.key in seen:
@@ -259,7 +311,9 @@ class ExperimentsLayer(CompiledLayer):
 
         return decide
 
-    def offers(self, key, ctx, at, all_overrides):  # type: ignore[no-untyped-def]
+    def offers(
+        self, key: str, ctx: EvaluationContext, at: float, all_overrides: Sequence[Override]
+    ) -> list[Offer]:
         from flagmw.core.bucketing import bucket
 
         out: list[Offer] = []
@@ -296,8 +350,17 @@ class OverridesLayer(CompiledLayer):
 
     def __init__(self, view: View) -> None:
         self.view = view
+        self._decide: Decider | None = None
 
-    def apply(self, vals, ctx, at, overrides, variants, ids):  # type: ignore[no-untyped-def]
+    def apply(
+        self,
+        vals: dict[str, Candidate],
+        ctx: EvaluationContext,
+        at: float,
+        overrides: OverrideIndex | None,
+        variants: dict[str, str],
+        ids: list[str],
+    ) -> None:
         if overrides is None:
             return
         tenant = self.view.tenant(ctx.tenant_id)
@@ -305,9 +368,14 @@ class OverridesLayer(CompiledLayer):
             cand = overrides.pick(slot, ctx, at, tenant)
             if cand is not None and key in vals:
                 vals[key] = cand
-                ids.append(cand.provenance.override_id)
+                ids.append(cand.provenance.override_id or "")  # always set on an override
 
     def decider(self, key: str) -> Decider | None:
+        if self._decide is None:  # one for every key: the key is an argument
+            self._decide = self._make_decider()
+        return self._decide
+
+    def _make_decider(self) -> Decider:
         tenant_of = self.view.tenant
 
         def decide(
@@ -322,7 +390,9 @@ class OverridesLayer(CompiledLayer):
 
         return decide
 
-    def offers(self, key, ctx, at, all_overrides):  # type: ignore[no-untyped-def]
+    def offers(
+        self, key: str, ctx: EvaluationContext, at: float, all_overrides: Sequence[Override]
+    ) -> list[Offer]:
         view = self.view
         flag = view.compiled.registry[key]
         tenant = view.tenant(ctx.tenant_id)

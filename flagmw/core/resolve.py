@@ -53,7 +53,7 @@ def resolve_key(
     Raises:
         UnknownFlagError: ``key`` is not in the registry.
     """
-    plan = view.plans.get(key)
+    plan = view.plans.get(key) or view.plan(key)
     if plan is None:
         raise UnknownFlagError(key, view.compiled.registry.suggest(key))
     # the override layer is asked only when the index has something for the key
