@@ -249,7 +249,7 @@ class ScopedLayer(CompiledLayer):
                 overlay = compile_overlay(scope)
                 if overlay is None:
                     return None
-            rules = overlay.rules.by_key.get(k)
+            rules = overlay.by_key.get(k)
             if rules:
                 for pred, cand in rules:
                     if pred is True or (pred is not False and pred(ctx)):
