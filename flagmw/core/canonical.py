@@ -166,7 +166,7 @@ def json_fragment(value: Any) -> str:
     """
     t = type(value)
     if t is str:
-        if _SURROGATE.search(value) is None:
+        if value.isascii() or _SURROGATE.search(value) is None:
             return _encode_str(value)
         raise CanonicalizationError("input contains non-UTF-8 codepoints (a lone surrogate)")
     if t is bool:
