@@ -9,6 +9,8 @@ always give the same RunConfig.
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from flagmw.core.candidate import Candidate
 from flagmw.core.compiled import View
 from flagmw.core.context import EvaluationContext
@@ -39,8 +41,8 @@ def resolve(
         environment=view.environment,
         context=ctx.frozen(),
         resolved_at=at,
-        override_ids=tuple(ids),
-        variants=variants,
+        override_ids=tuple(ids) if ids else (),
+        variants=MappingProxyType(variants) if variants else None,  # ours: no copy needed
     )
 
 
