@@ -21,10 +21,11 @@ from flagmw.core.context import EvaluationContext
 from flagmw.core.explain import Explanation
 from flagmw.core.flag import Flag
 from flagmw.core.flag_spec import Binding, FlagType
+from flagmw.core.hot_change import HotChange
 from flagmw.core.overrides import Override
 from flagmw.core.provenance import Layer, Provenance
 from flagmw.core.registry import FlagRegistry
-from flagmw.core.runconfig import HotChange, RunConfig
+from flagmw.core.runconfig import RunConfig
 from flagmw.core.snapshot import Snapshot, validate_document
 from flagmw.errors import (
     ConfigChangedError,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
@@ -24,58 +23,16 @@ import pydantic
 from flagmw.core.candidate import Candidate, copy_json, make_candidate
 from flagmw.core.canonical import sha256_hex
 from flagmw.core.context import EvaluationContext
+from flagmw.core.hot_change import HotChange
 from flagmw.core.provenance import DEFAULT_PROVENANCE, Layer, Provenance
 from flagmw.errors import IntegrityError, Problem, UnknownFlagError, ValidationError
 
-__all__ = ["FORMAT", "HotChange", "RunConfig"]
+__all__ = ["FORMAT", "RunConfig"]
 
 #: The ``format`` tag of the JSON form.
 FORMAT = "flagmw.runconfig/1"
 
 M = TypeVar("M", bound=pydantic.BaseModel)
-
-
-@dataclass(frozen=True, slots=True)
-class HotChange:
-    """A hot key whose value changed at a step boundary inside a run.
-
-    Attributes:
-        key: the flag.
-        old, new: the values before and after.
-        provenance: the provenance of the new value.
-        at: when it was re-resolved (seconds since the epoch).
-        step: the LangGraph superstep before which it changed (None outside a graph).
-    """
-
-    key: str
-    old: Any
-    new: Any
-    provenance: Provenance
-    at: float
-    step: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON primitives."""
-        return {
-            "key": self.key,
-            "old": self.old,
-            "new": self.new,
-            "provenance": self.provenance.to_dict(),
-            "at": self.at,
-            "step": self.step,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> HotChange:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            data["key"],
-            data["old"],
-            data["new"],
-            Provenance.from_dict(data["provenance"]),
-            float(data["at"]),
-            data.get("step"),
-        )
 
 
 class _ProvenanceView(Mapping[str, Provenance]):
