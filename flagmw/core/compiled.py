@@ -37,13 +37,16 @@ __all__ = ["CompiledSnapshot", "KeyPlan", "View"]
 
 
 class KeyPlan(NamedTuple):
-    """How one key resolves in a view: the deciders of the layers that can decide it,
-    top layer first (``quiet``: the same without the per-call override layer, for
-    calls whose override index has nothing for the key), and the candidate of the
-    highest layer that always decides it."""
+    """How one key resolves in a view, top layer first: the deciders of the layers that
+    can decide it (``quiet``: the same without the per-call override layer, for calls
+    whose override index has nothing for the key), then ``rules`` — the ``(predicate,
+    candidate)`` pairs of the rule layers right above the base, tried in order, kept as
+    data so that the walk tries them without a call — then ``base``, the candidate of
+    the highest layer that always decides it."""
 
     deciders: tuple[Decider, ...]
     quiet: tuple[Decider, ...]
+    rules: tuple[tuple[Any, Candidate], ...]
     base: Candidate
 
 
@@ -135,11 +138,8 @@ class View:
                     per_call.append(decide)
         else:
             raise AssertionError(f"{key} has no default")  # the default layer has every key
-        decide = rules_decider(pending)
-        if decide is not None:
-            deciders.append(decide)
         quiet = tuple(d for d in deciders if all(d is not p for p in per_call))
-        return KeyPlan(tuple(deciders), quiet, static[key])
+        return KeyPlan(tuple(deciders), quiet, pending, static[key])
 
     def _overlay(self, raw: Mapping[str, Any], layer: Layer, scope: str) -> Overlay:
         prov = Provenance(layer, self.rev, scope)

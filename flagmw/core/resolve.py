@@ -64,4 +64,7 @@ def resolve_key(
         cand = decide(key, ctx, at, overrides)
         if cand is not None:
             return cand
+    for pred, cand in plan.rules:  # as compiled_layers.rules_decider, without the call
+        if pred is True or (pred is not False and pred(ctx)):
+            return cand
     return plan.base
