@@ -18,10 +18,14 @@ from typing import TYPE_CHECKING, Any
 from flagmw._version import __version__
 from flagmw.client.client import ClientStatus, FlagClient, PublishResult
 from flagmw.core.context import EvaluationContext
+from flagmw.core.explain import Explanation
+from flagmw.core.flag import Flag
+from flagmw.core.flag_spec import Binding, FlagType
+from flagmw.core.hot_change import HotChange
 from flagmw.core.overrides import Override
-from flagmw.core.registry import Binding, Flag, FlagRegistry, FlagType
-from flagmw.core.resolve import Explanation
-from flagmw.core.runconfig import HotChange, Layer, Provenance, RunConfig
+from flagmw.core.provenance import Layer, Provenance
+from flagmw.core.registry import FlagRegistry
+from flagmw.core.runconfig import RunConfig
 from flagmw.core.snapshot import Snapshot, validate_document
 from flagmw.errors import (
     ConfigChangedError,

@@ -85,7 +85,8 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from flagmw.client.client import FlagClient
-from flagmw.core.runconfig import Layer, RunConfig
+from flagmw.core.provenance import Layer
+from flagmw.core.runconfig import RunConfig
 from flagmw.langgraph.context import ContextBuilder, context_from_config
 from flagmw.langgraph.models import FALLBACK_USED_KEY, ROUTE_KEY, filter_tools, select_routes
 from flagmw.langgraph.run import RunObserver, RunState, active_run_kill, current_run, use_run

@@ -406,7 +406,7 @@ def test_ff_variables_are_typed(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
     client = FlagClient(TYPED, MemoryStore(), env_vars=True)
     rc = client.resolve()
-    assert rc.values == {
+    assert dict(rc) == {
         "t.bool": True,
         "t.int": 7,
         "t.float": 0.25,
@@ -601,7 +601,7 @@ def test_json_values_are_copies(memory_client: Any) -> None:
     assert client.value("model.fallbacks") == ["gpt-4o-mini"]
     rc = client.resolve()
     rc["model.fallbacks"].append("mutated")
-    rc.values["model.fallbacks"].append("mutated")
+    dict(rc)["model.fallbacks"].append("mutated")
     assert rc["model.fallbacks"] == ["gpt-4o-mini"]
     assert client.resolve()["model.fallbacks"] == ["gpt-4o-mini"]
 
@@ -611,7 +611,7 @@ def test_a_client_without_a_store_or_snapshot_serves_defaults(registry: FlagRegi
     rc = client.resolve(ACME)
     assert rc.snapshot_rev is None
     assert rc.snapshot_hash is None
-    assert rc.values == {f.key: f.default for f in registry}
+    assert dict(rc) == {f.key: f.default for f in registry}
     assert {p.layer for p in rc.provenance.values()} == {Layer.DEFAULT}
     assert client.status().healthy is True
     assert client.status().store == "memory"

@@ -110,7 +110,7 @@ def test_interrupt_publish_ten_snapshots_resume_keeps_the_pinned_config(
     assert client.snapshot_rev == 11
     fresh = client.resolve(EvaluationContext(tenant_id="acme", user_id="u-17"))
     assert fresh.config_hash != before["hash"]
-    assert rev_of(fresh.values) == 11
+    assert rev_of(fresh) == 11
 
     out = graph.invoke(Command(resume="yes"), config)
     seen = [e for e in out["log"] if e["node"] in ("b", "c")]

@@ -213,7 +213,7 @@ def test_a_kill_made_while_interrupted_applies_on_resume(mode: str, client: Flag
     ]
     assert after.snapshot_rev == before["snapshot_rev"] == 1
     assert after["model.primary"] == "gpt-4o-mini"  # pinned, though rev 11 says gpt-4o
-    assert {k: v for k, v in after.values.items() if k != KEY} == {
+    assert {k: v for k, v in after.items() if k != KEY} == {
         k: v for k, v in before["values"].items() if k != KEY
     }
     assert [c["key"] for c in rec.named("flag_changed")] == [KEY]

@@ -26,7 +26,9 @@ from flagmw import (
     MemoryStore,
     Provenance,
 )
-from flagmw.core.resolve import CompiledSnapshot, OverrideIndex, resolve_key
+from flagmw.core.compiled import CompiledSnapshot
+from flagmw.core.override_index import OverrideIndex
+from flagmw.core.resolve import resolve_key
 from flagmw.core.snapshot import Snapshot
 
 KEY = "loop.max_iterations"

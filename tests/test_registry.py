@@ -23,8 +23,9 @@ from flagmw import (
     UnknownFlagError,
     ValidationError,
 )
-from flagmw.core._schema import content_hash
-from flagmw.core.registry import KEY_PATTERN, env_var_name
+from flagmw.core.canonical import content_hash
+from flagmw.core.flag_spec import KEY_PATTERN
+from flagmw.core.registry import env_var_name
 
 
 def design_in_python() -> FlagRegistry:

@@ -23,8 +23,11 @@ from flagmw import (
     UnknownFlagError,
 )
 from flagmw.core.bucketing import bucket
+from flagmw.core.compiled import CompiledSnapshot, View
+from flagmw.core.explain import explain
+from flagmw.core.override_index import OverrideIndex
 from flagmw.core.overrides import Override, OverrideKind, ScopeKind
-from flagmw.core.resolve import CompiledSnapshot, OverrideIndex, View, explain, resolve, resolve_key
+from flagmw.core.resolve import resolve, resolve_key
 from flagmw.core.snapshot import validate_document
 
 KEY = "prompt.style"

@@ -5,8 +5,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
 from typing import Any
 
+import pydantic
 import pytest
 from conftest import T0, snapshot_part
 
@@ -19,10 +24,14 @@ from flagmw import (
     Provenance,
     RunConfig,
     UnknownFlagError,
+    ValidationError,
 )
+from flagmw.core.compiled import CompiledSnapshot
+from flagmw.core.override_index import OverrideIndex
 from flagmw.core.overrides import Override, OverrideKind, ScopeKind
-from flagmw.core.resolve import CompiledSnapshot, OverrideIndex, resolve
-from flagmw.core.runconfig import FORMAT, LAYER_ORDER
+from flagmw.core.provenance import LAYER_ORDER
+from flagmw.core.resolve import resolve
+from flagmw.core.runconfig import FORMAT
 from flagmw.core.snapshot import validate_document
 
 CTX = EvaluationContext(
@@ -75,8 +84,8 @@ def test_reading(rc: RunConfig, registry: FlagRegistry) -> None:
     assert "model.primary" in rc
     assert "nope.nope" not in rc
     assert len(rc) == len(registry)
-    assert rc.keys() == sorted(registry.keys())
-    assert list(rc) == rc.keys()
+    assert list(rc.keys()) == sorted(registry.keys())
+    assert list(rc) == list(rc.keys())
     assert rc.variant("style-v3-rollout") in ("control", "treatment")
     assert rc.variant("nope") is None
     assert (rc.snapshot_rev, rc.environment, rc.resolved_at) == (3, "production", T0 + 1.5)
@@ -99,7 +108,11 @@ def test_provenance_mapping(rc: RunConfig) -> None:
 
 def test_values_cannot_be_changed_through_reads(rc: RunConfig) -> None:
     rc["model.fallbacks"].append("x")
-    rc.values["model.fallbacks"].append("y")
+    dict(rc)["model.fallbacks"].append("y")
+    dict(rc.items())["model.fallbacks"].append("v")
+    for value in rc.values():
+        if isinstance(value, list):
+            value.append("w")
     rc.get("model.fallbacks").append("z")
     assert rc["model.fallbacks"] == ["gpt-4o-mini"]
     with pytest.raises(TypeError):
@@ -115,7 +128,7 @@ def test_run_config_is_frozen(rc: RunConfig) -> None:
 
 
 def test_config_hash_is_sha256_of_the_canonical_values(rc: RunConfig) -> None:
-    canonical = json.dumps(rc.values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = json.dumps(dict(rc), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert rc.config_hash == "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -124,7 +137,7 @@ def test_config_hash_covers_values_only(registry: FlagRegistry) -> None:
     view = CompiledSnapshot(registry, snapshot, 1).view("production")
     a = resolve(view, None, EvaluationContext(tenant_id="x", user_id="1"), T0)
     b = resolve(view, None, EvaluationContext(tenant_id="y", user_id="2"), T0 + 99)
-    assert a.values == b.values
+    assert dict(a) == dict(b)
     assert a.config_hash == b.config_hash
     assert a != b  # different context and time: different RunConfigs
     c = resolve(view, None, EvaluationContext(tenant_id="acme"), T0)
@@ -179,7 +192,8 @@ def test_json_form(rc: RunConfig) -> None:
     [
         lambda d: d["values"].__setitem__("loop.max_iterations", 50),
         lambda d: d["values"].__setitem__("tools.refund_api.enabled", True),
-        lambda d: d["values"].__setitem__("loop.max_iterations", 4.0),
+        # (4 → 4.0 is not a change: one JSON number, one RFC 8785 form, "4")
+        lambda d: d["values"].__setitem__("loop.max_iterations", 4.5),
         lambda d: d["values"]["model.fallbacks"].append("gpt-4o"),
         lambda d: d["values"].pop("compliance.pii_redaction"),
         lambda d: d["values"].__setitem__("extra.key", 1),
@@ -284,3 +298,133 @@ def test_context_round_trip() -> None:
     assert dict(ctx.attributes) == {"seats": 3, "a": 1}
     assert ctx.get("seats") == 3
     assert ctx.get("plan", "free") == "free"
+
+
+# -- a real Mapping; candidates; get_as; hot-change order -----------------------------------
+
+
+def test_run_config_is_a_mapping(rc: RunConfig, registry: FlagRegistry) -> None:
+    assert isinstance(rc, Mapping)
+    keys = sorted(registry.keys())
+    assert list(rc) == list(rc.keys()) == keys
+    assert [k for k, _ in rc.items()] == keys
+    assert list(rc.values()) == [rc[k] for k in keys]
+    assert dict(rc) == {k: rc[k] for k in keys}
+    assert dict(rc.items()) == dict(rc)
+    assert len(rc.values()) == len(rc) == len(keys)
+    assert ("model.primary", "gpt-4o-mini") in rc.items()
+    assert "gpt-4o-mini" in rc.values()
+    assert rc.get("model.primary") == "gpt-4o-mini"
+    assert rc.get("nope.nope") is None
+    view = rc.keys()
+    assert "model.primary" in view
+    assert "nope.nope" not in view
+    assert rc == RunConfig.from_json(rc.to_json())  # RunConfig's own equality, not Mapping's
+    with pytest.raises(TypeError):
+        hash(rc)
+
+
+def test_candidates_give_value_provenance_fragment_and_mutability(rc: RunConfig) -> None:
+    cands = rc.candidates
+    assert list(cands) == list(rc)
+    primary = cands["model.primary"]
+    assert primary.value == rc["model.primary"]
+    assert primary.provenance == rc.provenance["model.primary"]
+    assert primary.fragment == '"model.primary":"gpt-4o-mini"'
+    assert primary.mutable is False
+    assert cands["model.fallbacks"].mutable is True
+    with pytest.raises(TypeError):
+        cands["model.primary"] = primary  # type: ignore[index]
+    body = "{" + ",".join(c.fragment for c in cands.values()) + "}"
+    assert rc.config_hash == "sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+class Limits(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    max_tokens: int
+    stop: list[str] = []
+
+
+def test_get_as_validates_into_a_model_and_raises_flagmw_errors_only() -> None:
+    registry = FlagRegistry.from_dict(
+        {
+            "flags": {
+                "model.limits": {"type": "json", "default": {"max_tokens": 256}},
+                "model.bad": {"type": "json", "default": {"max_tokens": "many", "temp": 1}},
+                "model.list": {"type": "json", "default": [1, 2]},
+            }
+        }
+    )
+    view = CompiledSnapshot(registry, None, None).view("production")
+    rc = resolve(view, None, EvaluationContext(), T0)
+    assert rc.get_as("model.limits", Limits) == Limits(max_tokens=256)
+    with pytest.raises(ValidationError) as info:
+        rc.get_as("model.bad", Limits)
+    assert not isinstance(info.value, pydantic.ValidationError)
+    paths = sorted(p.path for p in info.value.errors)
+    assert paths == ["model.bad.max_tokens", "model.bad.temp"]
+    assert all(p.location == "<runconfig>" for p in info.value.errors)
+    with pytest.raises(ValidationError):
+        rc.get_as("model.list", Limits)  # a list where a mapping is expected
+    with pytest.raises(ValidationError):
+        rc.get_as("model.limits", dict)  # type: ignore[type-var]  # not a pydantic model
+    with pytest.raises(UnknownFlagError):
+        rc.get_as("model.limts", Limits)
+
+
+HOT_ORDER_SCRIPT = """
+from flagmw import EvaluationContext, FlagRegistry
+from flagmw.core.compiled import CompiledSnapshot
+from flagmw.core.resolve import resolve
+from flagmw.core.snapshot import validate_document
+
+keys = [f"hot.k{i:02d}" for i in range(40)]
+registry = FlagRegistry.from_dict(
+    {"flags": {k: {"type": "int", "default": 0, "binding": "hot"} for k in keys}}
+)
+def rc(rev, value):
+    doc = validate_document({"values": {k: value for k in keys}}, registry)
+    return resolve(CompiledSnapshot(registry, doc, rev).view("production"), None,
+                   EvaluationContext(), 1.0)
+changed = rc(1, 0).with_hot(rc(2, 1), set(keys), at=2.0)
+print(",".join(ch.key for ch in changed.changes))
+"""
+
+
+def test_hot_change_order_does_not_depend_on_the_hash_seed() -> None:
+    orders = []
+    for seed in ("0", "1", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", HOT_ORDER_SCRIPT],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        orders.append(out.stdout.strip().split(","))
+    assert orders[0] == orders[1] == orders[2] == [f"hot.k{i:02d}" for i in range(40)]
+
+
+def test_a_float_read_back_as_an_int_is_not_a_hot_change() -> None:
+    # a pin's values are RFC 8785 JSON, where 1.0 is written 1: read back, a float flag
+    # at 1.0 holds the int 1, which must not count as a change at the next boundary
+    registry = FlagRegistry.from_dict(
+        {
+            "flags": {
+                "model.temperature": {"type": "float", "default": 1.0, "binding": "hot"},
+                "agent.enabled": {"type": "bool", "default": True, "binding": "hot"},
+            }
+        }
+    )
+    fresh = resolve(CompiledSnapshot(registry, None, None).view("production"), None, CTX, T0)
+    stored = fresh.to_dict()
+    stored["values"]["model.temperature"] = 1
+    pinned = RunConfig.from_json(stored)
+    assert pinned.config_hash == fresh.config_hash
+    assert pinned.with_hot(fresh, registry.hot_keys, at=T0 + 1) is pinned
+    stored["values"]["agent.enabled"] = 1  # but True is not 1
+    stored["config_hash"] = RunConfig.from_json(stored, verify=False).config_hash
+    odd = RunConfig.from_json(stored)
+    changes = odd.with_hot(fresh, registry.hot_keys, at=T0 + 1).changes
+    assert [(ch.key, ch.old, ch.new) for ch in changes] == [("agent.enabled", 1, True)]

@@ -19,12 +19,12 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import rfc8785
 from conftest import snapshot_part
 
 from flagmw import (
@@ -35,7 +35,8 @@ from flagmw import (
     Problem,
     ValidationError,
 )
-from flagmw.core.snapshot import FORMAT_VERSION, diff_documents, validate_document
+from flagmw.core.snapshot import diff_documents, validate_document
+from flagmw.core.snapshot_spec import FORMAT_VERSION
 from flagmw.core.source import Locator
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -268,9 +269,10 @@ def test_document_is_normalised(registry: FlagRegistry) -> None:
         "order": 0,  # its written position among the experiments
     }
     assert snapshot.warnings == ()
-    # the content hash: sha256 of the canonical JSON, recomputed here independently
-    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    assert snapshot.content_hash == "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    # the content hash: sha256 of the RFC 8785 canonical JSON, recomputed here
+    # independently with the reference library
+    canonical = rfc8785.dumps(doc)
+    assert snapshot.content_hash == "sha256:" + hashlib.sha256(canonical).hexdigest()
 
 
 def test_shorthand_and_full_environment_forms_are_the_same_snapshot(

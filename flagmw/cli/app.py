@@ -57,8 +57,8 @@ from flagmw.cli.common import (
 )
 from flagmw.cli.starter import starter_flags_yaml
 from flagmw.core.context import EvaluationContext
+from flagmw.core.flag_spec import FlagType
 from flagmw.core.overrides import Override
-from flagmw.core.registry import FlagType
 from flagmw.core.snapshot import validate_document
 from flagmw.core.source import load_document
 from flagmw.errors import Problem, ValidationError

@@ -23,19 +23,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flagmw.core.candidate import copy_json
+from flagmw.core.compiled import CompiledSnapshot, View
 from flagmw.core.context import EvaluationContext
+from flagmw.core.explain import Explanation, explain
+from flagmw.core.flag_spec import FlagType
+from flagmw.core.override_index import OverrideIndex
 from flagmw.core.overrides import Override, OverrideKind, ScopeKind, format_duration, parse_duration
-from flagmw.core.registry import FlagRegistry, FlagType, env_var_name
-from flagmw.core.resolve import (
-    CompiledSnapshot,
-    Explanation,
-    OverrideIndex,
-    View,
-    explain,
-    resolve,
-    resolve_key,
-)
-from flagmw.core.runconfig import RunConfig, copy_json
+from flagmw.core.registry import FlagRegistry, env_var_name
+from flagmw.core.resolve import resolve, resolve_key
+from flagmw.core.runconfig import RunConfig
 from flagmw.core.snapshot import Change, Snapshot, diff_documents, validate_document
 from flagmw.core.source import Locator, load_document
 from flagmw.errors import (

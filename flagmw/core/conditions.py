@@ -30,8 +30,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flagmw.core._schema import did_you_mean
 from flagmw.core.context import WELL_KNOWN_ATTRIBUTES, EvaluationContext
+from flagmw.core.problems import did_you_mean
 from flagmw.core.source import DocPath, Locator
 from flagmw.errors import Problem
 

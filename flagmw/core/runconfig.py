@@ -1,12 +1,13 @@
 """RunConfig: the immutable result of resolution for one run, with provenance.
 
-A RunConfig is what lands in the LangGraph checkpoint and on the trace. It
-serialises to JSON primitives only (:meth:`RunConfig.to_json`) and comes back
-identical (:meth:`RunConfig.from_json`), with its ``config_hash`` verified.
+A RunConfig is what lands in the LangGraph checkpoint and on the trace. It is a
+read-only :class:`collections.abc.Mapping` of flag key → value, serialises to JSON
+primitives only (:meth:`RunConfig.to_json`) and comes back identical
+(:meth:`RunConfig.from_json`), with its ``config_hash`` verified.
 
-``config_hash`` is ``"sha256:" + sha256(canonical JSON of the values)``, where
-canonical JSON has sorted keys, no whitespace and UTF-8 kept — anyone can recompute
-it from the values alone, in any process or language.
+``config_hash`` is ``"sha256:" + hex(sha256(JCS({key: value, …})))`` where JCS is RFC
+8785 canonical JSON (:mod:`flagmw.core.canonical`): anyone recomputes it from the
+values alone, in any process or language (``docs/concepts.md`` has a worked example).
 """
 
 from __future__ import annotations
@@ -14,203 +15,24 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 import pydantic
 
-from flagmw.core._schema import canonical_json
+from flagmw.core.candidate import Candidate, copy_json, make_candidate
+from flagmw.core.canonical import sha256_hex
 from flagmw.core.context import EvaluationContext
-from flagmw.errors import IntegrityError, UnknownFlagError
+from flagmw.core.hot_change import HotChange
+from flagmw.core.provenance import DEFAULT_PROVENANCE, Layer, Provenance
+from flagmw.errors import IntegrityError, Problem, UnknownFlagError, ValidationError
 
-__all__ = ["FORMAT", "LAYER_ORDER", "HotChange", "Layer", "Provenance", "RunConfig"]
+__all__ = ["FORMAT", "RunConfig"]
 
 #: The ``format`` tag of the JSON form.
 FORMAT = "flagmw.runconfig/1"
 
 M = TypeVar("M", bound=pydantic.BaseModel)
-
-
-class Layer(StrEnum):
-    """The resolution layers, lowest precedence first (DESIGN §2)."""
-
-    DEFAULT = "default"
-    ENVIRONMENT = "environment"
-    SNAPSHOT = "snapshot"
-    TENANT = "tenant"
-    ROUTE = "route"
-    EXPERIMENT = "experiment"
-    OVERRIDE = "override"
-
-
-#: Layer → precedence (higher wins).
-LAYER_ORDER: Mapping[Layer, int] = {layer: i for i, layer in enumerate(Layer)}
-
-
-@dataclass(frozen=True, slots=True)
-class Provenance:
-    """Where one resolved value came from.
-
-    Attributes:
-        layer: the layer that won.
-        rev: the snapshot rev the value came from (None for ``default``, process
-            variables and overrides).
-        scope: the layer's scope: the environment name or ``FF_…`` process variable
-            (environment), the tenant id (tenant), the route (route), or
-            ``global`` / ``tenant:<id>`` / ``route:<name>`` (override).
-        rule: the name of the rule that produced it, when a rule did.
-        experiment, variant: the experiment and the variant assigned, for ``experiment``.
-        override_id, reason: the override and its reason, for ``override``.
-    """
-
-    layer: Layer
-    rev: int | None = None
-    scope: str | None = None
-    rule: str | None = None
-    experiment: str | None = None
-    variant: str | None = None
-    override_id: str | None = None
-    reason: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON primitives; None fields are left out."""
-        out: dict[str, Any] = {"layer": self.layer.value}
-        for name in ("rev", "scope", "rule", "experiment", "variant", "override_id", "reason"):
-            value = getattr(self, name)
-            if value is not None:
-                out[name] = value
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Provenance:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            Layer(data["layer"]),
-            data.get("rev"),
-            data.get("scope"),
-            data.get("rule"),
-            data.get("experiment"),
-            data.get("variant"),
-            data.get("override_id"),
-            data.get("reason"),
-        )
-
-    def describe(self) -> str:
-        """A short human form, e.g. ``tenant acme rule enterprise @rev 3``."""
-        parts = [self.layer.value]
-        if self.scope:
-            parts.append(self.scope)
-        if self.rule:
-            parts.append(f"rule {self.rule}")
-        if self.experiment:
-            parts.append(f"{self.experiment}={self.variant}")
-        if self.override_id:
-            parts.append(self.override_id)
-        if self.rev is not None:
-            parts.append(f"@rev {self.rev}")
-        return " ".join(parts)
-
-
-DEFAULT_PROVENANCE = Provenance(Layer.DEFAULT)
-
-
-class Candidate(NamedTuple):
-    """A value a layer offers for one key, precompiled: the value, its provenance,
-    its canonical-JSON fragment ``"key":value`` (for the config hash), and whether
-    reads must copy it (lists and mappings)."""
-
-    value: Any
-    provenance: Provenance
-    fragment: str
-    mutable: bool
-
-
-def copy_json(value: Any) -> Any:
-    """A deep copy of a JSON value (lists, dicts, primitives) — several times faster than
-    ``copy.deepcopy``, which reads of json flags and ``RunConfig.values`` use."""
-    t = type(value)
-    if t is list:
-        return [copy_json(v) if type(v) in _CONTAINERS else v for v in value]
-    if t is dict:
-        return {k: copy_json(v) if type(v) in _CONTAINERS else v for k, v in value.items()}
-    return value
-
-
-_CONTAINERS = (list, dict)
-
-
-def make_candidate(key: str, value: Any, provenance: Provenance) -> Candidate:
-    """Build a :class:`Candidate` (computes the hash fragment once)."""
-    return Candidate(
-        value, provenance, f"{_encode_str(key)}:{json_fragment(value)}", type(value) in _CONTAINERS
-    )
-
-
-def json_fragment(value: Any) -> str:
-    """The canonical JSON of ``value`` (as :func:`flagmw.core._schema.canonical_json`), with
-    the primitives encoded directly: byte-identical to ``json.dumps(value,
-    ensure_ascii=False)``, without building an encoder per call (tenant overlays are
-    compiled into candidates on their first run)."""
-    t = type(value)
-    if t is str:
-        return _encode_str(value)
-    if t is bool:
-        return "true" if value else "false"
-    if t is int:
-        return int.__repr__(value)
-    if t is float:
-        return float.__repr__(value)  # finite: checked when the value was validated
-    if value is None:
-        return "null"
-    return canonical_json(value)
-
-
-_encode_str = json.encoder.encode_basestring  # ensure_ascii=False form of a JSON string
-
-
-@dataclass(frozen=True, slots=True)
-class HotChange:
-    """A hot key whose value changed at a step boundary inside a run.
-
-    Attributes:
-        key: the flag.
-        old, new: the values before and after.
-        provenance: the provenance of the new value.
-        at: when it was re-resolved (seconds since the epoch).
-        step: the LangGraph superstep before which it changed (None outside a graph).
-    """
-
-    key: str
-    old: Any
-    new: Any
-    provenance: Provenance
-    at: float
-    step: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON primitives."""
-        return {
-            "key": self.key,
-            "old": self.old,
-            "new": self.new,
-            "provenance": self.provenance.to_dict(),
-            "at": self.at,
-            "step": self.step,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> HotChange:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            data["key"],
-            data["old"],
-            data["new"],
-            Provenance.from_dict(data["provenance"]),
-            float(data["at"]),
-            data.get("step"),
-        )
 
 
 class _ProvenanceView(Mapping[str, Provenance]):
@@ -220,7 +42,7 @@ class _ProvenanceView(Mapping[str, Provenance]):
         self._c = candidates
 
     def __getitem__(self, key: str) -> Provenance:
-        return self._c[key][1]
+        return self._c[key].provenance
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._c)
@@ -232,12 +54,31 @@ class _ProvenanceView(Mapping[str, Provenance]):
 _NO_VARIANTS: Mapping[str, str] = MappingProxyType({})
 
 
-class RunConfig:
-    """The resolved configuration of one run. Immutable.
+_new_fields = tuple.__new__
 
-    Read values with ``rc[key]``, ``rc.get(key, default)``, ``rc.enabled(key)`` and
-    ``rc.variant(experiment)``. JSON values (lists, mappings) are returned as copies,
-    so the pinned config cannot be mutated through them.
+
+class _Fields(NamedTuple):
+    """The non-value fields of a RunConfig (one tuple: built in one step)."""
+
+    snapshot_rev: int | None
+    snapshot_hash: str | None
+    environment: str
+    context: EvaluationContext
+    resolved_at: float
+    override_ids: tuple[str, ...]
+    variants: Mapping[str, str]
+    changes: tuple[HotChange, ...]
+
+
+class RunConfig(Mapping[str, Any]):
+    """The resolved configuration of one run: an immutable, read-only
+    :class:`collections.abc.Mapping` of flag key → value, in sorted key order.
+
+    Read values with ``rc[key]``, ``rc.get(key, default)``, ``rc.enabled(key)``,
+    ``rc.get_as(key, Model)`` and ``rc.variant(experiment)``; ``keys()``, ``values()``,
+    ``items()``, ``len(rc)``, ``key in rc`` and ``dict(rc)`` work as on any mapping.
+    JSON values (lists, mappings) are returned as copies, so the pinned config cannot
+    be mutated through them.
 
     Attributes:
         snapshot_rev: the snapshot rev resolved against (None: no snapshot published,
@@ -252,12 +93,12 @@ class RunConfig:
         config_hash: ``"sha256:…"`` over the canonical JSON of the values.
     """
 
-    # The fields live in one tuple behind read-only properties: an immutable object built
-    # with three attribute writes (a resolve builds one per run).
+    # The fields live in one named tuple behind read-only properties: an immutable object
+    # built with three attribute writes (a resolve builds one per run).
     __slots__ = ("_c", "_f", "_hash")
 
     _c: Mapping[str, Candidate]
-    _f: tuple[Any, ...]
+    _f: _Fields
     _hash: str | None
 
     def __init__(
@@ -283,15 +124,18 @@ class RunConfig:
         init(
             self,
             "_f",
-            (
-                snapshot_rev,
-                snapshot_hash,
-                environment,
-                context,
-                resolved_at,
-                override_ids if type(override_ids) is tuple else tuple(override_ids),
-                variants,
-                changes if type(changes) is tuple else tuple(changes),
+            _new_fields(  # _Fields(...) without its generated __new__ (one call less)
+                _Fields,
+                (
+                    snapshot_rev,
+                    snapshot_hash,
+                    environment,
+                    context,
+                    resolved_at,
+                    override_ids if type(override_ids) is tuple else tuple(override_ids),
+                    variants,
+                    changes if type(changes) is tuple else tuple(changes),
+                ),
             ),
         )
         init(self, "_hash", config_hash)
@@ -299,42 +143,42 @@ class RunConfig:
     @property
     def snapshot_rev(self) -> int | None:
         """The snapshot rev resolved against (None: nothing published, defaults only)."""
-        return self._f[0]  # type: ignore[no-any-return]
+        return self._f.snapshot_rev
 
     @property
     def snapshot_hash(self) -> str | None:
         """That snapshot's content hash."""
-        return self._f[1]  # type: ignore[no-any-return]
+        return self._f.snapshot_hash
 
     @property
     def environment(self) -> str:
         """The deployment environment."""
-        return self._f[2]  # type: ignore[no-any-return]
+        return self._f.environment
 
     @property
     def context(self) -> EvaluationContext:
         """The evaluation context."""
-        return self._f[3]  # type: ignore[no-any-return]
+        return self._f.context
 
     @property
     def resolved_at(self) -> float:
         """Seconds since the epoch (UTC) at which it was resolved."""
-        return self._f[4]  # type: ignore[no-any-return]
+        return self._f.resolved_at
 
     @property
     def override_ids(self) -> tuple[str, ...]:
         """The overrides that decided at least one value."""
-        return self._f[5]  # type: ignore[no-any-return]
+        return self._f.override_ids
 
     @property
     def variants(self) -> Mapping[str, str]:
         """Experiment → assigned variant, for every experiment that matched (read-only)."""
-        return self._f[6]  # type: ignore[no-any-return]
+        return self._f.variants
 
     @property
     def changes(self) -> tuple[HotChange, ...]:
         """Hot changes applied at step boundaries, oldest first."""
-        return self._f[7]  # type: ignore[no-any-return]
+        return self._f.changes
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"RunConfig is immutable (cannot set {name!r})")
@@ -349,14 +193,14 @@ class RunConfig:
             c = self._c[key]
         except KeyError:
             raise UnknownFlagError(key, _close(key, self._c)) from None
-        return copy_json(c[0]) if c[3] else c[0]
+        return copy_json(c.value) if c.mutable else c.value
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, or ``default`` when the key is not in this RunConfig."""
         c = self._c.get(key)
         if c is None:
             return default
-        return copy_json(c[0]) if c[3] else c[0]
+        return copy_json(c.value) if c.mutable else c.value
 
     def enabled(self, key: str) -> bool:
         """The value of a bool flag.
@@ -371,8 +215,34 @@ class RunConfig:
         raise TypeError(f"{key} is not a bool flag (its value is {value!r}); use rc[{key!r}]")
 
     def get_as(self, key: str, model: type[M]) -> M:
-        """The value of a json flag validated into a pydantic ``model``."""
-        return model.model_validate(self[key])
+        """The value of a json flag validated into a pydantic ``model``.
+
+        Raises:
+            UnknownFlagError: ``key`` is not in this RunConfig.
+            ValidationError: the value does not validate into ``model`` (one
+                :class:`~flagmw.errors.Problem` per pydantic error, ``location``
+                ``"<runconfig>"``, ``path`` the key and the field), or ``model`` is not
+                a pydantic model class. Never a raw pydantic or type error.
+        """
+        value = self[key]
+        try:
+            return model.model_validate(value)
+        except pydantic.ValidationError as exc:
+            problems = [
+                Problem(
+                    "<runconfig>",
+                    ".".join([key, *(str(part) for part in err["loc"])]),
+                    f"{key} does not validate into {model.__name__}: {err['msg']}",
+                    "",
+                    "wrong_type",
+                )
+                for err in exc.errors()
+            ]
+            raise ValidationError(problems, f"{key} as {model.__name__}") from None
+        except Exception as exc:  # not a pydantic model, or a validator raised otherwise
+            name = getattr(model, "__name__", repr(model))
+            problem = Problem("<runconfig>", key, f"{key} as {name}: {exc!r}", "", "wrong_type")
+            raise ValidationError([problem], f"{key} as {name}") from None
 
     def variant(self, experiment: str) -> str | None:
         """The variant assigned by ``experiment``, or None when it did not apply."""
@@ -387,14 +257,16 @@ class RunConfig:
     def __len__(self) -> int:
         return len(self._c)
 
-    def keys(self) -> list[str]:
-        """All keys, sorted."""
-        return list(self._c)
+    # keys(), values() and items() are the Mapping mixins: views in sorted key order,
+    # whose values are read through __getitem__ (so JSON values are copies).
 
     @property
-    def values(self) -> dict[str, Any]:
-        """A fresh ``{key: value}`` dict (JSON primitives)."""
-        return {k: copy_json(c[0]) if c[3] else c[0] for k, c in self._c.items()}
+    def candidates(self) -> Mapping[str, Candidate]:
+        """``{key: Candidate}`` (read-only): each value with its provenance, RFC 8785
+        hash fragment and mutability, in sorted key order. For code that carries a
+        RunConfig's resolution on (pins, hot re-resolution); values read from a
+        candidate are not copied — do not mutate them."""
+        return MappingProxyType(self._c)
 
     @property
     def provenance(self) -> Mapping[str, Provenance]:
@@ -413,7 +285,7 @@ class RunConfig:
     @property
     def overridden_keys(self) -> list[str]:
         """Keys decided by the override layer."""
-        return [k for k, c in self._c.items() if c[1].layer is Layer.OVERRIDE]
+        return [k for k, c in self._c.items() if c.provenance.layer is Layer.OVERRIDE]
 
     # -- derived RunConfigs --------------------------------------------------------------
 
@@ -430,24 +302,24 @@ class RunConfig:
 
         Pinned keys, ``snapshot_rev`` and the context never change this way; the new
         provenance of a changed key names the rev or override it now comes from.
+        Changes are recorded in key order (the RunConfig's sorted order), whatever the
+        iteration order of ``keys`` (a set's order varies with ``PYTHONHASHSEED``).
         """
         changed: list[HotChange] = []
         merged: dict[str, Candidate] | None = None
-        for key in keys:
+        theirs = fresh.candidates
+        for key in sorted(keys):
             old = self._c.get(key)
-            new = fresh._c.get(key)
+            new = theirs.get(key)
             if old is None or new is None:
                 continue
-            if (
-                old.value == new.value
-                and type(old.value) is type(new.value)
-                and (old.provenance == new.provenance)
-            ):
+            same = _same_json(old.value, new.value)
+            if same and old.provenance == new.provenance:
                 continue
             if merged is None:
                 merged = dict(self._c)
             merged[key] = new
-            if old.value != new.value or type(old.value) is not type(new.value):
+            if not same:
                 changed.append(HotChange(key, old.value, new.value, new.provenance, at, step))
         if merged is None:
             return self
@@ -476,7 +348,9 @@ class RunConfig:
         Provenance is listed only for keys that did not come from the default layer.
         """
         provenance = {
-            k: c[1].to_dict() for k, c in self._c.items() if c[1].layer is not Layer.DEFAULT
+            k: c.provenance.to_dict()
+            for k, c in self._c.items()
+            if c.provenance.layer is not Layer.DEFAULT
         }
         out: dict[str, Any] = {
             "format": FORMAT,
@@ -485,7 +359,7 @@ class RunConfig:
             "snapshot_hash": self.snapshot_hash,
             "resolved_at": self.resolved_at,
             "context": self.context.to_dict(),
-            "values": self.values,
+            "values": {k: copy_json(c.value) if c.mutable else c.value for k, c in self._c.items()},
             "provenance": provenance,
             "override_ids": list(self.override_ids),
             "variants": dict(self.variants),
@@ -539,7 +413,7 @@ class RunConfig:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IntegrityError(f"stored RunConfig is malformed: {exc!r}") from None
         stored = data.get("config_hash")
-        if verify and stored != rc.config_hash:
+        if verify and stored != rc.config_hash and stored != _legacy_hash(values):
             raise IntegrityError(
                 f"stored RunConfig's config_hash {stored} does not match its values "
                 f"({rc.config_hash}); the stored form was altered or truncated"
@@ -562,14 +436,40 @@ class RunConfig:
         )
 
 
+_NUMBERS = (int, float)
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """One JSON value (RFC 8785 identity): equal, and of one type except that an int
+    and a float of the same value are one JSON number (a pin written as JSON gives
+    back ``1`` for ``1.0``); ``True`` is not ``1``."""
+    if a != b:
+        return False
+    ta, tb = type(a), type(b)
+    return ta is tb or (ta in _NUMBERS and tb in _NUMBERS)
+
+
 def _hash_candidates(candidates: Mapping[str, Candidate]) -> str:
-    # RunConfig keeps its candidates in sorted key order (the resolver starts from a
-    # sorted base and only replaces entries; from_json sorts), so no sort is needed here.
-    body = "{" + ",".join([c[2] for c in candidates.values()]) + "}"
+    # RFC 8785 orders members by the UTF-16 code units of their names. Flag keys are
+    # ASCII (registry.KEY_PATTERN), where that is the code-point order Python sorts by,
+    # and a RunConfig keeps its candidates sorted (the resolver starts from a sorted
+    # base and only replaces entries; from_json sorts): the fragments join in order.
+    return sha256_hex("{" + ",".join([c.fragment for c in candidates.values()]) + "}")
+
+
+def _legacy_hash(values: Any) -> str | None:
+    """The 0.1 config hash (``json.dumps`` with sorted keys, Python float repr), so
+    RunConfigs pinned by 0.1 still verify on resume. None when it cannot be built."""
+    try:
+        body = json.dumps(
+            values, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except (TypeError, ValueError):
+        return None
     return "sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 def _close(key: str, keys: Mapping[str, Any]) -> list[str]:
-    from flagmw.core._schema import suggest
+    from flagmw.core.problems import suggest
 
     return suggest(key, keys)

@@ -47,7 +47,8 @@ from langgraph.constants import TAG_NOSTREAM
 from langgraph.errors import GraphBubbleUp
 from pydantic import ConfigDict
 
-from flagmw.core.registry import FlagRegistry, FlagType
+from flagmw.core.flag_spec import FlagType
+from flagmw.core.registry import FlagRegistry
 from flagmw.core.runconfig import RunConfig
 from flagmw.errors import NoRunConfigError, Problem, UnknownRouteError, ValidationError
 from flagmw.langgraph.run import current_run

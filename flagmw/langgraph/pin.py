@@ -21,8 +21,9 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
 )
 
+from flagmw.core.provenance import Layer, Provenance
 from flagmw.core.runconfig import FORMAT as RUNCONFIG_FORMAT
-from flagmw.core.runconfig import Layer, Provenance, RunConfig
+from flagmw.core.runconfig import RunConfig
 from flagmw.errors import IntegrityError
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -39,7 +39,8 @@ from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from langchain_core.tools import tool as _make_tool
 from pydantic import BaseModel
 
-from flagmw.core.runconfig import Layer, Provenance, RunConfig
+from flagmw.core.provenance import Layer, Provenance
+from flagmw.core.runconfig import RunConfig
 from flagmw.errors import RefusedError
 from flagmw.langgraph.run import RUN_KEY, RunState, current_run
 

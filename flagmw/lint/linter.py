@@ -44,7 +44,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flagmw.core.registry import FlagRegistry, FlagType, env_var_name
+from flagmw.core.flag_spec import FlagType
+from flagmw.core.registry import FlagRegistry, env_var_name
 from flagmw.core.source import load_document
 from flagmw.errors import FlagmwError
 

@@ -13,9 +13,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from flagmw.client.client import FlagClient
+from flagmw.core.candidate import make_candidate
 from flagmw.core.context import EvaluationContext
+from flagmw.core.provenance import DEFAULT_PROVENANCE, Layer, Provenance
 from flagmw.core.registry import FlagRegistry
-from flagmw.core.runconfig import DEFAULT_PROVENANCE, Layer, Provenance, RunConfig, make_candidate
+from flagmw.core.runconfig import RunConfig
 from flagmw.errors import UnknownFlagError
 from flagmw.langgraph.run import RunState, use_run
 from flagmw.stores.memory import MemoryStore

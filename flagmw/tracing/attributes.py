@@ -13,7 +13,8 @@ import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from flagmw.core.runconfig import Layer, Provenance, RunConfig
+from flagmw.core.provenance import Layer, Provenance
+from flagmw.core.runconfig import RunConfig
 
 # -- attribute names -------------------------------------------------------------------------
 # GenAI agent-span conventions (semantic-conventions-genai; status: development).

@@ -1,20 +1,18 @@
-"""Helpers shared by registry and snapshot validation: pydantic error mapping,
-"did you mean" suggestions and canonical JSON."""
+"""Validation problems shared by registry and snapshot validation: pydantic errors
+mapped to located :class:`~flagmw.errors.Problem` objects, and "did you mean"
+suggestions (difflib)."""
 
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 from collections.abc import Iterable
-from typing import Any
 
 import pydantic
 
 from flagmw.core.source import DocPath, Locator
 from flagmw.errors import Problem
 
-__all__ = ["canonical_json", "content_hash", "pydantic_problems", "suggest"]
+__all__ = ["did_you_mean", "pydantic_problems", "suggest"]
 
 
 def suggest(word: str, candidates: Iterable[str], n: int = 2) -> list[str]:
@@ -28,19 +26,6 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     if not matches:
         return ""
     return "did you mean " + " or ".join(repr(m) for m in matches) + "?"
-
-
-def canonical_json(data: Any) -> str:
-    """JSON with sorted keys, no whitespace and UTF-8 kept: the form every hash in
-    flagmw is computed over (config hash, snapshot content hash, registry fingerprint)."""
-    return json.dumps(
-        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-
-
-def content_hash(data: Any) -> str:
-    """``"sha256:<hex>"`` of :func:`canonical_json` of ``data``."""
-    return "sha256:" + hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
 
 
 def pydantic_problems(

@@ -1,0 +1,111 @@
+"""The structure of a snapshot document: its format version, its sections, the
+pydantic models of its parts (rules, rollouts, overlays, experiments) and the empty
+document. See ``docs/flags-file.md`` for every field."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pydantic
+
+__all__ = [
+    "FORMAT_VERSION",
+    "OVERLAY_FIELDS",
+    "SECTIONS",
+    "ExperimentSpec",
+    "OverlaySpec",
+    "RolloutSpec",
+    "RuleSpec",
+    "TenantSpec",
+    "empty_document",
+]
+
+#: The version of the snapshot document format.
+FORMAT_VERSION = 1
+
+SECTIONS = (
+    "version",
+    "description",
+    "flags",
+    "environments",
+    "values",
+    "rules",
+    "segments",
+    "tenants",
+    "routes",
+    "experiments",
+)
+
+Unit = Literal["user", "tenant", "thread", "run"]
+
+
+class _Strict(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", populate_by_name=True, strict=True)
+
+
+class RolloutSpec(_Strict):
+    """A sticky percentage: the rule applies to ``percent`` % of units."""
+
+    percent: float = pydantic.Field(ge=0, le=100)
+    unit: Unit = "user"
+    salt: str | None = None
+
+
+class RuleSpec(_Strict):
+    """A conditional value: the first matching rule of a layer wins per key."""
+
+    name: str = pydantic.Field(min_length=1)
+    description: str = ""
+    when: dict[str, Any] | None = None
+    rollout: RolloutSpec | None = None
+    set_: dict[str, Any] = pydantic.Field(alias="set")
+
+
+class OverlaySpec(_Strict):
+    """The values and rules of one environment, tenant or route."""
+
+    description: str = ""
+    values: dict[str, Any] = {}
+    rules: list[RuleSpec] = []
+
+
+class TenantSpec(OverlaySpec):
+    """A tenant overlay; ``requires`` lists protected flags the tenant requires on."""
+
+    requires: list[str] = []
+
+
+class ExperimentSpec(_Strict):
+    """A weighted split of one flag into variants, by a sticky hash of a unit."""
+
+    flag: str
+    description: str = ""
+    unit: Unit = "user"
+    when: dict[str, Any] | None = None
+    variants: dict[str, Any]
+    # a mapping as written (the normalised list of [variant, weight] pairs is turned back
+    # into a mapping before parsing)
+    weights: dict[str, float]
+    salt: str | None = None
+    enabled: bool = True
+    # the written position; set when a document is normalised (so that the order, which
+    # decides between experiments on one flag, is part of the content hash). Derived
+    # from the position again whenever a document is validated.
+    order: int | None = None
+
+
+OVERLAY_FIELDS = ("description", "values", "rules")
+
+
+def empty_document() -> dict[str, Any]:
+    """The normalised document with every section present and empty."""
+    return {
+        "version": FORMAT_VERSION,
+        "environments": {},
+        "values": {},
+        "rules": [],
+        "segments": {},
+        "tenants": {},
+        "routes": {},
+        "experiments": {},
+    }
