@@ -17,6 +17,7 @@ The full reference is ``docs/cli.md``.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -76,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     Usage errors are reported like every other error: one line on stderr, exit 2.
     """
     configure_logging()
+    # This process builds pydantic models (typer's parameters, the registry) but needs no
+    # pydantic plugin: skip their discovery, a scan of every installed distribution's
+    # entry points. An explicit PYDANTIC_DISABLE_PLUGINS is left as it is.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         rv = app(
             args=list(argv) if argv is not None else None, prog_name="flagmw", standalone_mode=False

@@ -76,20 +76,14 @@ def _set_override(
             exempt = client.exempt_tenants(key)
     now = time.time()
 
-    def render(out: Console) -> None:
-        for line in _override_lines(ov, now):
-            out.print(line)
-        if exempt:
-            out.print(
-                styled(
-                    f"  exempt: tenant(s) {', '.join(exempt)} require {key} (a protected flag) "
-                    "and keep it on; --force includes them",
-                    "yellow",
-                )
-            )
-        out.print(f"  end it early: flagmw unkill {ov.id} --reason ...")
-
-    g.emit({**ov.to_dict(), "exempt_tenants": exempt}, render)
+    lines = _override_lines(ov, now)
+    if exempt:
+        lines.append(
+            f"  exempt: tenant(s) {', '.join(exempt)} require {key} (a protected flag) "
+            "and keep it on; --force includes them"
+        )
+    lines.append(f"  end it early: flagmw unkill {ov.id} --reason ...")
+    g.emit_lines({**ov.to_dict(), "exempt_tenants": exempt}, lines)
 
 
 def _parse_value(client: Any, key: str, text: str) -> Any:
@@ -175,13 +169,11 @@ def renew(g: Session, override_id: IdArg, reason: ReasonOpt, ttl: TtlOpt = None)
         ov = client.renew(override_id, actor=g.actor, reason=reason, ttl=ttl)
     now = time.time()
 
-    def render(out: Console) -> None:
-        out.print(f"renewed {ov.id}: {ov.key} = {format_value(ov.value)} ({ov.scope_label})")
-        out.print(
-            f"  expires: {format_time(ov.expires_at)} (in {format_left(ov.expires_at - now)})"
-        )
-
-    g.emit(ov.to_dict(), render)
+    lines = [
+        f"renewed {ov.id}: {ov.key} = {format_value(ov.value)} ({ov.scope_label})",
+        f"  expires: {format_time(ov.expires_at)} (in {format_left(ov.expires_at - now)})",
+    ]
+    g.emit_lines(ov.to_dict(), lines)
 
 
 @with_session()
@@ -190,13 +182,11 @@ def unkill(g: Session, override_id: IdArg, reason: ReasonOpt) -> None:
     with g.client(registry="optional") as client:
         ov = client.end_override(override_id, actor=g.actor, reason=reason)
 
-    def render(out: Console) -> None:
-        out.print(
-            f"ended {ov.id}: {ov.key} ({ov.scope_label}) at {format_time(ov.ended_at)} "
-            f"by {ov.ended_by}: {ov.end_reason}"
-        )
-
-    g.emit(ov.to_dict(), render)
+    line = (
+        f"ended {ov.id}: {ov.key} ({ov.scope_label}) at {format_time(ov.ended_at)} "
+        f"by {ov.ended_by}: {ov.end_reason}"
+    )
+    g.emit_lines(ov.to_dict(), [line])
 
 
 def _status(ov: Override, now: float) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,6 +97,19 @@ class Session:
             write_json(document)
         else:
             render(self.out)
+
+    def emit_lines(self, document: Any, lines: Iterable[str]) -> None:
+        """Write ``document`` as JSON (``--json``) or ``lines`` as plain text: for the
+        commands an on-call engineer runs in an incident (``kill``, ``override``,
+        ``renew``, ``unkill``), whose output is a few lines, so they start without
+        loading rich."""
+        if self.json:
+            from flagmw.cli.output import write_json
+
+            write_json(document)
+        else:
+            sys.stdout.write("".join(f"{line}\n" for line in lines))
+            sys.stdout.flush()
 
     def note(self, message: str) -> None:
         """A ``--verbose`` remark on stderr."""
