@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 from conftest import T0, FixedClock, snapshot_part
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from flagmw import EvaluationContext, FlagClient, FlagRegistry, MemoryStore, SQLiteStore
 from flagmw.client.cache import next_change_after
@@ -317,3 +319,77 @@ def test_fork_while_another_thread_holds_the_refresh_lock(
     client.poll()
     assert client.resolve(ACME)[CAP] == 2
     client.close()
+
+
+# -- property: the cache is coherent and its generation tells every change ----------------
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("advance"), st.floats(0, 120)),
+        st.tuples(
+            st.just("kill"),
+            st.floats(-60, 120),  # the operator's clock skew against this process
+            st.floats(1, 300),  # TTL
+            st.sampled_from([None, "acme"]),
+        ),
+        st.tuples(
+            st.just("override"),
+            st.floats(-60, 120),
+            st.floats(1, 300),
+            st.integers(1, 50),
+        ),
+        st.tuples(st.just("end"), st.integers(0, 10)),
+        st.tuples(st.just("publish"), st.integers(1, 50)),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+def _answer(client: FlagClient, registry: FlagRegistry) -> dict[str, Any]:
+    rc = client.resolve(ACME)
+    return {flag.key: (rc[flag.key], rc.provenance[flag.key].override_id) for flag in registry}
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=_OPS)
+def test_a_polled_client_answers_as_a_fresh_one_and_its_generation_tells_every_change(
+    registry: FlagRegistry, ops: list[tuple[Any, ...]]
+) -> None:
+    """For any sequence of publishes, kills and overrides set from hosts whose clocks
+    disagree with this one, ends, and time passing: after a poll, a long-lived client
+    resolves exactly as a new client on the same store would; its generation never goes
+    back; and whenever its answer changed since the last poll, its generation moved (so
+    a run in flight, which compares generations at step boundaries, sees every change)."""
+    clock = FixedClock()
+    store = MemoryStore()
+    client = FlagClient(registry, store, clock=clock)
+    FlagClient(registry, store, clock=clock).publish(_doc(), author="w", message="rev 1")
+    last_gen = client.poll()
+    last_values = _answer(client, registry)
+    for op in ops:
+        skewed = FixedClock(clock.now + (op[1] if op[0] in ("kill", "override") else 0))
+        operator = FlagClient(registry, store, clock=skewed)
+        if op[0] == "advance":
+            clock.advance(op[1])
+        elif op[0] == "kill":
+            operator.kill(KILL_KEY, reason="r", actor="o", ttl=op[2], tenant=op[3])
+        elif op[0] == "override":
+            operator.override(CAP, op[3], reason="r", actor="o", ttl=op[2])
+        elif op[0] == "end":
+            live = [o for o in store.list_overrides() if o.ended_at is None]
+            if live:
+                ov = live[op[1] % len(live)]
+                operator.end_override(ov.id, actor="o", reason="done")
+        else:
+            operator.publish(_doc(op[1]), author="w", message="cap")
+        gen = client.poll()
+        values = _answer(client, registry)
+        fresh = _answer(FlagClient(registry, store, clock=clock), registry)
+        assert values == fresh
+        assert gen >= last_gen
+        if values != last_values:
+            assert gen > last_gen, f"{op}: the answer changed but the generation did not"
+        last_gen, last_values = gen, values
