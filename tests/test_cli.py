@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from flagmw.cli import app
-from flagmw.cli.common import format_left, format_time, parse_scalar
+from flagmw.cli.output import format_left, format_time, parse_scalar
 from flagmw.cli.starter import starter_flags_yaml
 from flagmw.core.overrides import parse_duration
 

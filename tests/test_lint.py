@@ -656,7 +656,7 @@ def test_flagmw_itself_reads_no_toggle_from_the_environment(registry: FlagRegist
     package = Path(flagmw.__file__).parent
     example = package.parent / "examples" / "support_agent" / "flags.yaml"
     reg = FlagRegistry.from_yaml(example) if example.is_file() else registry
-    # client.read_env_values reads FF_<KEY> variables, with names built at run time
-    assert "env_var_name(flag.key)" in (package / "client" / "client.py").read_text()
+    # client/env.py read_env_values reads FF_<KEY> variables, with names built at run time
+    assert "env_var_name(flag.key)" in (package / "client" / "env.py").read_text()
     findings = lint_paths([package], reg)
     assert [str(f) for f in findings if f.code in ("FM000", "FM001")] == []

@@ -1,0 +1,143 @@
+"""Exit codes, the command line's own errors, and how every error becomes one line on
+stderr and an exit code (never a traceback for a :class:`~flagmw.errors.FlagmwError`)."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, NoReturn
+
+import typer
+
+from flagmw.errors import ConflictError, FlagmwError, Problem, ValidationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from flagmw.cli.session import Session
+
+__all__ = [
+    "EXIT_CODES_EPILOG",
+    "EXIT_CONFLICT",
+    "EXIT_ERROR",
+    "EXIT_OK",
+    "EXIT_PROBLEMS",
+    "CliError",
+    "ProblemsError",
+    "fail",
+    "one_line",
+    "reporting",
+    "summary_line",
+]
+
+#: Success (``status``: the client serves the head snapshot and the store is healthy).
+EXIT_OK = 0
+#: Problems found: validation errors, lint findings with severity ``error``, or a
+#: ``status`` that is stale or unhealthy.
+EXIT_PROBLEMS = 1
+#: A usage error or any other error (unknown flag, missing store, refused override …).
+EXIT_ERROR = 2
+#: A publish or rollback conflict: someone published meanwhile (stale ``--parent``).
+EXIT_CONFLICT = 3
+
+EXIT_CODES_EPILOG = (
+    "Exit codes: 0 success; 1 validation problems or lint errors (status: stale or "
+    "unhealthy); 2 usage or other errors; 3 publish conflict (stale --parent)."
+)
+
+
+class CliError(Exception):
+    """An error the command reports as one line on stderr, with an exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class ProblemsError(Exception):
+    """Validation problems to report as a table plus one summary line (exit 1).
+
+    Attributes:
+        problems: every problem (errors and warnings).
+        source: the file or document they are about.
+        note: appended to the summary line, e.g. ``"nothing was published"``.
+    """
+
+    def __init__(self, problems: Sequence[Problem], source: str | None, note: str = "") -> None:
+        self.problems = tuple(problems)
+        self.source = source
+        self.note = note
+        super().__init__(summary_line(self.problems, source, note))
+
+
+def summary_line(problems: Sequence[Problem], source: str | None, note: str = "") -> str:
+    """One line naming how many errors there are and the first one with its location."""
+    errors = [p for p in problems if p.severity == "error"] or list(problems)
+    if len(errors) == 1:
+        text = one_line(str(errors[0]))
+    else:
+        where = f" in {source}" if source else ""
+        text = f"{len(errors)} problems{where}; first: {one_line(str(errors[0]))}"
+    return f"{text}; {note}" if note else text
+
+
+def one_line(text: str) -> str:
+    """Collapse a multi-line message into one line."""
+    return "; ".join(part.strip(" -") for part in text.splitlines() if part.strip())
+
+
+def fail(
+    session: Session, message: str, exit_code: int, problems: Sequence[Problem] = ()
+) -> NoReturn:
+    """Report an error: with ``--json`` one JSON document on stdout; always one line
+    ``flagmw: error: …`` on stderr; then exit with ``exit_code``."""
+    from flagmw.cli.output import console, problems_table, write_json
+
+    line = one_line(message)
+    if session.json:
+        write_json(
+            {
+                "error": {
+                    "message": line,
+                    "exit_code": exit_code,
+                    "problems": [p.to_dict() for p in problems],
+                }
+            }
+        )
+    elif problems:
+        console(stderr=True).print(problems_table(problems))
+    sys.stderr.write(f"flagmw: error: {line}\n")
+    sys.stderr.flush()
+    raise typer.Exit(exit_code)
+
+
+@contextmanager
+def reporting(session: Session) -> Iterator[None]:
+    """Turn the errors of a command into one line on stderr and an exit code; never a
+    traceback for a :class:`~flagmw.errors.FlagmwError`."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except CliError as exc:
+        fail(session, str(exc), exc.exit_code)
+    except ProblemsError as exc:
+        fail(session, str(exc), EXIT_PROBLEMS, exc.problems)
+    except ValidationError as exc:
+        fail(session, summary_line(exc.problems, exc.source), EXIT_PROBLEMS, exc.problems)
+    except ConflictError as exc:
+        fail(session, str(exc), EXIT_CONFLICT)
+    except FlagmwError as exc:
+        fail(session, str(exc), EXIT_ERROR)
+    except KeyboardInterrupt:
+        sys.stderr.write("flagmw: interrupted\n")
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        if session.verbose:
+            traceback.print_exc()
+        fail(
+            session,
+            f"internal error: {type(exc).__name__}: {exc} (this is a flagmw bug; "
+            "--verbose shows the traceback)",
+            EXIT_ERROR,
+        )
