@@ -43,7 +43,7 @@ from flagmw.stores import MemoryStore, SQLiteStore, Store
 if TYPE_CHECKING:  # pragma: no cover
     from flagmw.langgraph.drain import RunDrained
     from flagmw.langgraph.models import routed_model
-    from flagmw.langgraph.run import current
+    from flagmw.langgraph.run import current, run_info
     from flagmw.langgraph.tools import enabled_tools, gate_of, gated
     from flagmw.langgraph.wrap import wrap
 
@@ -56,6 +56,7 @@ _LAZY = {
     "gate_of": ("flagmw.langgraph.tools", "langgraph"),
     "routed_model": ("flagmw.langgraph.models", "langgraph"),
     "current": ("flagmw.langgraph.run", None),
+    "run_info": ("flagmw.langgraph.run", None),
 }
 
 
@@ -117,6 +118,7 @@ __all__ = [
     "gate_of",
     "gated",
     "routed_model",
+    "run_info",
     "validate_document",
     "wrap",
 ]

@@ -279,12 +279,21 @@ def parent_with_child(child: Any, saver: Any, how: str = "node") -> Any:
 
 
 @pytest.mark.parametrize("how", ["node", "call"])
-def test_a_wrapped_subgraph_in_a_wrapped_parent_shares_the_parents_run(
+def test_a_wrapped_graph_nested_in_a_wrapped_parent_gets_its_own_run(
     client: FlagClient, how: str
 ) -> None:
+    """Bug 3.1: a wrapped graph run as a node of (or called inside a node of) another
+    wrapped graph ran under the parent's run: its own client was ignored. Now it has
+    its own run (its own client's values), nested in the parent's (``run.parent``), and
+    the parent's nodes after it see the parent's run again."""
     other = FlagClient(make_registry(), MemoryStore(), environment="test")
     publish(other, 7)
-    child = flagmw.wrap(linear_graph(("c1", "c2")), other, tracer=False)
+    runs: dict[str, Any] = {}
+
+    def seen(name: str, obs: dict[str, Any]) -> None:
+        runs[name] = current_run()
+
+    child = flagmw.wrap(linear_graph(("c1", "c2"), {"c1": seen, "c2": seen}), other, tracer=False)
     saver = InMemorySaver()
     graph = flagmw.wrap(parent_with_child(child, saver, how), client, tracer=False)
     config = cfg()
@@ -292,15 +301,63 @@ def test_a_wrapped_subgraph_in_a_wrapped_parent_shares_the_parents_run(
     nodes = [e["node"] for e in out["log"]]
     assert nodes == (["p1", "p1", "c1", "c2", "p2"] if how == "node" else ["p1", "c1", "c2", "p2"])
     by = {e["node"]: e for e in out["log"]}
-    assert by["c1"]["rev"] == by["c2"]["rev"] == 1  # the parent's pin, not child's client
-    assert by["p1"]["run"] == by["p2"]["run"]
-    # one pin for the whole thread, in the root namespace; subgraph checkpoints carry none
+    assert by["c1"]["pinned"]["prompt.version"] == by["c2"]["pinned"]["prompt.version"] == 7
+    assert by["p1"]["run"] == by["p2"]["run"]  # the parent's run again after the child
+    child_run = runs["c1"]
+    assert runs["c2"] is child_run
+    assert child_run.client is other
+    assert id(child_run) != by["p1"]["run"]
+    assert child_run.parent is not None and id(child_run.parent) == by["p1"]["run"]
+    assert child_run.parent.client is client
+    # the parent's pin in the root namespace; the nested run has no checkpoint of its
+    # own to pin into (it runs under a task of the parent's thread)
     every = list(saver.list(None))
-    assert any(t.config["configurable"]["checkpoint_ns"] for t in every)
     flagged = [t for t in every if any(k.startswith("flagmw.") for k in t.metadata)]
     assert len(flagged) == 1, [t.metadata for t in every]
     assert PIN_KEY in flagged[0].metadata
     assert flagged[0].config["configurable"]["checkpoint_ns"] == ""
+    assert child_run.pin_source == "ephemeral"
+
+
+def test_a_nested_wrapped_agent_reads_flags_of_its_own_registry(client: FlagClient) -> None:
+    """Bug 3.1: flags only the nested agent's registry defines raised UnknownFlagError
+    (the parent's RunConfig was current); sync and async, and current() is the
+    parent's again after the child returns."""
+    registry = flagmw.FlagRegistry([flagmw.Flag("child.only", "int", 41, owner="t")])
+    other = FlagClient(registry, MemoryStore(), environment="test")
+    other.publish({"values": {"child.only": 42}}, author="t", message="m")
+
+    def child_node(state: LogState) -> dict[str, Any]:
+        return {"log": [{"node": "c", "only": flagmw.current()["child.only"]}]}
+
+    cb = StateGraph(LogState)
+    cb.add_node("c", child_node)
+    cb.add_edge(START, "c")
+    child = flagmw.wrap(cb.compile(), other, tracer=False)
+
+    def call(state: LogState) -> dict[str, Any]:
+        before = flagmw.current()
+        log = child.invoke({"log": []})["log"]
+        assert flagmw.current() is before
+        return {"log": [*log, {"node": "p", "rev": flagmw.current().snapshot_rev}]}
+
+    async def acall(state: LogState) -> dict[str, Any]:
+        before = flagmw.current()
+        log = (await child.ainvoke({"log": []}))["log"]
+        assert flagmw.current() is before
+        return {"log": [*log, {"node": "p", "rev": flagmw.current().snapshot_rev}]}
+
+    for node in (call, acall):
+        pb = StateGraph(LogState)
+        pb.add_node("p", node)
+        pb.add_edge(START, "p")
+        parent = flagmw.wrap(pb.compile(checkpointer=InMemorySaver()), client, tracer=False)
+        if node is call:
+            out = parent.invoke({"log": []}, cfg())
+        else:
+            out = asyncio.run(parent.ainvoke({"log": []}, cfg()))
+        assert out["log"] == [{"node": "c", "only": 42}, {"node": "p", "rev": 1}]
+    assert flagmw.current(optional=True) is None
 
 
 def test_a_kill_reaches_a_run_inside_a_subgraph_and_it_resumes(client: FlagClient) -> None:
