@@ -307,7 +307,8 @@ def test_a_wrapped_graph_nested_in_a_wrapped_parent_gets_its_own_run(
     assert runs["c2"] is child_run
     assert child_run.client is other
     assert id(child_run) != by["p1"]["run"]
-    assert child_run.parent is not None and id(child_run.parent) == by["p1"]["run"]
+    assert child_run.parent is not None
+    assert id(child_run.parent) == by["p1"]["run"]
     assert child_run.parent.client is client
     # the parent's pin in the root namespace; the nested run has no checkpoint of its
     # own to pin into (it runs under a task of the parent's thread)
@@ -495,3 +496,44 @@ def test_prebuilt_tool_node_graph_with_interrupt_and_resume(client: FlagClient) 
     assert [w[0] for w in where] == ["model", "tool", "model"]
     assert {w[1] for w in where} == {1}
     assert client.resolve()["prompt.version"] == 5  # what a fresh run would have seen
+
+
+# -- the langgraph internals the wrapper reads ------------------------------------------
+
+
+def test_langgraph_still_passes_the_private_keys_the_wrapper_reads() -> None:
+    """flagmw.langgraph.keys reads three of LangGraph's private configurable keys (no
+    public accessor exists). Fails loudly when an upgrade of langgraph moves them."""
+    from langgraph.config import get_config
+    from langgraph.runtime import Runtime
+
+    from flagmw.langgraph.keys import (
+        LENT_CHECKPOINTER_KEY,
+        RUNTIME_KEY,
+        SUPPORTED_LANGGRAPH,
+        TASK_ID_KEY,
+    )
+
+    assert (TASK_ID_KEY, LENT_CHECKPOINTER_KEY, RUNTIME_KEY) == (
+        "__pregel_task_id",
+        "__pregel_checkpointer",
+        "__pregel_runtime",
+    ), f"langgraph renamed its configurable keys: flagmw supports {SUPPORTED_LANGGRAPH}"
+    seen: dict[str, Any] = {}
+
+    def inner(state: LogState) -> dict[str, Any]:
+        seen.update(get_config()["configurable"])
+        return {}
+
+    sub = StateGraph(LogState)
+    sub.add_node("inner", inner)
+    sub.add_edge(START, "inner")
+    parent = StateGraph(LogState)
+    parent.add_node("sub", sub.compile())
+    parent.add_edge(START, "sub")
+    saver = InMemorySaver()
+    parent.compile(checkpointer=saver).invoke({"log": []}, cfg())
+    assert isinstance(seen.get(TASK_ID_KEY), str)
+    assert seen.get(LENT_CHECKPOINTER_KEY) is saver
+    assert isinstance(seen.get(RUNTIME_KEY), Runtime)
+    assert hasattr(seen[RUNTIME_KEY], "control")

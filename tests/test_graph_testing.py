@@ -278,7 +278,9 @@ def test_run_info_tells_step_resume_and_thread() -> None:
     """flagmw.run_info(): the step, resumed flag and thread of the run, in nodes."""
     from langgraph.types import Command, interrupt
 
-    seen: list[flagmw.RunInfo] = []  # type: ignore[name-defined]
+    from flagmw.langgraph.run import RunInfo
+
+    seen: list[RunInfo] = []
 
     def ask(name: str, obs: dict[str, Any]) -> None:
         seen.append(flagmw.run_info())
@@ -302,7 +304,8 @@ def test_run_info_tells_step_resume_and_thread() -> None:
         (3, False, "t-info", "info"),
         (1, True, "t-info", "info"),
     ]
-    assert seen[0].pin_source == "resolved" and seen[2].pin_source == "checkpoint"
+    assert seen[0].pin_source == "resolved"
+    assert seen[2].pin_source == "checkpoint"
     assert not seen[0].nested
     assert flagmw.run_info(optional=True) is None
     with pytest.raises(flagmw.NoRunConfigError):

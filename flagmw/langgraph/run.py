@@ -280,11 +280,11 @@ def current(optional: bool = False) -> RunConfig | None:
         NoRunConfigError: outside a run, unless ``optional``.
     """
     state = _run_var.get()
-    if state is None:
-        if optional:
-            return None
-        raise NoRunConfigError(_NO_RUN)
-    return state.rc
+    if state is not None:
+        return state.rc
+    if optional:
+        return None
+    raise NoRunConfigError(_NO_RUN)
 
 
 class RunInfo(NamedTuple):

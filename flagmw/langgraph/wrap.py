@@ -10,7 +10,8 @@
   when the run resumes (``Command(resume=...)``, ``invoke(None)`` after a crash, in
   another process or on another worker sharing the checkpointer);
 * exposes it to every node, tool and model call through ``flagmw.current()`` (the
-  :class:`~flagmw.run.RunState` travels in ``config["configurable"][RUN_KEY]``);
+  :class:`~flagmw.run.RunState` is made current around each stretch of execution, and
+  travels in ``config["configurable"][RUN_KEY]`` for the checkpointer and tools);
 * re-resolves **hot** flags at every step boundary through LangGraph's own
   :class:`~langgraph.runtime.RunControl`, and **drains** the run (LangGraph saves the
   checkpoint and stops before the next superstep) when a run-kill flag turns off;
@@ -245,8 +246,9 @@ def wrap(
     itself is not changed.
 
     Works on graphs from ``StateGraph.compile()``, ``langgraph.prebuilt`` and
-    ``langchain.agents.create_agent``; a wrapped graph running as a subgraph of another
-    wrapped graph passes straight through (it shares its parent's run).
+    ``langchain.agents.create_agent``. Plain subgraphs of the wrapped graph share its
+    run; a wrapped graph called from a node or tool of another wrapped graph (or run as
+    its node) gets a run of its own, with ``RunState.parent`` the caller's run.
 
     Args:
         graph: a compiled graph (a ``Pregel`` instance). When it has a checkpointer,
