@@ -537,3 +537,79 @@ def test_langgraph_still_passes_the_private_keys_the_wrapper_reads() -> None:
     assert seen.get(LENT_CHECKPOINTER_KEY) is saver
     assert isinstance(seen.get(RUNTIME_KEY), Runtime)
     assert hasattr(seen[RUNTIME_KEY], "control")
+
+
+def test_a_nested_wrapped_agent_on_its_own_thread_pins_in_its_own_checkpointer(
+    client: FlagClient,
+) -> None:
+    """A wrapped agent called from a node with a thread of its own (an explicit
+    ``thread_id``: LangGraph then does not inherit the caller's configurable) pins in
+    its own checkpointer, resumes from its own pin, and stays nested (``parent``)."""
+    other = FlagClient(make_registry(), MemoryStore(), environment="test")
+    publish(other, 7)
+    child_saver = InMemorySaver()
+    runs: list[Any] = []
+
+    def ask(name: str, obs: dict[str, Any]) -> None:
+        runs.append(current_run())
+        interrupt("ok?")
+
+    child = flagmw.wrap(
+        linear_graph(("c1",), {"c1": ask}, checkpointer=child_saver), other, tracer=False
+    )
+    child_config = cfg()
+
+    def call(state: Any) -> dict[str, Any]:
+        out = child.invoke({"log": []}, child_config)
+        return {"log": [{"node": "p", "child_interrupted": "__interrupt__" in out}]}
+
+    builder = StateGraph(LogState)
+    builder.add_node("p", call)
+    builder.add_edge(START, "p")
+    parent = flagmw.wrap(builder.compile(checkpointer=InMemorySaver()), client, tracer=False)
+    parent.invoke({"log": []}, cfg())
+    pinned_rc = child.get_pinned_config(child_config)
+    assert pinned_rc is not None
+    assert pinned_rc["prompt.version"] == 7
+    assert runs[0].parent is not None
+    assert runs[0].parent.client is client
+    assert runs[0].pin_source == "resolved"
+    publish(other, 8)  # a new snapshot: the child's resume keeps its pin
+    out = child.invoke(Command(resume="yes"), child_config)
+    assert [e["pinned"]["prompt.version"] for e in out["log"]] == [7]
+    assert runs[1].pin_source == "checkpoint"
+    assert runs[1].parent is None
+
+
+async def test_nested_wrapped_agents_run_concurrently_in_one_node(client: FlagClient) -> None:
+    """Two wrapped agents with different clients gathered in one async node each see
+    their own run; the node sees its own before and after."""
+    clients = []
+    for n in (5, 6):
+        c = FlagClient(make_registry(), MemoryStore(), environment="test")
+        publish(c, n)
+        clients.append(c)
+
+    async def slow(state: LogState) -> dict[str, Any]:
+        await asyncio.sleep(0.01)
+        return {"log": [{"v": flagmw.current()["prompt.version"]}]}
+
+    agents = []
+    for c in clients:
+        b = StateGraph(LogState)
+        b.add_node("s", slow)
+        b.add_edge(START, "s")
+        agents.append(flagmw.wrap(b.compile(), c, tracer=False))
+
+    async def fan_out(state: LogState) -> dict[str, Any]:
+        mine = flagmw.current()
+        outs = await asyncio.gather(*(a.ainvoke({"log": []}) for a in agents))
+        assert flagmw.current() is mine
+        return {"log": [e for o in outs for e in o["log"]] + [{"v": mine["prompt.version"]}]}
+
+    b = StateGraph(LogState)
+    b.add_node("f", fan_out)
+    b.add_edge(START, "f")
+    parent = flagmw.wrap(b.compile(checkpointer=InMemorySaver()), client, tracer=False)
+    out = await parent.ainvoke({"log": []}, cfg())
+    assert out["log"] == [{"v": 5}, {"v": 6}, {"v": 1}]
