@@ -153,7 +153,10 @@ class pinned:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        *rest, token = self._tokens.get()
+        stack = self._tokens.get()
+        if not stack:
+            raise ValueError("flagmw.testing.pinned: left without being entered in this context")
+        *rest, token = stack
         self._tokens.set(tuple(rest))
         _run_var.reset(token)
 
