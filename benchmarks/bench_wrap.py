@@ -50,6 +50,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 import flagmw
+from benchmarks import bench_wrap_costs
 from benchmarks._timing import machine_info
 from flagmw import Flag, FlagClient, FlagRegistry, SQLiteStore
 from flagmw.examples.support_agent.agent import (
@@ -370,6 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overhead_row("SqliteSaver (file), 50 flags", sqlite_file, reg50, doc50, pairs, warmup),
     ]
     sizes = bytes_rows(reg50, doc50)
+    costs = bench_wrap_costs.measure(pairs)
     info = machine_info()
     print(f"# flagmw.wrap: overhead and checkpoint bytes ({info['date']})\n")
     print(
@@ -385,6 +387,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "median of wrapped_i / bare_i; added µs / superstep = (median wrapped - median bare) "
         "/ node supersteps. The verdict is on CPU time.\n"
     )
+    print("## Per run, per superstep, run start, current() (trivial graphs)\n")
+    print(bench_wrap_costs.table(costs))
+    print("\nsee benchmarks/bench_wrap_costs.py for the method.\n")
     print("## Checkpoint bytes per thread, SqliteSaver, 50-flag RunConfig\n")
     print(bytes_table(sizes))
     print(
@@ -393,7 +398,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.json:
         args.json.write_text(
-            json.dumps({"machine": info, "overhead": timing, "bytes": sizes}, indent=2),
+            json.dumps(
+                {"machine": info, "overhead": timing, "costs": costs, "bytes": sizes}, indent=2
+            ),
             encoding="utf-8",
         )
     failed = [r for r in (*timing, *sizes) if r["verdict"] != "PASS"]

@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy names are, for type checke
     )
     from flagmw.langgraph.drain import RunDrained
     from flagmw.langgraph.models import routed_model
-    from flagmw.langgraph.run import current
+    from flagmw.langgraph.run import current, run_info
     from flagmw.langgraph.tools import enabled_tools, gate_of, gated
     from flagmw.langgraph.wrap import wrap
     from flagmw.stores import MemoryStore, SQLiteStore, Store
@@ -100,6 +100,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "gate_of": ("flagmw.langgraph.tools", "langgraph"),
     "routed_model": ("flagmw.langgraph.models", "langgraph"),
     "current": ("flagmw.langgraph.run", None),
+    "run_info": ("flagmw.langgraph.run", None),
 }
 
 
@@ -172,6 +173,7 @@ __all__ = [
     "gate_of",
     "gated",
     "routed_model",
+    "run_info",
     "validate_document",
     "wrap",
 ]

@@ -42,7 +42,7 @@ import flagmw
 from flagmw import EvaluationContext, FlagClient, IntegrityError, MemoryStore, NoRunConfigError
 from flagmw.errors import ConfigChangedError
 from flagmw.langgraph.checkpointer import PinningCheckpointer
-from flagmw.langgraph.context import context_from_config
+from flagmw.langgraph.context import SECRET_WORDS, context_from_config, is_secret_key
 from flagmw.langgraph.keys import CONFIG_HASH_KEY, PIN_FORMAT, PIN_KEY, SNAPSHOT_REV_KEY
 from flagmw.langgraph.pin import decode_pin, encode_pin
 from flagmw.testing import pinned, pinned_config
@@ -495,6 +495,68 @@ def test_context_from_config_reads_configurable() -> None:
     assert ctx.run_id == str(run_id)
     assert ctx.environment is None
     assert dict(ctx.attributes) == {"region": "eu", "seats": 40}
+
+
+def test_context_keeps_keys_that_only_contain_a_secret_word() -> None:
+    """Bug 3.9: the secret filter matched substrings, so ``max_tokens``, ``author`` and
+    ``keyboard`` were dropped from the context; it now matches whole words."""
+    kept = {"max_tokens": 512, "author": "ann", "keyboard": "qwerty", "monkey": 1}
+    dropped = {
+        "api_key": "sk",
+        "OPENAI_API_KEY": "sk",
+        "apiKey": "sk",
+        "APIKey": "sk",
+        "x-auth-token": "t",
+        "authorization": "Bearer x",
+        "db.password": "p",
+        "clientSecret": "s",
+        "credentials": "c",
+        "token": "t",
+    }
+    ctx = context_from_config({"configurable": {**kept, **dropped}})
+    assert dict(ctx.attributes) == kept
+    assert all(is_secret_key(k) for k in dropped)
+    assert not any(is_secret_key(k) for k in kept)
+
+
+_word = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=8)
+
+
+@given(
+    words=st.lists(_word, min_size=1, max_size=4),
+    secret=st.sampled_from(sorted(SECRET_WORDS)),
+    at=st.integers(min_value=0, max_value=4),
+    sep=st.sampled_from(["_", "-", ".", "camel"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_secret_rule_is_by_whole_word(words: list[str], secret: str, at: int, sep: str) -> None:
+    """For all keys: a key with a secret word among its words is dropped; a key none of
+    whose words (nor the whole key) is a secret word is kept, whatever it contains."""
+
+    def join(parts: list[str]) -> str:
+        if sep == "camel":
+            return parts[0] + "".join(p.capitalize() for p in parts[1:])
+        return sep.join(parts)
+
+    with_secret = [*words[:at], secret, *words[at:]]
+    assert is_secret_key(join(with_secret))
+    ctx = context_from_config({"configurable": {join(with_secret): "v"}})
+    assert dict(ctx.attributes) == {}
+    plain = [w for w in words if w not in SECRET_WORDS]
+    if plain and join(plain).lower() not in SECRET_WORDS:
+        if sep == "camel" and any(w.lower() in SECRET_WORDS for w in _split_camel(join(plain))):
+            return  # camel joins may make new words ("pass" + "Word")
+        key = join(plain)
+        assert not is_secret_key(key), key
+        ctx = context_from_config({"configurable": {key: "v"}})
+        if key not in ("thread_id", "environment", "thread_ts", "tenant_id", "user_id"):
+            assert key in ctx.attributes or key in ("plan", "route", "run_id"), key
+
+
+def _split_camel(key: str) -> list[str]:
+    import re
+
+    return re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+", key)
 
 
 def test_context_route_and_run_id_reach_the_run(client: FlagClient) -> None:

@@ -279,12 +279,21 @@ def parent_with_child(child: Any, saver: Any, how: str = "node") -> Any:
 
 
 @pytest.mark.parametrize("how", ["node", "call"])
-def test_a_wrapped_subgraph_in_a_wrapped_parent_shares_the_parents_run(
+def test_a_wrapped_graph_nested_in_a_wrapped_parent_gets_its_own_run(
     client: FlagClient, how: str
 ) -> None:
+    """Bug 3.1: a wrapped graph run as a node of (or called inside a node of) another
+    wrapped graph ran under the parent's run: its own client was ignored. Now it has
+    its own run (its own client's values), nested in the parent's (``run.parent``), and
+    the parent's nodes after it see the parent's run again."""
     other = FlagClient(make_registry(), MemoryStore(), environment="test")
     publish(other, 7)
-    child = flagmw.wrap(linear_graph(("c1", "c2")), other, tracer=False)
+    runs: dict[str, Any] = {}
+
+    def seen(name: str, obs: dict[str, Any]) -> None:
+        runs[name] = current_run()
+
+    child = flagmw.wrap(linear_graph(("c1", "c2"), {"c1": seen, "c2": seen}), other, tracer=False)
     saver = InMemorySaver()
     graph = flagmw.wrap(parent_with_child(child, saver, how), client, tracer=False)
     config = cfg()
@@ -292,15 +301,64 @@ def test_a_wrapped_subgraph_in_a_wrapped_parent_shares_the_parents_run(
     nodes = [e["node"] for e in out["log"]]
     assert nodes == (["p1", "p1", "c1", "c2", "p2"] if how == "node" else ["p1", "c1", "c2", "p2"])
     by = {e["node"]: e for e in out["log"]}
-    assert by["c1"]["rev"] == by["c2"]["rev"] == 1  # the parent's pin, not child's client
-    assert by["p1"]["run"] == by["p2"]["run"]
-    # one pin for the whole thread, in the root namespace; subgraph checkpoints carry none
+    assert by["c1"]["pinned"]["prompt.version"] == by["c2"]["pinned"]["prompt.version"] == 7
+    assert by["p1"]["run"] == by["p2"]["run"]  # the parent's run again after the child
+    child_run = runs["c1"]
+    assert runs["c2"] is child_run
+    assert child_run.client is other
+    assert id(child_run) != by["p1"]["run"]
+    assert child_run.parent is not None
+    assert id(child_run.parent) == by["p1"]["run"]
+    assert child_run.parent.client is client
+    # the parent's pin in the root namespace; the nested run has no checkpoint of its
+    # own to pin into (it runs under a task of the parent's thread)
     every = list(saver.list(None))
-    assert any(t.config["configurable"]["checkpoint_ns"] for t in every)
     flagged = [t for t in every if any(k.startswith("flagmw.") for k in t.metadata)]
     assert len(flagged) == 1, [t.metadata for t in every]
     assert PIN_KEY in flagged[0].metadata
     assert flagged[0].config["configurable"]["checkpoint_ns"] == ""
+    assert child_run.pin_source == "ephemeral"
+
+
+def test_a_nested_wrapped_agent_reads_flags_of_its_own_registry(client: FlagClient) -> None:
+    """Bug 3.1: flags only the nested agent's registry defines raised UnknownFlagError
+    (the parent's RunConfig was current); sync and async, and current() is the
+    parent's again after the child returns."""
+    registry = flagmw.FlagRegistry([flagmw.Flag("child.only", "int", 41, owner="t")])
+    other = FlagClient(registry, MemoryStore(), environment="test")
+    other.publish({"values": {"child.only": 42}}, author="t", message="m")
+
+    def child_node(state: LogState) -> dict[str, Any]:
+        return {"log": [{"node": "c", "only": flagmw.current()["child.only"]}]}
+
+    cb = StateGraph(LogState)
+    cb.add_node("c", child_node)
+    cb.add_edge(START, "c")
+    child = flagmw.wrap(cb.compile(), other, tracer=False)
+
+    def call(state: LogState) -> dict[str, Any]:
+        before = flagmw.current()
+        log = child.invoke({"log": []})["log"]
+        assert flagmw.current() is before
+        return {"log": [*log, {"node": "p", "rev": flagmw.current().snapshot_rev}]}
+
+    async def acall(state: LogState) -> dict[str, Any]:
+        before = flagmw.current()
+        log = (await child.ainvoke({"log": []}))["log"]
+        assert flagmw.current() is before
+        return {"log": [*log, {"node": "p", "rev": flagmw.current().snapshot_rev}]}
+
+    for node in (call, acall):
+        pb = StateGraph(LogState)
+        pb.add_node("p", node)
+        pb.add_edge(START, "p")
+        parent = flagmw.wrap(pb.compile(checkpointer=InMemorySaver()), client, tracer=False)
+        if node is call:
+            out = parent.invoke({"log": []}, cfg())
+        else:
+            out = asyncio.run(parent.ainvoke({"log": []}, cfg()))
+        assert out["log"] == [{"node": "c", "only": 42}, {"node": "p", "rev": 1}]
+    assert flagmw.current(optional=True) is None
 
 
 def test_a_kill_reaches_a_run_inside_a_subgraph_and_it_resumes(client: FlagClient) -> None:
@@ -438,3 +496,120 @@ def test_prebuilt_tool_node_graph_with_interrupt_and_resume(client: FlagClient) 
     assert [w[0] for w in where] == ["model", "tool", "model"]
     assert {w[1] for w in where} == {1}
     assert client.resolve()["prompt.version"] == 5  # what a fresh run would have seen
+
+
+# -- the langgraph internals the wrapper reads ------------------------------------------
+
+
+def test_langgraph_still_passes_the_private_keys_the_wrapper_reads() -> None:
+    """flagmw.langgraph.keys reads three of LangGraph's private configurable keys (no
+    public accessor exists). Fails loudly when an upgrade of langgraph moves them."""
+    from langgraph.config import get_config
+    from langgraph.runtime import Runtime
+
+    from flagmw.langgraph.keys import (
+        LENT_CHECKPOINTER_KEY,
+        RUNTIME_KEY,
+        SUPPORTED_LANGGRAPH,
+        TASK_ID_KEY,
+    )
+
+    assert (TASK_ID_KEY, LENT_CHECKPOINTER_KEY, RUNTIME_KEY) == (
+        "__pregel_task_id",
+        "__pregel_checkpointer",
+        "__pregel_runtime",
+    ), f"langgraph renamed its configurable keys: flagmw supports {SUPPORTED_LANGGRAPH}"
+    seen: dict[str, Any] = {}
+
+    def inner(state: LogState) -> dict[str, Any]:
+        seen.update(get_config()["configurable"])
+        return {}
+
+    sub = StateGraph(LogState)
+    sub.add_node("inner", inner)
+    sub.add_edge(START, "inner")
+    parent = StateGraph(LogState)
+    parent.add_node("sub", sub.compile())
+    parent.add_edge(START, "sub")
+    saver = InMemorySaver()
+    parent.compile(checkpointer=saver).invoke({"log": []}, cfg())
+    assert isinstance(seen.get(TASK_ID_KEY), str)
+    assert seen.get(LENT_CHECKPOINTER_KEY) is saver
+    assert isinstance(seen.get(RUNTIME_KEY), Runtime)
+    assert hasattr(seen[RUNTIME_KEY], "control")
+
+
+def test_a_nested_wrapped_agent_on_its_own_thread_pins_in_its_own_checkpointer(
+    client: FlagClient,
+) -> None:
+    """A wrapped agent called from a node with a thread of its own (an explicit
+    ``thread_id``: LangGraph then does not inherit the caller's configurable) pins in
+    its own checkpointer, resumes from its own pin, and stays nested (``parent``)."""
+    other = FlagClient(make_registry(), MemoryStore(), environment="test")
+    publish(other, 7)
+    child_saver = InMemorySaver()
+    runs: list[Any] = []
+
+    def ask(name: str, obs: dict[str, Any]) -> None:
+        runs.append(current_run())
+        interrupt("ok?")
+
+    child = flagmw.wrap(
+        linear_graph(("c1",), {"c1": ask}, checkpointer=child_saver), other, tracer=False
+    )
+    child_config = cfg()
+
+    def call(state: Any) -> dict[str, Any]:
+        out = child.invoke({"log": []}, child_config)
+        return {"log": [{"node": "p", "child_interrupted": "__interrupt__" in out}]}
+
+    builder = StateGraph(LogState)
+    builder.add_node("p", call)
+    builder.add_edge(START, "p")
+    parent = flagmw.wrap(builder.compile(checkpointer=InMemorySaver()), client, tracer=False)
+    parent.invoke({"log": []}, cfg())
+    pinned_rc = child.get_pinned_config(child_config)
+    assert pinned_rc is not None
+    assert pinned_rc["prompt.version"] == 7
+    assert runs[0].parent is not None
+    assert runs[0].parent.client is client
+    assert runs[0].pin_source == "resolved"
+    publish(other, 8)  # a new snapshot: the child's resume keeps its pin
+    out = child.invoke(Command(resume="yes"), child_config)
+    assert [e["pinned"]["prompt.version"] for e in out["log"]] == [7]
+    assert runs[1].pin_source == "checkpoint"
+    assert runs[1].parent is None
+
+
+async def test_nested_wrapped_agents_run_concurrently_in_one_node(client: FlagClient) -> None:
+    """Two wrapped agents with different clients gathered in one async node each see
+    their own run; the node sees its own before and after."""
+    clients = []
+    for n in (5, 6):
+        c = FlagClient(make_registry(), MemoryStore(), environment="test")
+        publish(c, n)
+        clients.append(c)
+
+    async def slow(state: LogState) -> dict[str, Any]:
+        await asyncio.sleep(0.01)
+        return {"log": [{"v": flagmw.current()["prompt.version"]}]}
+
+    agents = []
+    for c in clients:
+        b = StateGraph(LogState)
+        b.add_node("s", slow)
+        b.add_edge(START, "s")
+        agents.append(flagmw.wrap(b.compile(), c, tracer=False))
+
+    async def fan_out(state: LogState) -> dict[str, Any]:
+        mine = flagmw.current()
+        outs = await asyncio.gather(*(a.ainvoke({"log": []}) for a in agents))
+        assert flagmw.current() is mine
+        return {"log": [e for o in outs for e in o["log"]] + [{"v": mine["prompt.version"]}]}
+
+    b = StateGraph(LogState)
+    b.add_node("f", fan_out)
+    b.add_edge(START, "f")
+    parent = flagmw.wrap(b.compile(checkpointer=InMemorySaver()), client, tracer=False)
+    out = await parent.ainvoke({"log": []}, cfg())
+    assert out["log"] == [{"v": 5}, {"v": 6}, {"v": 1}]

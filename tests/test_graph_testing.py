@@ -243,3 +243,70 @@ def test_the_plugin_loads_in_a_pytest_session(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 passed" in done.stdout
+
+
+async def test_one_pinned_object_entered_by_concurrent_tasks() -> None:
+    """Bug 3.9: the token stack of ``pinned`` was shared by every context, so two
+    asyncio tasks entering the same ``pinned`` object and leaving in the other order
+    reset each other's token (ValueError: created in a different Context)."""
+    pin = pinned({"prompt.version": 3})
+    first_in, second_in, first_out = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def first() -> int:
+        async with pin:
+            first_in.set()
+            await second_in.wait()
+            value = int(flagmw.current()["prompt.version"])
+        first_out.set()  # leaves while the second task is still inside
+        assert flagmw.current(optional=True) is None
+        return value
+
+    async def second() -> int:
+        await first_in.wait()
+        async with pin:
+            second_in.set()
+            await first_out.wait()
+            value = int(flagmw.current()["prompt.version"])
+        assert flagmw.current(optional=True) is None
+        return value
+
+    assert await asyncio.gather(first(), second()) == [3, 3]
+    assert flagmw.current(optional=True) is None
+
+
+def test_run_info_tells_step_resume_and_thread() -> None:
+    """flagmw.run_info(): the step, resumed flag and thread of the run, in nodes."""
+    from langgraph.types import Command, interrupt
+
+    from flagmw.langgraph.run import RunInfo
+
+    seen: list[RunInfo] = []
+
+    def ask(name: str, obs: dict[str, Any]) -> None:
+        seen.append(flagmw.run_info())
+        interrupt("ok?")
+
+    def note(name: str, obs: dict[str, Any]) -> None:
+        seen.append(flagmw.run_info())
+
+    client = memory_client(make_registry())
+    graph = flagmw.wrap(
+        linear_graph(("a", "b"), {"a": note, "b": ask}, checkpointer=InMemorySaver()),
+        client,
+        name="info",
+        tracer=False,
+    )
+    config = {"configurable": {"thread_id": "t-info"}}
+    graph.invoke({"log": []}, config)
+    graph.invoke(Command(resume="yes"), config)
+    assert [(i.step, i.resumed, i.thread_id, i.name) for i in seen] == [
+        (2, False, "t-info", "info"),
+        (3, False, "t-info", "info"),
+        (1, True, "t-info", "info"),
+    ]
+    assert seen[0].pin_source == "resolved"
+    assert seen[2].pin_source == "checkpoint"
+    assert not seen[0].nested
+    assert flagmw.run_info(optional=True) is None
+    with pytest.raises(flagmw.NoRunConfigError):
+        flagmw.run_info()

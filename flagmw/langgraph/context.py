@@ -1,34 +1,69 @@
-"""The evaluation context of a run, built from its LangGraph ``RunnableConfig``."""
+"""The evaluation context of a run, built from its LangGraph ``RunnableConfig``, and
+the effective config of an invocation (the ambient config merged with the graph's and
+the caller's, as LangGraph merges them)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import (
-    Callable,
-)
-from typing import TYPE_CHECKING, Any
+import re
+from collections.abc import Callable
+from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import merge_configs
+from langgraph.config import get_config
 
-# the merge LangGraph itself applies to an invocation's config (ambient config, the
-# reset of an inherited checkpoint coordinate); private in langgraph 1.2
 from flagmw.core.context import WELL_KNOWN_ATTRIBUTES, EvaluationContext
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
-
 
 log = logging.getLogger("flagmw")
 
-
-# configurable keys never used as context attributes: LangGraph's own, and anything
-# that looks like a secret (the same words langgraph drops from tracing metadata,
-# langgraph/_internal/_config.py _get_tracing_metadata_defaults)
-_SECRET_WORDS = ("key", "token", "secret", "password", "auth")
+#: Words that mark a configurable key as a secret (never a context attribute): a key is
+#: dropped when one of its words (split on ``_``, ``-``, ``.``, spaces and camelCase)
+#: is one of these, or when it is one of them as a whole (``apikey``, ``authToken``…).
+#: Whole words, not substrings: ``max_tokens``, ``author`` and ``keyboard`` stay. The
+#: list follows the words LangGraph keeps out of tracing metadata
+#: (``langgraph/_internal/_config.py`` ``_get_tracing_metadata_defaults``: key, token,
+#: secret, password, auth) plus their usual spellings.
+SECRET_WORDS = frozenset(
+    {
+        "key",
+        "keys",
+        "apikey",
+        "token",
+        "secret",
+        "secrets",
+        "password",
+        "passwords",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "auth",
+        "authorization",
+        "credential",
+        "credentials",
+        "cookie",
+        "bearer",
+        "privatekey",
+        "accesstoken",
+        "authtoken",
+        "secretkey",
+        "clientsecret",
+    }
+)
+_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 _NOT_ATTRIBUTES = frozenset({"thread_id", "environment", "thread_ts"})
 
 #: ``(config, input) -> EvaluationContext``: how a run's evaluation context is built.
 ContextBuilder = Callable[[RunnableConfig, Any], EvaluationContext]
+
+
+def is_secret_key(key: str) -> bool:
+    """True when the configurable key ``key`` names a secret (see :data:`SECRET_WORDS`):
+    ``api_key``, ``OPENAI_API_KEY``, ``apiKey``, ``x-auth-token``, ``authorization`` are;
+    ``max_tokens``, ``author``, ``keyboard``, ``monkey`` are not."""
+    if key.lower() in SECRET_WORDS:
+        return True
+    return any(word.lower() in SECRET_WORDS for word in _WORD.findall(key))
 
 
 def context_from_config(
@@ -41,8 +76,9 @@ def context_from_config(
     (or else ``config["run_id"]``); every other scalar entry (str, int, float, bool)
     becomes a free attribute, except LangGraph's own keys (``__*``,
     ``checkpoint_*``), ``environment`` (the client decides the environment) and keys
-    that look like secrets (containing ``key``, ``token``, ``secret``, ``password`` or
-    ``auth``, the words LangGraph keeps out of tracing metadata).
+    that name a secret (:func:`is_secret_key`: one of their words is ``key``,
+    ``token``, ``secret``, ``password``, ``auth``, … — whole words, so ``max_tokens``
+    or ``author`` stay).
 
     Args:
         config: the invocation's config.
@@ -59,10 +95,7 @@ def context_from_config(
             if key != "environment":
                 fields[key] = str(value)
             continue
-        if key in _NOT_ATTRIBUTES:
-            continue
-        low = key.lower()
-        if any(word in low for word in _SECRET_WORDS):
+        if key in _NOT_ATTRIBUTES or is_secret_key(key):
             continue
         if isinstance(value, str | int | float | bool):
             attributes[key] = value
@@ -71,3 +104,28 @@ def context_from_config(
     if "route" not in fields and route is not None:
         fields["route"] = route
     return EvaluationContext(**fields, attributes=attributes).frozen()
+
+
+# the configurable keys that address a checkpoint lineage of its own
+_COORDINATE_KEYS = ("thread_id", "checkpoint_ns", "checkpoint_id", "checkpoint_map")
+
+
+def effective_config(*configs: RunnableConfig | None) -> RunnableConfig:
+    """The config an invocation runs with: the ambient config (inside a node or tool of
+    another graph, ``langgraph.config.get_config()``) merged with ``configs`` in order
+    (``langchain_core``'s public ``merge_configs``: configurable shallow-merged, later
+    wins). As LangGraph does (``Pregel.stream``), an explicit config that addresses its
+    own checkpoint lineage (a ``thread_id``, ``checkpoint_ns``, ``checkpoint_id`` or
+    ``checkpoint_map``) does not inherit the ambient configurable.
+    """
+    try:
+        ambient: RunnableConfig | None = get_config()
+    except RuntimeError:  # outside a runnable
+        ambient = None
+    if ambient and ambient.get("configurable"):
+        for config in configs:
+            conf = (config or {}).get("configurable") or {}
+            if any(conf.get(k) not in (None, "", {}) for k in _COORDINATE_KEYS):
+                ambient = {**ambient, "configurable": {}}
+                break
+    return merge_configs(ambient, *configs)

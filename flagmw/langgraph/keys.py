@@ -5,14 +5,9 @@ configurable keys the wrapper reads, the resume policies."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-# the merge LangGraph itself applies to an invocation's config (ambient config, the
-# reset of an inherited checkpoint coordinate); private in langgraph 1.2
 from langgraph.pregel import Pregel
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
 
 log = logging.getLogger("flagmw")
 
@@ -30,12 +25,27 @@ SPAN_KEY = "flagmw.span"
 SNAPSHOT_REV_KEY = "flagmw.snapshot_rev"
 CONFIG_HASH_KEY = "flagmw.config_hash"
 
-# langgraph's configurable keys (langgraph/_internal/_constants.py): the task id marks
-# a graph running as a subgraph node; the checkpointer a parent lends a subgraph (or
-# LangGraph Server passes) travels under the second.
-TASK_ID_KEY = "__pregel_task_id"
-LENT_CHECKPOINTER_KEY = "__pregel_checkpointer"
-RUNTIME_KEY = "__pregel_runtime"
+#: The langgraph versions whose private configurable keys the wrapper reads.
+SUPPORTED_LANGGRAPH = "langgraph>=1.2.22,<1.3"
+
+# LangGraph's own configurable keys, which have no public accessor: the task id marks a
+# graph running as a subgraph node (or invoked inside a node); the checkpointer a
+# parent lends a subgraph (or LangGraph Server passes) travels under the second; the
+# parent's Runtime (whose RunControl a nested run keeps honouring) under the third.
+# The one import of langgraph internals in flagmw; tests/test_graph_api.py checks that
+# LangGraph still puts them where the wrapper reads them.
+try:
+    from langgraph._internal import _constants as _lg
+
+    TASK_ID_KEY: str = _lg.CONFIG_KEY_TASK_ID
+    LENT_CHECKPOINTER_KEY: str = _lg.CONFIG_KEY_CHECKPOINTER
+    RUNTIME_KEY: str = _lg.CONFIG_KEY_RUNTIME
+except (ImportError, AttributeError) as exc:  # pragma: no cover - upstream changed
+    raise ImportError(
+        f"flagmw.wrap supports {SUPPORTED_LANGGRAPH}: this langgraph no longer provides "
+        f"langgraph._internal._constants.CONFIG_KEY_TASK_ID / CONFIG_KEY_CHECKPOINTER / "
+        f"CONFIG_KEY_RUNTIME ({exc}); install a supported version"
+    ) from exc
 
 #: stream modes whose payloads carry the RunState and are scrubbed of it
 SCRUB_MODES = frozenset({"checkpoints", "debug"})

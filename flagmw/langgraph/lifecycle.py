@@ -1,116 +1,50 @@
 """The run lifecycle: one invocation of a wrapped graph from its config to its outcome
-(context, pin or rehydrate, activation of observers, end), for sync and async."""
+(context, pin or rehydrate, the run made current and the observers activated around
+each stretch of execution, the outcome, the end).
+
+One implementation serves ``stream`` and ``astream``: :class:`_Invocation` holds every
+decision and state transition; the wrapper's two generators only do the I/O (read the
+pin with ``find_pin`` / ``afind_pin``, drive LangGraph's ``stream`` / ``astream``)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from langchain_core.callbacks import BaseCallbackManager, CallbackManager
 from langchain_core.runnables import RunnableConfig
-
-# the merge LangGraph itself applies to an invocation's config (ambient config, the
-# reset of an inherited checkpoint coordinate); private in langgraph 1.2
-from langgraph.callbacks import GraphCallbackHandler, GraphInterruptEvent, GraphResumeEvent
 from langgraph.checkpoint.base import (
     BaseCheckpointSaver,
 )
-from langgraph.errors import GraphDrained
+from langgraph.errors import GraphDrained, GraphInterrupt
 from langgraph.types import Command
 
 from flagmw.client.client import FlagClient
 from flagmw.core.context import EvaluationContext
 from flagmw.core.runconfig import RunConfig
 from flagmw.errors import ConfigChangedError, IntegrityError
-from flagmw.langgraph.run import RUN_KEY, Outcome, RunObserver, RunState
-
-if TYPE_CHECKING:  # pragma: no cover
-    from langchain_core.callbacks import Callbacks
 from flagmw.langgraph.checkpointer import PinningCheckpointer
 from flagmw.langgraph.context import ContextBuilder, context_from_config
 from flagmw.langgraph.control import _FlagControl
 from flagmw.langgraph.drain import RunDrained
+from flagmw.langgraph.interrupts import _add_callback, _InterruptWatch
 from flagmw.langgraph.keys import (
     CONFIG_HASH_KEY,
     LENT_CHECKPOINTER_KEY,
     RUNTIME_KEY,
     SCRUB_MODES,
     SNAPSHOT_REV_KEY,
+    TASK_ID_KEY,
     AnyGraph,
     ResumePolicy,
 )
 from flagmw.langgraph.pin import _Found, decode_pin, encode_pin
+from flagmw.langgraph.run import RUN_KEY, Outcome, RunObserver, RunState, _run_var
 
 log = logging.getLogger("flagmw")
-
-
-class _InterruptWatch(GraphCallbackHandler):
-    """Learns whether an invocation ended on an interrupt.
-
-    LangGraph reports ``on_interrupt`` for the root graph's ``interrupt()`` calls and
-    breakpoints (``interrupt_before`` / ``interrupt_after``), whatever the stream mode
-    (``emit_graph_lifecycle_events`` in ``Pregel.stream``), where the
-    ``__interrupt__`` marker only appears in some modes. It ignores every other callback
-    so it costs nothing per node.
-    """
-
-    run_inline = True  # async graphs: called in the loop, not in an executor
-
-    def __init__(self) -> None:
-        self.interrupted = False
-
-    @property
-    def ignore_llm(self) -> bool:
-        return True
-
-    @property
-    def ignore_retry(self) -> bool:
-        return True
-
-    @property
-    def ignore_chain(self) -> bool:
-        return True
-
-    @property
-    def ignore_agent(self) -> bool:
-        return True
-
-    @property
-    def ignore_retriever(self) -> bool:
-        return True
-
-    @property
-    def ignore_chat_model(self) -> bool:
-        return True
-
-    @property
-    def ignore_custom_event(self) -> bool:
-        return True
-
-    def on_interrupt(self, event: GraphInterruptEvent) -> None:
-        if not event.checkpoint_ns:
-            self.interrupted = True
-
-    def on_resume(self, event: GraphResumeEvent) -> None:
-        return None
-
-
-def _add_callback(callbacks: Callbacks, handler: _InterruptWatch) -> Callbacks:
-    """``callbacks`` plus ``handler`` as a non-inheritable handler: LangGraph builds the
-    graph's lifecycle callback manager from every handler of ``config["callbacks"]``,
-    while child runs (nodes, tools, models) only inherit the inheritable ones — so the
-    watch costs nothing per node."""
-    if isinstance(callbacks, BaseCallbackManager):
-        manager = callbacks.copy()
-    else:
-        # a list of callbacks is inheritable as a whole (CallbackManager.configure)
-        listed = list(callbacks or ())
-        manager = CallbackManager(handlers=listed, inheritable_handlers=listed)
-    manager.add_handler(handler, inherit=False)
-    return manager
 
 
 class _Activation:
@@ -185,14 +119,22 @@ class _Invocation:
     """The set-up and tear-down of one invocation of a wrapped graph."""
 
     __slots__ = (
+        "_act",
+        "_token",
         "config",
         "control",
+        "cp",
+        "ephemeral",
+        "error",
         "kwargs",
         "merged",
         "modes",
         "new_input",
+        "observed",
+        "outcome",
         "refresh_hot_at_start",
         "run",
+        "scrubbing",
         "settings",
         "single_mode",
         "subgraphs",
@@ -223,8 +165,14 @@ class _Invocation:
             or graph.interrupt_before_nodes
             or graph.interrupt_after_nodes
         )
+        self.cp = self.checkpointer(graph)
+        conf = merged.get("configurable") or {}
+        # no checkpoint to pin into: no checkpointer or thread, or running under a task
+        # of another graph (a subgraph of an unwrapped parent, or nested in a node or
+        # tool of another wrapped graph)
+        self.ephemeral = self.cp is None or conf.get("thread_id") is None or TASK_ID_KEY in conf
         self.watch: _InterruptWatch | None = (
-            _InterruptWatch() if breakpoints or self.checkpointer(graph) is None else None
+            _InterruptWatch() if breakpoints or self.cp is None else None
         )
         self.refresh_hot_at_start = False
         mode = kwargs.get("stream_mode")
@@ -234,6 +182,92 @@ class _Invocation:
         self.modes = frozenset([mode] if isinstance(mode, str) else mode)
         self.subgraphs = bool(kwargs.get("subgraphs"))
         self.v2 = kwargs.get("version") == "v2"
+        self.scrubbing = bool(self.modes & SCRUB_MODES)
+        self.outcome: Outcome = "error"
+        self.error: BaseException | None = None
+        self.observed = False
+        self._act: _Activation | None = None
+        self._token: Any = None
+
+    # -- the pin to read (the caller does the I/O) ---------------------------------------
+
+    @property
+    def must_find_pin(self) -> bool:
+        """A resume of a checkpointed run: the pin must be read from the checkpointer."""
+        return not self.new_input and not self.ephemeral
+
+    @property
+    def no_pin(self) -> _Found | None:
+        """What stands for the pin when none is read: None for new input (resolve), an
+        empty find for an ephemeral resume."""
+        return None if self.new_input else _Found(None, None, None)
+
+    def launch(
+        self, graph: AnyGraph, input: Any, found: _Found | None, parent: RunState | None
+    ) -> dict[str, Any]:
+        """Start the run (resolve or rehydrate), prepare the config passed down, tell
+        the observers; returns the keyword arguments for LangGraph's stream."""
+        run = self.start(input, found, self.ephemeral)
+        run.parent = parent
+        run.owner = self.settings
+        down = self.prepare(graph, run)
+        self.began()
+        self.observed = bool(run.observers)
+        return down
+
+    # -- each stretch of execution: ``with inv: chunk = next(inner)`` --------------------
+
+    def __enter__(self) -> None:
+        run = self.run
+        # the run is current for the stretch: LangGraph's tasks copy the context
+        self._token = _run_var.set(run)
+        if self.observed:
+            act = _Activation(run)
+            act.__enter__()
+            self._act = act
+
+    def __exit__(self, *exc: Any) -> None:
+        act = self._act
+        if act is not None:
+            self._act = None
+            act.__exit__(*exc)
+            self.observed = not act.trivial
+        _run_var.reset(self._token)
+
+    def out(self, chunk: Any) -> Any:
+        """A chunk as the caller gets it."""
+        return self.scrub(chunk) if self.scrubbing else chunk
+
+    # -- the outcome -------------------------------------------------------------------
+
+    def completed(self) -> None:
+        """LangGraph's stream ended normally."""
+        self.outcome = self.ended_as()
+
+    def failed(self, exc: BaseException) -> BaseException:
+        """LangGraph's stream (or the caller) raised ``exc``: records the outcome and
+        returns what to raise (a ``GraphDrained`` of a run kill becomes
+        :class:`RunDrained`)."""
+        if isinstance(exc, GraphInterrupt):
+            # a wrapped graph nested in an unwrapped parent: its interrupt propagates
+            self.outcome = "interrupted"
+            return exc
+        if isinstance(exc, GraphDrained):
+            self.outcome = "drained"
+            self.error = self.converted(exc)
+            return self.error
+        self.error = exc
+        if isinstance(exc, GeneratorExit | asyncio.CancelledError):
+            self.outcome = "cancelled"  # the caller stopped listening; the graph did not fail
+        return exc
+
+    @property
+    def must_close(self) -> bool:
+        """LangGraph's stream must be closed (it did not run to its end)."""
+        return self.outcome in ("error", "cancelled")
+
+    def ended(self) -> None:
+        _notify_ended(self.run, self.outcome, self.error)
 
     # -- resolution -------------------------------------------------------------------
 
@@ -392,10 +426,6 @@ class _Invocation:
             _scrub_payload(chunk[-1])
         return chunk
 
-    @property
-    def must_scrub(self) -> bool:
-        return bool(self.modes & SCRUB_MODES)
-
     def converted(self, exc: GraphDrained) -> BaseException:
         run = self.run
         if run.drain is None or isinstance(exc, RunDrained):
@@ -406,7 +436,7 @@ class _Invocation:
         out.__cause__ = exc
         return out
 
-    def outcome(self) -> Outcome:
+    def ended_as(self) -> Outcome:
         interrupted = self.run.interrupted or (self.watch is not None and self.watch.interrupted)
         return "interrupted" if interrupted else "completed"
 

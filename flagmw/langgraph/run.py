@@ -11,8 +11,10 @@ This module is the contract between the parts that act inside a run:
   with :meth:`RunState.event`;
 * the trace writer (:mod:`flagmw.tracing`) is a :class:`RunObserver`.
 
-It imports neither LangGraph nor OpenTelemetry; :func:`current` reads LangChain's
-ambient ``RunnableConfig`` when ``langchain_core`` is installed.
+It imports neither LangGraph nor OpenTelemetry. The wrapper makes its run current
+(:func:`use_run`, one ``ContextVar``) around every stretch of graph execution, so the
+tasks LangGraph starts — which copy the context — see it: :func:`current` is a single
+``ContextVar.get``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Literal, Protocol, overload, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Literal,
+    NamedTuple,
+    Protocol,
+    overload,
+    runtime_checkable,
+)
 
 from flagmw.core.runconfig import RunConfig
 from flagmw.errors import NoRunConfigError
@@ -31,11 +41,13 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "EVENT_NAMES",
     "RUN_KEY",
+    "RunInfo",
     "RunObserver",
     "RunState",
     "active_run_kill",
     "current",
     "current_run",
+    "run_info",
     "use_run",
 ]
 
@@ -120,6 +132,11 @@ class RunState:
             was written (it carries the pin and the span reference); wrapper-internal.
         interrupted: the invocation stored an ``interrupt()`` in its root namespace (seen
             by the wrapper's checkpointer); wrapper-internal.
+        parent: the RunState of the wrapped run this one is nested in (a wrapped graph
+            called from a node or tool of another wrapped graph: the trace writer makes
+            its span a child of the parent's), else None.
+        owner: identifies the wrapped graph that made the run (its settings object);
+            wrapper-internal.
     """
 
     __slots__ = (
@@ -130,6 +147,8 @@ class RunState:
         "interrupted",
         "name",
         "observers",
+        "owner",
+        "parent",
         "pending_pin",
         "pin_source",
         "pinned",
@@ -152,6 +171,8 @@ class RunState:
         resumed: bool = False,
         observers: Sequence[RunObserver] = (),
         previous_span_ref: str | None = None,
+        parent: RunState | None = None,
+        owner: object = None,
     ) -> None:
         self.client = client
         self.rc = rc
@@ -170,6 +191,8 @@ class RunState:
         self.pending_pin: str | None = None
         self.root_checkpoint_written = False
         self.interrupted = False
+        self.parent = parent
+        self.owner = owner
 
     def event(self, name: str, **attributes: Any) -> None:
         """Record an event of :data:`EVENT_NAMES` and pass it to the observers (an
@@ -218,32 +241,25 @@ class RunState:
 
 _run_var: ContextVar[RunState | None] = ContextVar("flagmw_run", default=None)
 
-try:  # LangChain's ambient RunnableConfig (set in nodes, tools and model calls)
-    from langchain_core.runnables.config import var_child_runnable_config as _lc_config
-except ImportError:  # pragma: no cover - flagmw core without the langgraph extra
-    _lc_config = None  # type: ignore[assignment]
+_NO_RUN = (
+    "flagmw.current() was called outside a run wrapped with flagmw.wrap(...); call it "
+    "inside a node, tool or model call of a wrapped graph, pin one in tests with "
+    "flagmw.testing.pinned(...), or use current(optional=True)"
+)
 
 
 def current_run(optional: bool = False) -> RunState | None:
-    """The :class:`RunState` of the run being executed, from LangChain's ambient config
-    (nodes, tools, model calls, sync or async) or from :func:`use_run`.
+    """The :class:`RunState` of the run being executed: the innermost wrapped run (a
+    wrapped graph nested in a node or tool of another has its own), or the one made
+    current with :func:`use_run` / ``flagmw.testing.pinned``. Works in nodes, tools and
+    model calls, sync or async (LangGraph copies the context into its tasks).
 
     Raises:
         NoRunConfigError: outside a run, unless ``optional``.
     """
-    if _lc_config is not None:
-        cfg = _lc_config.get()
-        if cfg:
-            state = cfg.get("configurable", {}).get(RUN_KEY)
-            if state is not None:
-                return state  # type: ignore[no-any-return]
     state = _run_var.get()
     if state is None and not optional:
-        raise NoRunConfigError(
-            "flagmw.current() was called outside a run wrapped with flagmw.wrap(...); call it "
-            "inside a node, tool or model call of a wrapped graph, pin one in tests with "
-            "flagmw.testing.pinned(...), or use current(optional=True)"
-        )
+        raise NoRunConfigError(_NO_RUN)
     return state
 
 
@@ -263,8 +279,59 @@ def current(optional: bool = False) -> RunConfig | None:
     Raises:
         NoRunConfigError: outside a run, unless ``optional``.
     """
+    state = _run_var.get()
+    if state is not None:
+        return state.rc
+    if optional:
+        return None
+    raise NoRunConfigError(_NO_RUN)
+
+
+class RunInfo(NamedTuple):
+    """Where the current run stands (:func:`run_info`).
+
+    Attributes:
+        name: the wrapped graph's name (``gen_ai.agent.name``).
+        thread_id: the LangGraph thread, or None.
+        step: step boundaries passed so far in this invocation (0 before the first
+            superstep).
+        resumed: True when this invocation resumes a checkpointed run.
+        pin_source: where the pinned RunConfig came from (see :attr:`RunState.pin_source`).
+        nested: True when the run is nested in another wrapped run.
+    """
+
+    name: str
+    thread_id: str | None
+    step: int
+    resumed: bool
+    pin_source: str
+    nested: bool
+
+
+@overload
+def run_info(optional: Literal[False] = False) -> RunInfo: ...
+@overload
+def run_info(optional: bool) -> RunInfo | None: ...
+
+
+def run_info(optional: bool = False) -> RunInfo | None:
+    """The step, ``resumed`` flag and thread of the run being executed, as a
+    :class:`RunInfo` (exported as ``flagmw.run_info``).
+
+    Raises:
+        NoRunConfigError: outside a run, unless ``optional``.
+    """
     state = current_run(optional)
-    return None if state is None else state.rc
+    if state is None:
+        return None
+    return RunInfo(
+        state.name,
+        state.thread_id,
+        state.step,
+        state.resumed,
+        state.pin_source,
+        state.parent is not None,
+    )
 
 
 def active_run_kill(rc: RunConfig, keys: Iterable[str]) -> str | None:

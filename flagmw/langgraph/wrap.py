@@ -10,7 +10,8 @@
   when the run resumes (``Command(resume=...)``, ``invoke(None)`` after a crash, in
   another process or on another worker sharing the checkpointer);
 * exposes it to every node, tool and model call through ``flagmw.current()`` (the
-  :class:`~flagmw.run.RunState` travels in ``config["configurable"][RUN_KEY]``);
+  :class:`~flagmw.run.RunState` is made current around each stretch of execution, and
+  travels in ``config["configurable"][RUN_KEY]`` for the checkpointer and tools);
 * re-resolves **hot** flags at every step boundary through LangGraph's own
   :class:`~langgraph.runtime.RunControl`, and **drains** the run (LangGraph saves the
   checkpoint and stops before the next superstep) when a run-kill flag turns off;
@@ -29,8 +30,6 @@ delegate adds it to exactly one checkpoint per run.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import (
     AsyncIterator,
@@ -38,30 +37,22 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 from langchain_core.runnables import RunnableConfig
-
-# the merge LangGraph itself applies to an invocation's config (ambient config, the
-# reset of an inherited checkpoint coordinate); private in langgraph 1.2
-from langgraph._internal._config import ensure_config as _ensure_config
 from langgraph.checkpoint.base import (
     BaseCheckpointSaver,
 )
-from langgraph.errors import GraphDrained, GraphInterrupt
 from langgraph.pregel import Pregel
 
 from flagmw.client.client import FlagClient
 from flagmw.core.runconfig import RunConfig
-from flagmw.langgraph.run import RUN_KEY, Outcome, RunObserver
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
 from flagmw.langgraph.checkpointer import PinningCheckpointer
-from flagmw.langgraph.context import ContextBuilder
+from flagmw.langgraph.context import ContextBuilder, effective_config
 from flagmw.langgraph.keys import LENT_CHECKPOINTER_KEY, TASK_ID_KEY, AnyGraph, ResumePolicy
-from flagmw.langgraph.lifecycle import _Activation, _Invocation, _notify_ended, _Settings
-from flagmw.langgraph.pin import _Found, afind_pin, decode_pin, find_pin
+from flagmw.langgraph.lifecycle import _Invocation, _Settings
+from flagmw.langgraph.pin import afind_pin, decode_pin, find_pin
+from flagmw.langgraph.run import RUN_KEY, RunObserver, RunState, current_run
 
 __all__ = ["wrap"]
 
@@ -83,40 +74,40 @@ class _FlagmwGraph(Pregel[Any, Any, Any, Any]):
     _flagmw: _Settings
     _flagmw_base: type[AnyGraph]
 
-    def _flagmw_passthrough(self, config: RunnableConfig | None) -> tuple[bool, RunnableConfig]:
-        merged = _ensure_config(self.config, config)
+    def _flagmw_parent(self, merged: RunnableConfig) -> tuple[bool, RunState | None]:
+        """``(passthrough, parent)``: the wrapped run this invocation is nested in (a node
+        or tool of another wrapped graph calling this one), and whether it is this
+        same wrapped graph re-entered as its own subgraph — the only case that shares
+        the run; any other wrapped graph gets a run of its own."""
+        parent = current_run(optional=True)
+        if parent is None:
+            parent = (merged.get("configurable") or {}).get(RUN_KEY)
+        if parent is None or parent.owner is None:  # none, or flagmw.testing.pinned
+            return False, None
         conf = merged.get("configurable") or {}
-        # a subgraph node of a wrapped parent: the parent's run state flows down
-        return (TASK_ID_KEY in conf and RUN_KEY in conf), merged
+        return (parent.owner is self._flagmw and TASK_ID_KEY in conf), parent
 
     def stream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[Any]:
-        passthrough, merged = self._flagmw_passthrough(config)
+        merged = effective_config(self.config, config)
+        passthrough, parent = self._flagmw_parent(merged)
         if passthrough:
             return super().stream(input, config, **kwargs)
-        return self._flagmw_stream(input, config, kwargs, merged)
+        return self._flagmw_stream(input, config, kwargs, merged, parent)
 
     def astream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[Any]:
-        passthrough, merged = self._flagmw_passthrough(config)
+        merged = effective_config(self.config, config)
+        passthrough, parent = self._flagmw_parent(merged)
         if passthrough:
             return super().astream(input, config, **kwargs)
-        return self._flagmw_astream(input, config, kwargs, merged)
+        return self._flagmw_astream(input, config, kwargs, merged, parent)
 
-    def _flagmw_setup(
-        self,
-        input: Any,
-        config: RunnableConfig | None,
-        kwargs: dict[str, Any],
-        merged: RunnableConfig,
-    ) -> tuple[_Invocation, BaseCheckpointSaver[Any] | None, bool]:
-        inv = _Invocation(self, self._flagmw, input, config, kwargs, merged)
-        cp = inv.checkpointer(self)
-        conf = merged.get("configurable") or {}
-        ephemeral = cp is None or conf.get("thread_id") is None or TASK_ID_KEY in conf
-        return inv, cp, ephemeral
+    # The run lifecycle lives in _Invocation (one implementation); the two methods
+    # below differ only in their I/O: reading the pin, and driving LangGraph's sync or
+    # async stream.
 
     def _flagmw_stream(
         self,
@@ -124,53 +115,31 @@ class _FlagmwGraph(Pregel[Any, Any, Any, Any]):
         config: RunnableConfig | None,
         kwargs: dict[str, Any],
         merged: RunnableConfig,
+        parent: RunState | None,
     ) -> Iterator[Any]:
-        inv, cp, ephemeral = self._flagmw_setup(input, config, kwargs, merged)
-        found = None
-        if not inv.new_input and not ephemeral and cp is not None:
-            found = find_pin(cp, merged)
-        elif not inv.new_input:
-            found = _Found(None, None, None)
-        run = inv.start(input, found, ephemeral)
-        down = inv.prepare(self, run)
-        inv.began()
-        observed = bool(run.observers)
-        scrub = inv.must_scrub
-        outcome: Outcome = "error"
-        error: BaseException | None = None
+        inv = _Invocation(self, self._flagmw, input, config, kwargs, merged)
+        cp = inv.cp if inv.must_find_pin else None
+        found = find_pin(cp, merged) if cp is not None else inv.no_pin
+        down = inv.launch(self, input, found, parent)
         inner = cast(Generator[Any, None, None], super().stream(input, inv.config, **down))
         try:
             while True:
-                if observed:
-                    act = _Activation(run)
-                    with act:
-                        chunk = next(inner, _END)
-                    observed = not act.trivial
-                else:
+                with inv:
                     chunk = next(inner, _END)
                 if chunk is _END:
                     break
-                yield inv.scrub(chunk) if scrub else chunk
-            outcome = inv.outcome()
-        except GraphInterrupt:
-            # a wrapped graph nested in an unwrapped parent: its interrupt propagates
-            outcome = "interrupted"
-            raise
-        except GraphDrained as exc:
-            outcome, error = "drained", inv.converted(exc)
-            if error is exc:
-                raise
-            raise error from exc
+                yield inv.out(chunk)
+            inv.completed()
         except BaseException as exc:
-            error = exc
-            if isinstance(exc, GeneratorExit | asyncio.CancelledError):
-                outcome = "cancelled"  # the caller stopped listening; the graph did not fail
-            raise
+            err = inv.failed(exc)
+            if err is exc:
+                raise
+            raise err from exc
         finally:
-            if outcome in ("error", "cancelled"):
-                with _Activation(run) if observed else contextlib.nullcontext():
+            if inv.must_close:
+                with inv:
                     inner.close()
-            _notify_ended(run, outcome, error)
+            inv.ended()
 
     async def _flagmw_astream(
         self,
@@ -178,56 +147,33 @@ class _FlagmwGraph(Pregel[Any, Any, Any, Any]):
         config: RunnableConfig | None,
         kwargs: dict[str, Any],
         merged: RunnableConfig,
+        parent: RunState | None,
     ) -> AsyncIterator[Any]:
-        inv, cp, ephemeral = self._flagmw_setup(input, config, kwargs, merged)
-        found = None
-        if not inv.new_input and not ephemeral and cp is not None:
-            found = await afind_pin(cp, merged)
-        elif not inv.new_input:
-            found = _Found(None, None, None)
-        run = inv.start(input, found, ephemeral)
-        down = inv.prepare(self, run)
-        inv.began()
-        observed = bool(run.observers)
-        scrub = inv.must_scrub
-        outcome: Outcome = "error"
-        error: BaseException | None = None
+        inv = _Invocation(self, self._flagmw, input, config, kwargs, merged)
+        cp = inv.cp if inv.must_find_pin else None
+        found = await afind_pin(cp, merged) if cp is not None else inv.no_pin
+        down = inv.launch(self, input, found, parent)
         inner = super().astream(input, inv.config, **down)
         try:
             while True:
-                try:
-                    if observed:
-                        act = _Activation(run)
-                        with act:
-                            chunk = await inner.__anext__()
-                        observed = not act.trivial
-                    else:
-                        chunk = await inner.__anext__()
-                except StopAsyncIteration:
+                with inv:
+                    chunk = await anext(inner, _END)
+                if chunk is _END:
                     break
-                yield inv.scrub(chunk) if scrub else chunk
-            outcome = inv.outcome()
-        except GraphInterrupt:
-            # a wrapped graph nested in an unwrapped parent: its interrupt propagates
-            outcome = "interrupted"
-            raise
-        except GraphDrained as exc:
-            outcome, error = "drained", inv.converted(exc)
-            if error is exc:
-                raise
-            raise error from exc
+                yield inv.out(chunk)
+            inv.completed()
         except BaseException as exc:
-            error = exc
-            if isinstance(exc, GeneratorExit | asyncio.CancelledError):
-                outcome = "cancelled"  # the caller stopped listening; the graph did not fail
-            raise
+            err = inv.failed(exc)
+            if err is exc:
+                raise
+            raise err from exc
         finally:
-            if outcome in ("error", "cancelled"):
+            if inv.must_close:
                 aclose = getattr(inner, "aclose", None)
                 if aclose is not None:
-                    with _Activation(run) if observed else contextlib.nullcontext():
+                    with inv:
                         await aclose()
-            _notify_ended(run, outcome, error)
+            inv.ended()
 
     # -- reading the pin -------------------------------------------------------------
 
@@ -241,13 +187,13 @@ class _FlagmwGraph(Pregel[Any, Any, Any, Any]):
             ValueError: the graph has no checkpointer.
         """
         cp = self._flagmw_checkpointer(config)
-        found = find_pin(cp, _ensure_config(self.config, config))
+        found = find_pin(cp, effective_config(self.config, config))
         return None if found.pin is None else decode_pin(found.pin)
 
     async def aget_pinned_config(self, config: RunnableConfig) -> RunConfig | None:
         """Async twin of :meth:`get_pinned_config`."""
         cp = self._flagmw_checkpointer(config)
-        found = await afind_pin(cp, _ensure_config(self.config, config))
+        found = await afind_pin(cp, effective_config(self.config, config))
         return None if found.pin is None else decode_pin(found.pin)
 
     def _flagmw_checkpointer(self, config: RunnableConfig) -> BaseCheckpointSaver[Any]:
@@ -300,8 +246,9 @@ def wrap(
     itself is not changed.
 
     Works on graphs from ``StateGraph.compile()``, ``langgraph.prebuilt`` and
-    ``langchain.agents.create_agent``; a wrapped graph running as a subgraph of another
-    wrapped graph passes straight through (it shares its parent's run).
+    ``langchain.agents.create_agent``. Plain subgraphs of the wrapped graph share its
+    run; a wrapped graph called from a node or tool of another wrapped graph (or run as
+    its node) gets a run of its own, with ``RunState.parent`` the caller's run.
 
     Args:
         graph: a compiled graph (a ``Pregel`` instance). When it has a checkpointer,

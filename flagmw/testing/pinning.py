@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import os
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -19,7 +19,7 @@ from flagmw.core.provenance import DEFAULT_PROVENANCE, Layer, Provenance
 from flagmw.core.registry import FlagRegistry
 from flagmw.core.runconfig import RunConfig
 from flagmw.errors import UnknownFlagError
-from flagmw.langgraph.run import RunState, use_run
+from flagmw.langgraph.run import RunState, _run_var, use_run
 from flagmw.stores.memory import MemoryStore
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -130,7 +130,11 @@ class pinned:
             self.rc = pinned_config(
                 values_or_rc, registry=registry, snapshot_rev=snapshot_rev, context=context
             )
-        self._active: list[contextlib.AbstractContextManager[RunState]] = []
+        # the tokens of the with-blocks entered, per context: asyncio tasks (each with
+        # its own context) may enter and leave one pinned object in any order
+        self._tokens: ContextVar[tuple[Token[RunState | None], ...]] = ContextVar(
+            f"flagmw_pinned_{id(self):x}", default=()
+        )
 
     def _state(self) -> RunState:
         return RunState(
@@ -141,9 +145,8 @@ class pinned:
         )
 
     def __enter__(self) -> RunConfig:
-        cm = use_run(self._state())
-        cm.__enter__()
-        self._active.append(cm)
+        token = _run_var.set(self._state())
+        self._tokens.set((*self._tokens.get(), token))
         return self.rc
 
     def __exit__(
@@ -152,7 +155,12 @@ class pinned:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._active.pop().__exit__(exc_type, exc, tb)
+        stack = self._tokens.get()
+        if not stack:
+            raise ValueError("flagmw.testing.pinned: left without being entered in this context")
+        *rest, token = stack
+        self._tokens.set(tuple(rest))
+        _run_var.reset(token)
 
     async def __aenter__(self) -> RunConfig:
         return self.__enter__()
