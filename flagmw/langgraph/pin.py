@@ -1,85 +1,268 @@
-"""The pin: the stored form of a run's RunConfig in checkpoint metadata, and finding it
-again when the run resumes."""
+"""The pin: the stored form of a run's RunConfig (its format and integrity digest), where
+it lives in a thread's checkpoints, and finding it again when the run resumes.
+
+Where the pin lives (docs/langgraph.md, "Where the pin lives"):
+
+* the pin itself — :func:`encode_pin` text, ≈2.5 KB for 50 flags — is the metadata of
+  one checkpoint in the thread's own :data:`~flagmw.langgraph.keys.PIN_NAMESPACE`
+  namespace (an empty checkpoint, id = the run's first root checkpoint id without its
+  dashes), written once per pinned run;
+* every root checkpoint the run writes names it under
+  :data:`~flagmw.langgraph.keys.REF_KEY` (``"<pin id>"`` or ``"<pin id> <span ref>"``,
+  ≤ 100 bytes), so a resume reads two checkpoints — the one it resumes and the pin —
+  whatever the length of the thread, and deleting older root checkpoints (``prune``
+  ``keep_latest``, a TTL sweep) leaves both in place. ``delete_thread`` and
+  ``copy_thread`` take the pins with the thread.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
-import logging
-from collections.abc import (
-    Iterable,
-    Mapping,
-)
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+import os
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal, cast
 
+import rfc8785
 from langchain_core.runnables import RunnableConfig
-
-# the merge LangGraph itself applies to an invocation's config (ambient config, the
-# reset of an inherited checkpoint coordinate); private in langgraph 1.2
 from langgraph.checkpoint.base import (
     BaseCheckpointSaver,
+    Checkpoint,
+    CheckpointMetadata,
     CheckpointTuple,
+    empty_checkpoint,
 )
 
 from flagmw.core.runconfig import FORMAT as RUNCONFIG_FORMAT
-from flagmw.core.runconfig import Layer, Provenance, RunConfig
+from flagmw.core.runconfig import Candidate, Layer, Provenance, RunConfig
 from flagmw.errors import IntegrityError
+from flagmw.langgraph.keys import PIN_FORMAT, PIN_KEY, PIN_NAMESPACE, REF_KEY, SPAN_KEY
 
-if TYPE_CHECKING:  # pragma: no cover
-    pass
-from flagmw.langgraph.keys import PIN_FORMAT, PIN_KEY, SPAN_KEY
+__all__ = [
+    "LEGACY_PIN_FORMAT",
+    "PIN_KEY_ENV",
+    "afind_pin",
+    "decode_pin",
+    "encode_pin",
+    "find_pin",
+    "pin_digest",
+]
 
-log = logging.getLogger("flagmw")
+#: The environment variable holding the optional pin signing key (any string; its UTF-8
+#: bytes are the HMAC-SHA256 key).
+PIN_KEY_ENV = "FLAGMW_PIN_KEY"
+#: The 0.1 pin format: no digest; read (when no key is configured), never written.
+LEGACY_PIN_FORMAT = "flagmw.pin/1"
+
+_SHA256 = "sha256:"
+_HMAC = "hmac-sha256:"
 
 
-def encode_pin(rc: RunConfig) -> str:
-    """The form of a RunConfig stored in checkpoint metadata: ``RunConfig.to_dict()``
-    with ``format: "flagmw.pin/1"`` and the provenance grouped — a list of
-    ``[provenance, [keys…]]`` instead of one provenance object per key — as compact JSON
-    text.
+def _key(key: str | bytes | None) -> bytes | None:
+    """The signing key: ``key`` when given, else ``$FLAGMW_PIN_KEY``; None when neither
+    is set (or it is empty)."""
+    if key is None:
+        key = os.environ.get(PIN_KEY_ENV)
+    if not key:
+        return None
+    return key.encode("utf-8") if isinstance(key, str) else key
 
-    Why: most flags of a run share a provenance (``{"layer": "snapshot", "rev": 12,
-    "scope": "global"}``); grouping halves the pin (≈2.2 KB instead of 4.2 KB for 50
-    flags), and checkpointers keep it in every thread. It stays JSON primitives, readable
-    in any checkpoint viewer, and :func:`decode_pin` verifies its ``config_hash``.
-    """
-    # Built from the RunConfig's precompiled canonical-JSON fragments rather than
-    # to_dict() + json.dumps: this runs once per new run, on the run's critical path.
-    candidates = rc._c
-    groups: dict[Provenance, list[str]] = {}
-    for key, cand in candidates.items():
-        if cand.provenance.layer is not Layer.DEFAULT:
-            groups.setdefault(cand.provenance, []).append(key)
-    head: dict[str, Any] = {
-        "format": PIN_FORMAT,
-        "environment": rc.environment,
-        "snapshot_rev": rc.snapshot_rev,
-        "snapshot_hash": rc.snapshot_hash,
-        "resolved_at": rc.resolved_at,
-        "context": rc.context.to_dict(),
-    }
-    tail: dict[str, Any] = {
-        "provenance": [[prov.to_dict(), keys] for prov, keys in groups.items()],
-        "override_ids": list(rc.override_ids),
-        "variants": dict(rc.variants),
-        "config_hash": rc.config_hash,
-    }
-    if rc.changes:
-        tail["changes"] = [ch.to_dict() for ch in rc.changes]
-    values = ",".join([cand.fragment for cand in candidates.values()])
-    return f'{_ENCODER.encode(head)[:-1]},"values":{{{values}}},{_ENCODER.encode(tail)[1:]}'
 
+def pin_digest(payload: bytes, key: bytes | None) -> str:
+    """The pin's ``digest`` member for ``payload`` (the RFC 8785 canonical JSON of the pin
+    without its ``digest`` member, UTF-8): ``"sha256:<64 hex>"`` without key,
+    ``"hmac-sha256:<64 hex>"`` (HMAC-SHA256, RFC 2104) with one."""
+    if key is None:
+        return _SHA256 + hashlib.sha256(payload).hexdigest()
+    return _HMAC + hmac.new(key, payload, hashlib.sha256).hexdigest()
+
+
+# -- RFC 8785 canonical JSON ----------------------------------------------------------
+# The digest is computed over RFC 8785 (JCS) canonical JSON, so any language can check it.
+# JCS and the compact JSON flagmw writes agree on strings, true/false/null, integers and
+# the order of ASCII keys; they differ on floats (ES6 number form: 1.0 → 1, 1e-05 →
+# 0.00001; the rfc8785 library formats them) and on the order of non-ASCII keys (UTF-16
+# code units). One extension: an integer beyond ±(2**53 - 1), which RFC 8785 cannot
+# represent, is written as its exact decimal digits (the rfc8785 library refuses it).
+# tests/test_pin.py checks _jcs against the library for every other value.
+
+
+_encode_str = json.encoder.encode_basestring  # ensure_ascii=False form of a JSON string
+
+
+def _utf16(key: str) -> bytes:
+    return key.encode("utf-16-be", "surrogatepass")
+
+
+def _jcs(value: Any) -> str:
+    """The RFC 8785 canonical JSON of a JSON value (see above)."""
+    t = type(value)
+    if t is str:
+        return str(_encode_str(value))
+    if value is None:
+        return "null"
+    if t is bool:
+        return "true" if value else "false"
+    if t is int:
+        return int.__repr__(value)
+    if t is float:
+        r = float.__repr__(value)
+        if "e" not in r and "n" not in r and not r.endswith(".0"):
+            return r  # Python's shortest repr is ES6's in this range
+    elif t is list or t is tuple:
+        return "[" + ",".join([_jcs(v) for v in value]) + "]"
+    elif t is dict and all(type(k) is str for k in value):
+        keys = sorted(value) if all(k.isascii() for k in value) else sorted(value, key=_utf16)
+        return "{" + ",".join([f"{_encode_str(k)}:{_jcs(value[k])}" for k in keys]) + "}"
+    return rfc8785.dumps(value).decode("utf-8")
+
+
+def _provenance_jcs(groups: Iterable[tuple[Provenance, list[str]]]) -> str:
+    """``[[provenance, [keys…]], …]`` as JCS, equal provenances (distinct objects) merged."""
+    merged: dict[Provenance, list[str]] = {}
+    for prov, names in groups:
+        merged.setdefault(prov, []).extend(names)
+    parts = []
+    for prov, names in merged.items():
+        head = _PROVENANCE_JCS.get(prov)
+        if head is None:
+            if len(_PROVENANCE_JCS) >= 1024:
+                _PROVENANCE_JCS.clear()
+            head = _PROVENANCE_JCS[prov] = _jcs(prov.to_dict())
+        parts.append(f"[{head},[{','.join(map(_encode_str, names))}]]")
+    return "[" + ",".join(parts) + "]"
+
+
+# Provenance → its JCS form: runs share a handful of provenances (the snapshot rev, a
+# tenant, an override), so each is encoded once
+_PROVENANCE_JCS: dict[Provenance, str] = {}
+
+
+# -- encoding -------------------------------------------------------------------------
 
 # one encoder: json.dumps with options builds a new JSONEncoder at every call
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def decode_pin(text: str | Mapping[str, Any]) -> RunConfig:
-    """Inverse of :func:`encode_pin` (also accepts a plain ``RunConfig.to_json()`` form).
+def _candidates(rc: RunConfig) -> Mapping[str, Candidate]:
+    # RunConfig.candidates is the public accessor (flagmw.core 0.2); _c before it
+    found: Mapping[str, Candidate] | None = getattr(rc, "candidates", None)
+    return found if found is not None else rc._c
+
+
+def encode_pin(rc: RunConfig, *, key: str | bytes | None = None) -> str:
+    """The form of a RunConfig stored in the checkpoint: ``RunConfig.to_dict()`` with
+    ``format: "flagmw.pin/2"``, the provenance grouped — a list of ``[provenance,
+    [keys…]]`` instead of one provenance object per key — and a ``digest``, as compact
+    JSON text (≈2.5 KB for 50 flags).
+
+    ``digest`` covers every other member (context, environment, snapshot rev and hash,
+    override ids, variants, provenance, values, changes, config hash):
+    ``"sha256:" + hex(SHA-256(P))``, or with a key ``"hmac-sha256:" +
+    hex(HMAC-SHA256(key, P))``, where ``P`` is the UTF-8 RFC 8785 canonical JSON of the
+    pin without ``digest`` (docs/langgraph.md has the algorithm and a test vector).
+
+    Args:
+        rc: the RunConfig to pin.
+        key: the signing key; default ``$FLAGMW_PIN_KEY`` (unset: an unkeyed digest).
+
+    """
+    # Built from the RunConfig's precompiled JSON fragments rather than to_dict() +
+    # json.dumps: this runs once per new run, on the run's critical path.
+    candidates = _candidates(rc)
+    groups: dict[int, tuple[Provenance, list[str]]] = {}
+    last: Provenance | None = None
+    names: list[str] = []
+    frags: list[str] = []
+    odd: dict[int, str] | None = None  # position → stored form, where it is not the JCS one
+    for name, cand in candidates.items():
+        value = cand.value
+        t = type(value)
+        if t is str or t is bool or t is int or value is None:
+            frags.append(cand.fragment)
+        else:
+            head = _encode_str(name)
+            if odd is None:
+                odd = {}
+            odd[len(frags)] = f"{head}:{float.__repr__(value)}" if t is float else cand.fragment
+            frags.append(f"{head}:{_jcs(value)}")
+        prov = cand.provenance
+        if prov is not last:
+            if prov.layer is Layer.DEFAULT:
+                continue
+            last = prov
+            group = groups.get(id(prov))
+            if group is None:
+                groups[id(prov)] = group = (prov, [])
+            names = group[1]
+        names.append(name)
+    provenance = _provenance_jcs(groups.values())
+    jcs_values_text = "{" + ",".join(frags) + "}"
+    if odd is not None:
+        for i, text in odd.items():
+            frags[i] = text
+    text_values_text = jcs_values_text if odd is None else "{" + ",".join(frags) + "}"
+    context = rc.context.to_dict()
+    resolved_at = rc.resolved_at
+    # the members in RFC 8785 order (keys sorted); "digest" goes between context and
+    # environment in the stored text
+    pre: list[str] = []
+    pre_text: list[str] = []
+    if rc.changes:
+        changes = [ch.to_dict() for ch in rc.changes]
+        pre.append(f'"changes":{_jcs(changes)}')
+        pre_text.append(f'"changes":{_ENCODER.encode(changes)}')
+    config_hash = f'"config_hash":{_encode_str(rc.config_hash)}'
+    pre.append(config_hash)
+    pre_text.append(config_hash)
+    pre.append(f'"context":{_jcs(context)}')
+    pre_text.append(f'"context":{_ENCODER.encode(context)}')
+    rest = (
+        f'"environment":{_encode_str(rc.environment)},"format":"{PIN_FORMAT}",'
+        f'"override_ids":{_jcs(list(rc.override_ids))},"provenance":{provenance},'
+    )
+    tail = f'"snapshot_hash":{_jcs(rc.snapshot_hash)},"snapshot_rev":{_jcs(rc.snapshot_rev)},'
+    variants = f'"variants":{_jcs(dict(rc.variants))}'
+    payload = (
+        "{"
+        + ",".join(pre)
+        + ","
+        + rest
+        + f'"resolved_at":{_jcs(resolved_at)},'
+        + tail
+        + f'"values":{jcs_values_text},{variants}'
+        + "}"
+    )
+    digest = pin_digest(payload.encode("utf-8", "surrogatepass"), _key(key))
+    return (
+        "{"
+        + ",".join(pre_text)
+        + f',"digest":"{digest}",'
+        + rest
+        + f'"resolved_at":{float.__repr__(float(resolved_at))},'
+        + tail
+        + f'"values":{text_values_text},{variants}'
+        + "}"
+    )
+
+
+def decode_pin(text: str | Mapping[str, Any], *, key: str | bytes | None = None) -> RunConfig:
+    """Inverse of :func:`encode_pin`: verifies the digest, then the ``config_hash``.
+
+    Also accepts the 0.1 form (``flagmw.pin/1``, no digest) and a plain
+    ``RunConfig.to_json()`` form — only while no key is configured.
+
+    Args:
+        text: the stored pin (JSON text or its parsed mapping).
+        key: the signing key; default ``$FLAGMW_PIN_KEY``.
 
     Raises:
-        IntegrityError: not a pin, malformed, or its ``config_hash`` does not match its
-            values (the stored form was altered or truncated).
+        IntegrityError: not a pin, malformed, its digest does not match (anything in it
+            was altered: tenant, snapshot rev, an override id, a value …), it is not
+            signed while a key is configured, it is signed while none is, or its
+            ``config_hash`` does not match its values.
     """
     data: Any = text
     if isinstance(text, str):
@@ -87,24 +270,107 @@ def decode_pin(text: str | Mapping[str, Any]) -> RunConfig:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise IntegrityError(f"stored pin is not valid JSON: {exc}") from None
-    if isinstance(data, Mapping) and data.get("format") == PIN_FORMAT:
+    if not isinstance(data, Mapping):
+        raise IntegrityError("stored pin is not a JSON object")
+    secret = _key(key)
+    fmt = data.get("format")
+    if fmt == PIN_FORMAT:
+        _verify(data, secret)
+    elif fmt in (LEGACY_PIN_FORMAT, RUNCONFIG_FORMAT) and secret is not None:
+        raise IntegrityError(
+            f"stored pin ({fmt}) carries no signature and {PIN_KEY_ENV} is set: refused"
+        )
+    if fmt in (PIN_FORMAT, LEGACY_PIN_FORMAT):
         groups: Any = data.get("provenance")
         try:
-            provenance = {key: dict(prov) for prov, keys in groups for key in keys}
+            provenance = {name: dict(prov) for prov, names in groups for name in names}
         except (TypeError, ValueError) as exc:
             raise IntegrityError(f"stored pin has malformed provenance: {exc!r}") from None
         data = {**data, "format": RUNCONFIG_FORMAT, "provenance": provenance}
+        data.pop("digest", None)
     return RunConfig.from_json(data)
 
 
-# -- finding the pin -----------------------------------------------------------------
+def _verify(data: Mapping[str, Any], secret: bytes | None) -> None:
+    digest = data.get("digest")
+    if not isinstance(digest, str):
+        raise IntegrityError("stored pin has no digest")
+    if secret is not None and not digest.startswith(_HMAC):
+        raise IntegrityError(f"stored pin is not signed and {PIN_KEY_ENV} is set: refused")
+    if secret is None and digest.startswith(_HMAC):
+        raise IntegrityError(
+            f"stored pin is signed (hmac-sha256) but no key is configured: set {PIN_KEY_ENV}"
+        )
+    body = {k: v for k, v in data.items() if k != "digest"}
+    try:
+        payload = _jcs(body).encode("utf-8", "surrogatepass")
+    except rfc8785.CanonicalizationError as exc:
+        raise IntegrityError(f"stored pin cannot be canonicalized: {exc}") from None
+    if not hmac.compare_digest(digest, pin_digest(payload, secret)):
+        what = "signature" if secret is not None else "digest"
+        raise IntegrityError(
+            f"stored pin's {what} does not match its content: the pin was altered "
+            "(context, snapshot rev, override ids, values …)"
+            + (" or signed with another key" if secret is not None else "")
+        )
+
+
+# -- where the pin lives ------------------------------------------------------------
+
+
+def pin_record(
+    thread_id: Any, checkpoint_id: str, pin: str
+) -> tuple[str, RunnableConfig, Checkpoint, CheckpointMetadata]:
+    """``(pin id, config, checkpoint, metadata)`` of the checkpoint that stores ``pin``
+    for a run whose first root checkpoint is ``checkpoint_id``: an empty checkpoint in
+    the thread's :data:`PIN_NAMESPACE`, id = ``checkpoint_id`` without dashes (ordered
+    like it, so "the latest checkpoint of the namespace" is the newest pin)."""
+    pin_id = checkpoint_id.replace("-", "")
+    checkpoint = empty_checkpoint()
+    checkpoint["id"] = pin_id
+    config: RunnableConfig = {
+        "configurable": {"thread_id": thread_id, "checkpoint_ns": PIN_NAMESPACE}
+    }
+    metadata = cast(CheckpointMetadata, {PIN_KEY: pin})
+    return pin_id, config, checkpoint, metadata
+
+
+def _pin_config(thread_id: Any, pin_id: str) -> RunnableConfig:
+    return {
+        "configurable": {
+            "thread_id": thread_id,
+            "checkpoint_ns": PIN_NAMESPACE,
+            "checkpoint_id": pin_id,
+        }
+    }
 
 
 @dataclass(frozen=True, slots=True)
 class _Found:
-    pin: str | None  # the JSON of the most recent pin
+    pin: str | None  # the JSON of the pin
     checkpoint_id: str | None  # the checkpoint that carries it
-    span: str | None  # the most recent span reference
+    span: str | None  # the span reference of the invocation resumed
+    ref: str | None = None  # the pin id the checkpoint resumed names (None: 0.1 layout)
+    exists: bool = False  # the thread has the checkpoint to resume
+
+    def missing(self, thread: str | None) -> str:
+        """Why no pin was found, for the error a ``pinned`` resume raises."""
+        where = (
+            f"its checkpoints name pin {self.ref} (namespace {PIN_NAMESPACE!r}) but it is gone"
+            if self.ref is not None
+            else "its checkpoints name no pin (the run started before the graph was wrapped, "
+            "or its checkpoints were written without flagmw)"
+        )
+        return (
+            f"thread {thread}: cannot resume with the pinned RunConfig: {where}. Resume "
+            "with a graph wrapped with on_resume='live' to resolve the config afresh."
+        )
+
+
+_Request = (
+    tuple[Literal["get"], RunnableConfig]
+    | tuple[Literal["scan"], RunnableConfig, RunnableConfig, dict[str, Any]]
+)
 
 
 def _lookup_configs(
@@ -124,6 +390,36 @@ def _lookup_configs(
     }
 
 
+def _lookup(config: RunnableConfig) -> Generator[_Request, Any, _Found]:
+    """The lookup, sans I/O (one implementation for sync and async): yields the reads it
+    needs, receives their results. Two reads in the 0.2 layout."""
+    cfgs = _lookup_configs(config)
+    if cfgs is None:
+        return _Found(None, None, None)
+    base, explicit = cfgs
+    tup: CheckpointTuple | None = yield ("get", explicit or base)
+    if tup is None:
+        return _Found(None, None, None)
+    md: Mapping[str, Any] = tup.metadata or {}
+    ref = md.get(REF_KEY)
+    if isinstance(ref, str) and ref:
+        pin_id, _, span = ref.partition(" ")
+        thread_id = base["configurable"]["thread_id"]
+        held: CheckpointTuple | None = yield ("get", _pin_config(thread_id, pin_id))
+        pin = (held.metadata or {}).get(PIN_KEY) if held is not None else None
+        if not isinstance(pin, str):
+            pin = None
+        return _Found(pin, pin_id if pin else None, span or None, pin_id, True)
+    # 0.1 layout: the pin on the run's first root checkpoint; walk back to it
+    state: dict[str, Any] = {}
+    found = _scan([tup], state)
+    if found is None:
+        found = yield ("scan", base, tup.config, state)
+    if found is None:
+        found = _Found(None, None, state.get("span"))
+    return replace(found, exists=True)
+
+
 def _scan(tuples: Iterable[CheckpointTuple | None], state: dict[str, Any]) -> _Found | None:
     for tup in tuples:
         if tup is None:
@@ -139,48 +435,51 @@ def _scan(tuples: Iterable[CheckpointTuple | None], state: dict[str, Any]) -> _F
 
 
 def find_pin(checkpointer: BaseCheckpointSaver[Any], config: RunnableConfig) -> _Found:
-    """Walk a thread's root checkpoints newest first (from ``checkpoint_id`` when the
-    config names one) to the most recent pin; also returns the most recent span
-    reference seen on the way."""
-    cfgs = _lookup_configs(config)
-    if cfgs is None:
-        return _Found(None, None, None)
-    base, explicit = cfgs
-    state: dict[str, Any] = {}
-    if explicit is not None:
-        found = _scan([checkpointer.get_tuple(explicit)], state)
-        if found is not None:
-            return found
-    # closing matters: SqliteSaver.list holds its lock while the generator is open
-    it = checkpointer.list(base, before=explicit)
+    """The pin of the run to resume at ``config`` (its ``checkpoint_id`` when it names
+    one, else the thread's latest root checkpoint), with the span reference of the
+    invocation it continues. Reads two checkpoints (0.1 threads: walks back to the pin)."""
+    gen = _lookup(config)
     try:
-        found = _scan(it, state)
-    finally:
-        close = getattr(it, "close", None)
-        if close is not None:
-            close()
-    return found or _Found(None, None, state.get("span"))
+        request = next(gen)
+        while True:
+            if request[0] == "get":
+                result: Any = checkpointer.get_tuple(request[1])
+            else:
+                _, base, before, state = request
+                # closing matters: SqliteSaver.list holds its lock while the generator is open
+                it: Iterator[CheckpointTuple] = checkpointer.list(base, before=before)
+                try:
+                    result = _scan(it, state)
+                finally:
+                    close = getattr(it, "close", None)
+                    if close is not None:
+                        close()
+            request = gen.send(result)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
 
 
 async def afind_pin(checkpointer: BaseCheckpointSaver[Any], config: RunnableConfig) -> _Found:
-    """Async twin of :func:`find_pin`."""
-    cfgs = _lookup_configs(config)
-    if cfgs is None:
-        return _Found(None, None, None)
-    base, explicit = cfgs
-    state: dict[str, Any] = {}
-    if explicit is not None:
-        found = _scan([await checkpointer.aget_tuple(explicit)], state)
-        if found is not None:
-            return found
-    it = checkpointer.alist(base, before=explicit)
+    """Async twin of :func:`find_pin` (the same lookup, async reads)."""
+    gen = _lookup(config)
     try:
-        async for tup in it:
-            found = _scan([tup], state)
-            if found is not None:
-                return found
-    finally:
-        aclose = getattr(it, "aclose", None)
-        if aclose is not None:
-            await aclose()
-    return _Found(None, None, state.get("span"))
+        request = next(gen)
+        while True:
+            if request[0] == "get":
+                result: Any = await checkpointer.aget_tuple(request[1])
+            else:
+                _, base, before, state = request
+                it: AsyncIterator[CheckpointTuple] = checkpointer.alist(base, before=before)
+                result = None
+                try:
+                    async for tup in it:
+                        result = _scan([tup], state)
+                        if result is not None:
+                            break
+                finally:
+                    aclose = getattr(it, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
+            request = gen.send(result)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
