@@ -44,7 +44,7 @@ from flagmw.core.runconfig import (
 from flagmw.langgraph.keys import PIN_KEY, PIN_NAMESPACE, REF_KEY, SPAN_KEY
 from flagmw.langgraph.pin import _jcs, decode_pin, encode_pin, find_pin, pin_digest
 from flagmw.langgraph.run import RunState
-from flagmw.testing import pinned_config
+from flagmw.testing import pinned, pinned_config
 
 POSTGRES_URL = os.environ.get("FLAGMW_TEST_POSTGRES_URL")
 SPAN = "0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331"  # a span reference, 49 chars
@@ -307,7 +307,7 @@ def test_resume_of_a_400_superstep_thread_reads_a_constant_number_of_checkpoints
         # a whole resume reads what the bare graph's resume reads, plus those two
         bare_config = cfg()
         bare_config["recursion_limit"] = steps + 10
-        with flagmw.testing.pinned(client.resolve()):
+        with pinned(client.resolve()):
             bare.invoke({"n": 0}, bare_config)
             saver.reads = 0
             bare.invoke(Command(resume="ok"), bare_config)
@@ -353,7 +353,7 @@ def test_bytes_per_checkpoint_and_per_thread(tmp_path: Path) -> None:
                 graph = flagmw.wrap(graph, big, tracer=False, observers=[SpanRef()])
                 graph.invoke({"log": []}, config)
             else:
-                with flagmw.testing.pinned(big.resolve(EvaluationContext(tenant_id="acme"))):
+                with pinned(big.resolve(EvaluationContext(tenant_id="acme"))):
                     graph.invoke({"log": []}, config)
         with sqlite3.connect(path) as db:
             rows[wrapped] = db.execute(
