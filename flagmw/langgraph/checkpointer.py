@@ -61,8 +61,9 @@ def _accepts_task_path(put_writes: Callable[..., Any]) -> bool:
         params = inspect.signature(put_writes).parameters
     except (TypeError, ValueError):  # no introspectable signature: assume the current API
         return True
+    # task_path is passed positionally (as LangGraph does): a *args saver takes it too
     return "task_path" in params or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+        p.kind is inspect.Parameter.VAR_POSITIONAL for p in params.values()
     )
 
 
