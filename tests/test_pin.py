@@ -610,3 +610,14 @@ def test_find_pin_reports_the_span_and_the_reference(client: FlagClient) -> None
     assert found.exists
     assert graph.get_state(config).metadata[REF_KEY] == f"{found.ref} {SPAN}"
     assert SPAN_KEY not in graph.get_state(config).metadata  # on the invocation's first only
+
+
+def test_keys_outside_ascii_are_canonicalized_in_utf16_order() -> None:
+    # Python sorts U+FFFF before U+1F600; RFC 8785 (UTF-16 code units) the other way round
+    rc = pinned_config({"\uffff.a": 1, "\U0001f600.b": [1.0, {"\uffff": 2, "\U0001f600": 3}]})
+    assert list(rc) == ["\uffff.a", "\U0001f600.b"]
+    text = encode_pin(rc)
+    data = json.loads(text)
+    digest = data.pop("digest")
+    assert digest == pin_digest(rfc8785.dumps(data), None)
+    assert decode_pin(text) == rc

@@ -177,7 +177,12 @@ def encode_pin(rc: RunConfig, *, key: str | bytes | None = None) -> str:
     names: list[str] = []
     frags: list[str] = []
     odd: dict[int, str] | None = None  # position → stored form, where it is not the JCS one
+    previous = ""
+    ordered = True  # RFC 8785 order: RunConfig keeps its keys sorted, flag keys are ASCII
     for name, cand in candidates.items():
+        if name <= previous or not name.isascii():
+            ordered = False
+        previous = name
         value = cand.value
         t = type(value)
         if t is str or t is bool or t is int or value is None:
@@ -199,7 +204,11 @@ def encode_pin(rc: RunConfig, *, key: str | bytes | None = None) -> str:
             names = group[1]
         names.append(name)
     provenance = _provenance_jcs(groups.values())
-    jcs_values_text = "{" + ",".join(frags) + "}"
+    jcs_values_text = (
+        "{" + ",".join(frags) + "}"
+        if ordered
+        else _jcs({name: cand.value for name, cand in candidates.items()})
+    )
     if odd is not None:
         for i, text in odd.items():
             frags[i] = text
