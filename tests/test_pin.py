@@ -621,3 +621,20 @@ def test_keys_outside_ascii_are_canonicalized_in_utf16_order() -> None:
     digest = data.pop("digest")
     assert digest == pin_digest(rfc8785.dumps(data), None)
     assert decode_pin(text) == rc
+
+
+async def test_async_resume_after_deletion_reads_two_checkpoints(client: FlagClient) -> None:
+    saver = CountingMemory()
+    graph = flagmw.wrap(
+        linear_graph(("a1", "a2", "b"), {"b": ask}, checkpointer=saver), client, tracer=False
+    )
+    config = cfg()
+    thread = config["configurable"]["thread_id"]
+    pinned_hash = (await graph.ainvoke({"log": []}, config))["log"][0]["hash"]
+    delete_older_checkpoints(saver, thread)
+    publish(client, 2)
+    saver.reads = 0
+    assert (await graph.aget_pinned_config(config)).config_hash == pinned_hash  # type: ignore[union-attr]
+    assert saver.reads == 2
+    out = await graph.ainvoke(Command(resume="yes"), config)
+    assert {e["hash"] for e in out["log"]} == {pinned_hash}
