@@ -156,7 +156,9 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
         if not run.root_checkpoint_written:
             run.root_checkpoint_written = True
             if run.pending_pin is not None:
-                pin_id, *rest = pin_record(conf["thread_id"], checkpoint["id"], run.pending_pin)
+                pin_id, *rest = pin_record(
+                    conf["thread_id"], checkpoint["id"], run.pending_pin, checkpoint.get("ts")
+                )
                 pin_write = cast(_Write, tuple(rest))
                 run.pin_ref = pin_id
                 run.pending_pin = None

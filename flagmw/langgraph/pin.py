@@ -32,6 +32,7 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    copy_checkpoint,
     empty_checkpoint,
 )
 
@@ -327,16 +328,23 @@ def _verify(data: Mapping[str, Any], secret: bytes | None) -> None:
 # -- where the pin lives ------------------------------------------------------------
 
 
+# an empty checkpoint, copied for each pin (empty_checkpoint() makes a uuid6: ≈13 µs)
+_EMPTY = empty_checkpoint()
+
+
 def pin_record(
-    thread_id: Any, checkpoint_id: str, pin: str
+    thread_id: Any, checkpoint_id: str, pin: str, ts: str | None = None
 ) -> tuple[str, RunnableConfig, Checkpoint, CheckpointMetadata]:
     """``(pin id, config, checkpoint, metadata)`` of the checkpoint that stores ``pin``
-    for a run whose first root checkpoint is ``checkpoint_id``: an empty checkpoint in
-    the thread's :data:`PIN_NAMESPACE`, id = ``checkpoint_id`` without dashes (ordered
-    like it, so "the latest checkpoint of the namespace" is the newest pin)."""
+    for a run whose first root checkpoint is ``checkpoint_id`` (written at ``ts``): an
+    empty checkpoint in the thread's :data:`PIN_NAMESPACE`, id = ``checkpoint_id``
+    without dashes (ordered like it, so "the latest checkpoint of the namespace" is the
+    newest pin)."""
     pin_id = checkpoint_id.replace("-", "")
-    checkpoint = empty_checkpoint()
+    checkpoint = copy_checkpoint(_EMPTY)
     checkpoint["id"] = pin_id
+    if ts is not None:
+        checkpoint["ts"] = ts
     config: RunnableConfig = {
         "configurable": {"thread_id": thread_id, "checkpoint_ns": PIN_NAMESPACE}
     }
