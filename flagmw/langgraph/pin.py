@@ -121,24 +121,48 @@ def _jcs(value: Any) -> str:
 
 
 def _provenance_jcs(groups: Iterable[tuple[Provenance, list[str]]]) -> str:
-    """``[[provenance, [keys…]], …]`` as JCS, equal provenances (distinct objects) merged."""
-    merged: dict[Provenance, list[str]] = {}
+    """``[[provenance, [keys…]], …]`` as JCS, equal provenances merged into one group."""
+    merged: dict[str, list[str]] = {}
     for prov, names in groups:
-        merged.setdefault(prov, []).extend(names)
-    parts = []
-    for prov, names in merged.items():
-        head = _PROVENANCE_JCS.get(prov)
-        if head is None:
+        hit = _PROVENANCE_JCS.get(id(prov))
+        if hit is not None and hit[0] is prov:
+            head = hit[1]
+        else:
             if len(_PROVENANCE_JCS) >= 1024:
                 _PROVENANCE_JCS.clear()
-            head = _PROVENANCE_JCS[prov] = _jcs(prov.to_dict())
-        parts.append(f"[{head},[{','.join(map(_encode_str, names))}]]")
+            head = _jcs(prov.to_dict())
+            _PROVENANCE_JCS[id(prov)] = (prov, head)
+        group = merged.get(head)
+        if group is None:
+            merged[head] = names
+        else:
+            merged[head] = group + names
+    parts = [f"[{head},[{','.join(map(_encode_str, names))}]]" for head, names in merged.items()]
     return "[" + ",".join(parts) + "]"
 
 
-# Provenance → its JCS form: runs share a handful of provenances (the snapshot rev, a
-# tenant, an override), so each is encoded once
-_PROVENANCE_JCS: dict[Provenance, str] = {}
+# id(provenance) → (provenance, its JCS form): runs share a handful of provenance objects
+# (the snapshot rev, a tenant, an override); the entry holds the object, so its id cannot
+# be reused while cached
+_PROVENANCE_JCS: dict[int, tuple[Provenance, str]] = {}
+
+
+# id(candidate) → (candidate, its "key":value in RFC 8785 form), for the values whose
+# compact JSON is not already that (floats, lists, mappings). Candidates are shared by
+# the runs resolved against one snapshot; the entry holds the candidate, so its id cannot
+# be reused while cached.
+_FRAGMENTS: dict[int, tuple[Candidate, str]] = {}
+
+
+def _jcs_fragment(name: str, cand: Candidate) -> str:
+    hit = _FRAGMENTS.get(id(cand))
+    if hit is not None and hit[0] is cand:
+        return hit[1]
+    fragment = f"{_encode_str(name)}:{_jcs(cand.value)}"
+    if len(_FRAGMENTS) >= 4096:
+        _FRAGMENTS.clear()
+    _FRAGMENTS[id(cand)] = (cand, fragment)
+    return fragment
 
 
 # -- encoding -------------------------------------------------------------------------
@@ -189,11 +213,12 @@ def encode_pin(rc: RunConfig, *, key: str | bytes | None = None) -> str:
         if t is str or t is bool or t is int or value is None:
             frags.append(cand.fragment)
         else:
-            head = _encode_str(name)
             if odd is None:
                 odd = {}
-            odd[len(frags)] = f"{head}:{float.__repr__(value)}" if t is float else cand.fragment
-            frags.append(f"{head}:{_jcs(value)}")
+            odd[len(frags)] = (
+                f"{_encode_str(name)}:{float.__repr__(value)}" if t is float else cand.fragment
+            )
+            frags.append(_jcs_fragment(name, cand))
         prov = cand.provenance
         if prov is not last:
             if prov.layer is Layer.DEFAULT:
@@ -227,14 +252,17 @@ def encode_pin(rc: RunConfig, *, key: str | bytes | None = None) -> str:
     config_hash = f'"config_hash":{_encode_str(rc.config_hash)}'
     pre.append(config_hash)
     pre_text.append(config_hash)
-    pre.append(f'"context":{_jcs(context)}')
-    pre_text.append(f'"context":{_ENCODER.encode(context)}')
+    # the context in its JCS form in the stored text too: it is what the digest covers,
+    # and a float attribute read back as an int (1.0 → 1) compares equal
+    context_member = f'"context":{_jcs(context)}'
+    pre.append(context_member)
+    pre_text.append(context_member)
     rest = (
         f'"environment":{_encode_str(rc.environment)},"format":"{PIN_FORMAT}",'
         f'"override_ids":{_jcs(list(rc.override_ids))},"provenance":{provenance},'
     )
     tail = f'"snapshot_hash":{_jcs(rc.snapshot_hash)},"snapshot_rev":{_jcs(rc.snapshot_rev)},'
-    variants = f'"variants":{_jcs(dict(rc.variants))}'
+    variants = f'"variants":{_jcs(dict(rc.variants)) if rc.variants else "{}"}'
     payload = (
         "{"
         + ",".join(pre)
