@@ -638,3 +638,21 @@ async def test_async_resume_after_deletion_reads_two_checkpoints(client: FlagCli
     assert saver.reads == 2
     out = await graph.ainvoke(Command(resume="yes"), config)
     assert {e["hash"] for e in out["log"]} == {pinned_hash}
+
+
+def test_checkpoints_written_without_the_wrapper_are_walked_back(client: FlagClient) -> None:
+    saver = CountingMemory()
+    bare = linear_graph(("a", "b"), {"b": ask}, checkpointer=saver)
+    graph = flagmw.wrap(bare, client, tracer=False)
+    config = cfg()
+    pinned_hash = graph.invoke({"log": []}, config)["log"][0]["hash"]
+    for _ in range(3):  # the bare graph (its own saver) writes checkpoints naming no pin
+        bare.update_state(config, {"log": [{"node": "human"}]})
+    assert REF_KEY not in bare.get_state(config).metadata
+    saver.reads = 0
+    assert graph.get_pinned_config(config).config_hash == pinned_hash  # type: ignore[union-attr]
+    assert saver.reads == 5  # the latest, two more back to one that names the pin, the pin
+    publish(client, 2)
+    out = graph.invoke(Command(resume="yes"), config)
+    assert {e["hash"] for e in out["log"] if "hash" in e} == {pinned_hash}
+    assert REF_KEY in graph.get_state(config).metadata  # named again from then on

@@ -437,7 +437,7 @@ def _lookup_configs(
 
 def _lookup(config: RunnableConfig) -> Generator[_Request, Any, _Found]:
     """The lookup, sans I/O (one implementation for sync and async): yields the reads it
-    needs, receives their results. Two reads in the 0.2 layout."""
+    needs, receives their results. Two reads when the checkpoint resumed names its pin."""
     cfgs = _lookup_configs(config)
     if cfgs is None:
         return _Found(None, None, None)
@@ -445,37 +445,42 @@ def _lookup(config: RunnableConfig) -> Generator[_Request, Any, _Found]:
     tup: CheckpointTuple | None = yield ("get", explicit or base)
     if tup is None:
         return _Found(None, None, None)
-    md: Mapping[str, Any] = tup.metadata or {}
-    ref = md.get(REF_KEY)
-    if isinstance(ref, str) and ref:
-        pin_id, _, span = ref.partition(" ")
-        thread_id = base["configurable"]["thread_id"]
-        held: CheckpointTuple | None = yield ("get", _pin_config(thread_id, pin_id))
-        pin = (held.metadata or {}).get(PIN_KEY) if held is not None else None
-        if not isinstance(pin, str):
-            pin = None
-        return _Found(pin, pin_id if pin else None, span or None, pin_id, True)
-    # 0.1 layout: the pin on the run's first root checkpoint; walk back to it
+    # A checkpoint that names no pin: written by 0.1 (the pin on the run's first root
+    # checkpoint) or outside the wrapper (the bare graph's update_state): walk back to
+    # the nearest pin or reference.
     state: dict[str, Any] = {}
     found = _scan([tup], state)
     if found is None:
         found = yield ("scan", base, tup.config, state)
     if found is None:
-        found = _Found(None, None, state.get("span"))
-    return replace(found, exists=True)
+        return _Found(None, None, state.get("span"), exists=True)
+    if found.ref is None:
+        return found  # a 0.1 pin
+    thread_id = base["configurable"]["thread_id"]
+    held: CheckpointTuple | None = yield ("get", _pin_config(thread_id, found.ref))
+    pin = (held.metadata or {}).get(PIN_KEY) if held is not None else None
+    if not isinstance(pin, str):
+        return found
+    return replace(found, pin=pin, checkpoint_id=found.ref)
 
 
 def _scan(tuples: Iterable[CheckpointTuple | None], state: dict[str, Any]) -> _Found | None:
+    """The first of ``tuples`` (newest first) that names a pin (``flagmw.ref``) or holds
+    a 0.1 one (``flagmw.pin``), as a :class:`_Found` (``pin`` None: to be read)."""
     for tup in tuples:
         if tup is None:
             continue
         md: Mapping[str, Any] = tup.metadata or {}
+        ref = md.get(REF_KEY)
+        if isinstance(ref, str) and ref:
+            pin_id, _, span = ref.partition(" ")
+            return _Found(None, None, state.get("span") or span or None, pin_id, True)
         if state.get("span") is None and isinstance(md.get(SPAN_KEY), str):
             state["span"] = md[SPAN_KEY]
         pin = md.get(PIN_KEY)
         if isinstance(pin, str):
             cid = tup.config.get("configurable", {}).get("checkpoint_id")
-            return _Found(pin, cid, state.get("span"))
+            return _Found(pin, cid, state.get("span"), None, True)
     return None
 
 
