@@ -656,3 +656,21 @@ def test_checkpoints_written_without_the_wrapper_are_walked_back(client: FlagCli
     out = graph.invoke(Command(resume="yes"), config)
     assert {e["hash"] for e in out["log"] if "hash" in e} == {pinned_hash}
     assert REF_KEY in graph.get_state(config).metadata  # named again from then on
+
+
+def test_a_digest_less_form_put_in_place_of_the_pin_is_refused(
+    client: FlagClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.sqlite"
+    config = interrupted_sqlite_run(client, path)
+
+    def downgrade(pin: dict[str, Any]) -> None:  # decode_pin reads 0.1 and plain forms
+        rc = decode_pin(json.dumps(pin))
+        data = json.loads(rc.to_json())
+        data["context"]["tenant_id"] = "globex"
+        pin.clear()
+        pin.update(data)
+
+    edit_stored_pin(path, downgrade)
+    with pytest.raises(IntegrityError, match=r"not 'flagmw.pin/2'.*refused"):
+        resume(client, path, config)

@@ -461,7 +461,22 @@ def _lookup(config: RunnableConfig) -> Generator[_Request, Any, _Found]:
     pin = (held.metadata or {}).get(PIN_KEY) if held is not None else None
     if not isinstance(pin, str):
         return found
+    _refuse_downgrade(pin, found.ref)
     return replace(found, pin=pin, checkpoint_id=found.ref)
+
+
+def _refuse_downgrade(pin: str, pin_id: str) -> None:
+    """A pin in the pin namespace is always ``flagmw.pin/2`` (with its digest): one of the
+    digest-less forms :func:`decode_pin` also reads there was put in place of it."""
+    try:
+        fmt = json.loads(pin).get("format")
+    except (json.JSONDecodeError, AttributeError):
+        return  # decode_pin reports it
+    if fmt != PIN_FORMAT:
+        raise IntegrityError(
+            f"pin {pin_id} (namespace {PIN_NAMESPACE!r}) is {fmt!r}, not {PIN_FORMAT!r}: "
+            "a pin stored there always carries a digest; refused"
+        )
 
 
 def _scan(tuples: Iterable[CheckpointTuple | None], state: dict[str, Any]) -> _Found | None:
