@@ -25,7 +25,8 @@ import flagmw
 from benchmarks._snapshots import fleet_contexts, fleet_document, fleet_registry
 from benchmarks._timing import machine_info, markdown_table, measure, timer_overhead_ns
 from flagmw import FlagClient, MemoryStore
-from flagmw.langgraph.pin import decode_pin, encode_pin, find_pin
+from flagmw.langgraph.pin import decode_pin, encode_pin
+from flagmw.langgraph.pin_store import find_pin
 
 
 class _Loop(TypedDict):

@@ -42,7 +42,8 @@ from flagmw.core.runconfig import (
     make_candidate,
 )
 from flagmw.langgraph.keys import PIN_KEY, PIN_NAMESPACE, REF_KEY, SPAN_KEY
-from flagmw.langgraph.pin import _jcs, decode_pin, encode_pin, find_pin, pin_digest
+from flagmw.langgraph.pin import _jcs, decode_pin, encode_pin, pin_digest
+from flagmw.langgraph.pin_store import find_pin
 from flagmw.langgraph.run import RunState
 from flagmw.testing import pinned, pinned_config
 

@@ -19,7 +19,7 @@ from langgraph.checkpoint.base import (
 )
 
 from flagmw.langgraph.keys import REF_KEY, SPAN_KEY
-from flagmw.langgraph.pin import pin_record
+from flagmw.langgraph.pin_store import pin_record
 from flagmw.langgraph.run import RUN_KEY, RunState
 
 log = logging.getLogger("flagmw")
