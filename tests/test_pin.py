@@ -675,3 +675,19 @@ def test_a_digest_less_form_put_in_place_of_the_pin_is_refused(
     edit_stored_pin(path, downgrade)
     with pytest.raises(IntegrityError, match=r"not 'flagmw.pin/2'.*refused"):
         resume(client, path, config)
+
+
+def test_hot_changes_are_covered_by_the_digest() -> None:
+    before = pinned_config({"a.b": 1, "c.d": 1.5, "e.f": [1.0, {"x": 2}]}, snapshot_rev=3)
+    after = pinned_config({"a.b": 2, "c.d": 2.0, "e.f": [1.0, {"x": 3}]}, snapshot_rev=4)
+    rc = before.with_hot(after, {"a.b", "c.d", "e.f"}, at=1764720000.5, step=3)
+    assert len(rc.changes) == 3
+    text = encode_pin(rc)
+    data = json.loads(text)
+    digest = data.pop("digest")
+    assert digest == pin_digest(rfc8785.dumps(data), None)
+    assert decode_pin(text) == rc
+    data["changes"][0]["step"] = 4  # a change rewritten
+    data["digest"] = digest
+    with pytest.raises(IntegrityError, match="digest does not match"):
+        decode_pin(json.dumps(data))
