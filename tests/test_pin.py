@@ -297,7 +297,7 @@ def test_resume_of_a_400_superstep_thread_reads_a_constant_number_of_checkpoints
             saver = CountingSqlite(conn)
         bare = looping_graph(steps, saver)
         graph = flagmw.wrap(bare, client, tracer=False)
-        config = cfg(recursion_limit=steps + 10)
+        config = cfg()
         config["recursion_limit"] = steps + 10
         graph.invoke({"n": 0}, config)
         assert graph.get_state(config).next == ("ask",)
