@@ -43,7 +43,14 @@ from flagmw import EvaluationContext, FlagClient, IntegrityError, MemoryStore, N
 from flagmw.errors import ConfigChangedError
 from flagmw.langgraph.checkpointer import PinningCheckpointer
 from flagmw.langgraph.context import SECRET_WORDS, context_from_config, is_secret_key
-from flagmw.langgraph.keys import CONFIG_HASH_KEY, PIN_FORMAT, PIN_KEY, SNAPSHOT_REV_KEY
+from flagmw.langgraph.keys import (
+    CONFIG_HASH_KEY,
+    PIN_FORMAT,
+    PIN_KEY,
+    PIN_NAMESPACE,
+    REF_KEY,
+    SNAPSHOT_REV_KEY,
+)
 from flagmw.langgraph.pin import decode_pin, encode_pin
 from flagmw.testing import pinned, pinned_config
 
@@ -90,6 +97,13 @@ def root_metadata(saver: Any, config: dict[str, Any]) -> list[dict[str, Any]]:
     return [dict(t.metadata) for t in reversed(list(saver.list(base)))]
 
 
+def stored_pins(saver: Any, config: dict[str, Any]) -> list[str]:
+    """The pins stored for the thread (its ``flagmw.pin`` namespace), oldest first."""
+    thread = config["configurable"]["thread_id"]
+    base = {"configurable": {"thread_id": thread, "checkpoint_ns": PIN_NAMESPACE}}
+    return [t.metadata[PIN_KEY] for t in reversed(list(saver.list(base)))]
+
+
 # -- pin and resume -------------------------------------------------------------------
 
 
@@ -126,9 +140,9 @@ def test_interrupt_publish_ten_snapshots_resume_keeps_the_pinned_config(
     assert pinned is not None
     assert pinned.config_hash == before["hash"]
     # the stored form is JSON primitives, one pin for the whole thread
-    metas = root_metadata(saver, config)
-    pins = [m[PIN_KEY] for m in metas if PIN_KEY in m]
+    pins = stored_pins(saver, config)
     assert len(pins) == 1
+    assert len({m[REF_KEY] for m in root_metadata(saver, config)}) == 1
     assert isinstance(pins[0], str)
     assert decode_pin(json.loads(json.dumps(pins[0]))) == pinned
 
@@ -146,7 +160,8 @@ def test_pin_and_resume_under_every_durability_mode(
         publish(client, 2)
         out = graph.invoke(Command(resume="ok"), config, durability=durability)
         assert {e["hash"] for e in out["log"]} == {first["log"][0]["hash"]}
-        assert sum(PIN_KEY in m for m in root_metadata(saver, config)) == 1
+        assert len(stored_pins(saver, config)) == 1
+        assert not any(PIN_KEY in m for m in root_metadata(saver, config))
 
 
 async def test_async_interrupt_and_resume_keeps_the_pin(client: FlagClient) -> None:
@@ -165,7 +180,7 @@ async def test_async_interrupt_and_resume_keeps_the_pin(client: FlagClient) -> N
     assert await graph.aget_pinned_config(config) == graph.get_pinned_config(config)
 
 
-def test_pin_is_written_once_and_later_checkpoints_carry_no_flagmw_keys(
+def test_pin_is_written_once_and_later_checkpoints_carry_only_its_reference(
     client: FlagClient, saver: Any
 ) -> None:
     names = tuple(f"n{i}" for i in range(12))
@@ -175,17 +190,20 @@ def test_pin_is_written_once_and_later_checkpoints_carry_no_flagmw_keys(
     metas = root_metadata(saver, config)
     assert len(metas) == len(names) + 2  # input, one per node, and the start checkpoint
     first, *later = metas
-    assert json.loads(first[PIN_KEY])["config_hash"] == first[CONFIG_HASH_KEY]
+    (pin,) = stored_pins(saver, config)
+    assert json.loads(pin)["config_hash"] == first[CONFIG_HASH_KEY]
     assert first[SNAPSHOT_REV_KEY] == 1
     for meta in later:
-        assert not [k for k in meta if k.startswith("flagmw.")], meta
+        assert [k for k in meta if k.startswith("flagmw.")] == [REF_KEY], meta
+        assert meta[REF_KEY] == first[REF_KEY]
     # a second turn on the same thread is a new run: it pins again, once
     publish(client, 2)
     graph.invoke({"log": []}, config)
+    pins = stored_pins(saver, config)
+    assert len(pins) == 2
+    assert json.loads(pins[-1])["snapshot_rev"] == 2
     metas = root_metadata(saver, config)
-    pinned_steps = [m["step"] for m in metas if PIN_KEY in m]
-    assert len(pinned_steps) == 2
-    assert json.loads(metas[-1 - len(names) - 1][PIN_KEY])["snapshot_rev"] == 2
+    assert len({m[REF_KEY] for m in metas}) == 2
 
 
 def test_pin_lookup_respects_an_explicit_checkpoint_id(client: FlagClient) -> None:
@@ -240,20 +258,23 @@ def test_checkpoints_of_a_wrapped_graph_are_those_of_the_bare_graph_plus_one_pin
             sizes[wrapped] = total(path)
             stored[wrapped] = [
                 (dict(t.metadata), t.checkpoint["channel_values"])
-                for t in reversed(list(s.list(run_config)))
+                for t in reversed(list(s.list(cfg("same-thread", checkpoint_ns=""))))
             ]
-    (pinned_meta, _), *_ = stored[True]
-    pin = pinned_meta[PIN_KEY]
+            if wrapped:
+                pins = stored_pins(s, run_config)
+    (pin,) = pins
     added_meta = sizes[True][0] - sizes[False][0]
-    # the pin (JSON-escaped inside the metadata JSON) plus rev and hash keys, nothing else
-    assert len(pin) <= added_meta <= len(pin) * 1.3 + 200
+    # the pin (JSON-escaped inside the metadata JSON) plus rev and hash keys, and a
+    # reference to the pin on every checkpoint, nothing else
+    refs = len(stored[True]) * len(f',"{REF_KEY}":"{"0" * 32}"')
+    assert len(pin) + refs <= added_meta <= len(pin) * 1.3 + refs + 200
     assert len(stored[True]) == len(stored[False]) == len(names) + 2
     for i, ((meta_w, values_w), (meta_b, values_b)) in enumerate(
         zip(stored[True], stored[False], strict=True)
     ):
         assert values_w == values_b  # channel values are untouched
         extra = {k: v for k, v in meta_w.items() if k not in meta_b}
-        assert set(extra) == ({PIN_KEY, SNAPSHOT_REV_KEY, CONFIG_HASH_KEY} if i == 0 else set())
+        assert set(extra) == ({REF_KEY, SNAPSHOT_REV_KEY, CONFIG_HASH_KEY} if i == 0 else {REF_KEY})
 
 
 @settings(max_examples=60, deadline=None)
@@ -388,7 +409,7 @@ def test_tampered_pin_raises_integrity_error(client: FlagClient, tmp_path: Path)
             graph.invoke(Command(resume="ok"), config)
 
 
-def test_resume_of_a_thread_without_pin_resolves_fresh_with_a_warning(
+def test_resume_of_a_thread_without_pin_fails_unless_live(
     client: FlagClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     saver = InMemorySaver()
@@ -398,7 +419,14 @@ def test_resume_of_a_thread_without_pin_resolves_fresh_with_a_warning(
         bare.invoke({"log": []}, config)
     assert bare.get_state(config).next == ("b",)
     publish(client, 2)
-    graph = flagmw.wrap(bare, client, tracer=False)
+    # on_resume="pinned" (the default) cannot keep a config it cannot find: it fails
+    # instead of silently resolving a new one (issue 7, bug 3.2)
+    for policy in ("pinned", "fail_if_changed"):
+        strict = flagmw.wrap(bare, client, tracer=False, on_resume=policy)  # type: ignore[arg-type]
+        with pytest.raises(IntegrityError, match=r"name no pin.*on_resume='live'"):
+            strict.invoke(Command(resume="ok"), config)
+    assert bare.get_state(config).next == ("b",)  # nothing ran
+    graph = flagmw.wrap(bare, client, tracer=False, on_resume="live")
     with caplog.at_level(logging.WARNING, logger="flagmw"):
         out = graph.invoke(Command(resume="ok"), config)
     assert "no pinned RunConfig" in caplog.text

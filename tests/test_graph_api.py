@@ -30,7 +30,7 @@ from pydantic import BaseModel
 import flagmw
 from flagmw import FlagClient, MemoryStore, RunConfig
 from flagmw.langgraph.drain import RunDrained
-from flagmw.langgraph.keys import PIN_KEY
+from flagmw.langgraph.keys import PIN_KEY, PIN_NAMESPACE, REF_KEY
 from flagmw.langgraph.run import RUN_KEY, current_run
 from flagmw.testing import ScriptedChatModel, pinned, tool_call
 
@@ -230,7 +230,9 @@ def test_get_state_and_update_state(client: FlagClient) -> None:
     assert [e["node"] for e in out["log"]] == ["a", "human", "b", "c"]
     assert {e["rev"] for e in out["log"] if "rev" in e} == {1}
     history = list(graph.get_state_history(config))
-    assert sum(PIN_KEY in h.metadata for h in history) == 1
+    assert not any(PIN_KEY in h.metadata for h in history)  # in the flagmw.pin namespace
+    # every root checkpoint names the pin, the one update_state wrote included
+    assert len({h.metadata[REF_KEY] for h in history}) == 1
 
 
 def test_batch_pins_each_run(client: FlagClient) -> None:
@@ -310,13 +312,14 @@ def test_a_wrapped_graph_nested_in_a_wrapped_parent_gets_its_own_run(
     assert child_run.parent is not None
     assert id(child_run.parent) == by["p1"]["run"]
     assert child_run.parent.client is client
-    # the parent's pin in the root namespace; the nested run has no checkpoint of its
+    # the parent's pin in its pin namespace; the nested run has no checkpoint of its
     # own to pin into (it runs under a task of the parent's thread)
     every = list(saver.list(None))
     flagged = [t for t in every if any(k.startswith("flagmw.") for k in t.metadata)]
-    assert len(flagged) == 1, [t.metadata for t in every]
-    assert PIN_KEY in flagged[0].metadata
-    assert flagged[0].config["configurable"]["checkpoint_ns"] == ""
+    pins = [t for t in flagged if PIN_KEY in t.metadata]
+    assert len(pins) == 1, [t.metadata for t in every]
+    assert pins[0].config["configurable"]["checkpoint_ns"] == PIN_NAMESPACE
+    assert {t.config["configurable"]["checkpoint_ns"] for t in flagged} == {"", PIN_NAMESPACE}
     assert child_run.pin_source == "ephemeral"
 
 

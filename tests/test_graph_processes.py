@@ -33,7 +33,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 import flagmw
 from flagmw import EvaluationContext, FlagClient, SQLiteStore
 from flagmw.langgraph.drain import RunDrained
-from flagmw.langgraph.keys import PIN_KEY
+from flagmw.langgraph.keys import PIN_KEY, PIN_NAMESPACE
 from flagmw.langgraph.pin import decode_pin
 
 WORKERS = Path(__file__).parent / "graph_workers"
@@ -70,6 +70,16 @@ def root_metadata(checkpoints: Path, thread: str) -> list[dict[str, Any]]:
     return [json.loads(m) for (m,) in rows]
 
 
+def pin_metadata(checkpoints: Path, thread: str) -> list[dict[str, Any]]:
+    """The metadata of ``thread``'s pin checkpoints (its ``flagmw.pin`` namespace)."""
+    with sqlite3.connect(f"file:{checkpoints}?mode=ro", uri=True, timeout=5) as db:
+        rows = db.execute(
+            "SELECT metadata FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ?",
+            (thread, PIN_NAMESPACE),
+        ).fetchall()
+    return [json.loads(m) for (m,) in rows]
+
+
 def test_crash_mid_run_then_a_fresh_process_resumes_with_the_pinned_config(
     tmp_path: Path,
 ) -> None:
@@ -100,7 +110,7 @@ def test_crash_mid_run_then_a_fresh_process_resumes_with_the_pinned_config(
             "the checkpoint after node a",
         )
         assert all(PIN_KEY not in m for m in metas)
-        (pin,) = [m[PIN_KEY] for m in root_metadata(checkpoints, thread) if PIN_KEY in m]
+        (pin,) = [m[PIN_KEY] for m in pin_metadata(checkpoints, thread)]
         os.kill(worker.pid, signal.SIGKILL)
         assert worker.wait(timeout=30) == -signal.SIGKILL
     finally:

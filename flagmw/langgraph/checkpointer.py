@@ -1,41 +1,35 @@
-"""The checkpointer delegate that writes the pin into the run's checkpoint metadata."""
+"""The checkpointer delegate: forwards every public method of ``BaseCheckpointSaver`` to
+the real checkpointer and writes the flagmw pin, its reference and the span reference
+into the run's checkpoints."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
-from collections.abc import (
-    AsyncIterator,
-    Iterator,
-    Mapping,
-    Sequence,
-)
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
-
-# the merge LangGraph itself applies to an invocation's config (ambient config, the
-# reset of an inherited checkpoint coordinate); private in langgraph 1.2
 from langgraph.checkpoint.base import (
     BaseCheckpointSaver,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
-    CheckpointTuple,
 )
-from langgraph.pregel._checkpoint import put_writes_accepts_task_path
 
+from flagmw.langgraph.keys import REF_KEY, SPAN_KEY
+from flagmw.langgraph.pin_store import pin_record
 from flagmw.langgraph.run import RUN_KEY, RunState
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
-from flagmw.langgraph.keys import PIN_KEY, SPAN_KEY
 
 log = logging.getLogger("flagmw")
 
 
-#: The channel of pending writes where LangGraph stores interrupts (part of its persisted
-#: checkpoint format; the constant itself lives in the private langgraph._internal).
-_INTERRUPT = "__interrupt__"
+#: The channel of pending writes where LangGraph stores interrupts: part of its persisted
+#: checkpoint format. LangGraph exports no public constant for it (it is
+#: ``langgraph._internal._constants.INTERRUPT``); tests/test_checkpointer.py proves a real
+#: ``interrupt()`` is written under this name.
+INTERRUPT_CHANNEL = "__interrupt__"
 
 
 def _note_interrupt(config: RunnableConfig, writes: Sequence[tuple[str, Any]]) -> None:
@@ -48,7 +42,7 @@ def _note_interrupt(config: RunnableConfig, writes: Sequence[tuple[str, Any]]) -
     if not conf or conf.get("checkpoint_ns", ""):
         return
     run = conf.get(RUN_KEY)
-    if isinstance(run, RunState) and any(channel == _INTERRUPT for channel, _ in writes):
+    if isinstance(run, RunState) and any(channel == INTERRUPT_CHANNEL for channel, _ in writes):
         run.interrupted = True
 
 
@@ -59,27 +53,50 @@ def _strip_flagmw(config: RunnableConfig) -> RunnableConfig:
     return {**config, "metadata": {k: v for k, v in meta.items() if not k.startswith("flagmw.")}}
 
 
+def _accepts_task_path(put_writes: Callable[..., Any]) -> bool:
+    """Whether a saver's ``put_writes`` / ``aput_writes`` takes ``task_path`` (savers
+    written before langgraph-checkpoint 2.0.x added it do not): read once from its
+    signature, as LangGraph itself does."""
+    try:
+        params = inspect.signature(put_writes).parameters
+    except (TypeError, ValueError):  # no introspectable signature: assume the current API
+        return True
+    # task_path is passed positionally (as LangGraph does): a *args saver takes it too
+    return "task_path" in params or any(
+        p.kind is inspect.Parameter.VAR_POSITIONAL for p in params.values()
+    )
+
+
+_Write = tuple[RunnableConfig, Checkpoint, CheckpointMetadata]
+
+
 class PinningCheckpointer(BaseCheckpointSaver[Any]):
     """A checkpointer that forwards everything to ``inner`` and writes the flagmw pin.
 
     ``wrap`` puts one in place of the graph's checkpointer (in the wrapped copy only).
     For a checkpoint written by a wrapped invocation (its config carries the
-    :class:`~flagmw.run.RunState` under ``configurable[RUN_KEY]``):
+    :class:`~flagmw.run.RunState` under ``configurable[RUN_KEY]``), in the root namespace
+    (``checkpoint_ns == ""``):
 
-    * the first checkpoint the invocation writes in the root namespace
-      (``checkpoint_ns == ""``) gets ``flagmw.pin`` (the pinned RunConfig as a JSON
-      string, only when the invocation pinned a new config) and ``flagmw.span`` (the
-      trace writer's span reference, when set), and keeps ``flagmw.snapshot_rev`` /
-      ``flagmw.config_hash`` from ``config["metadata"]``;
-    * every other checkpoint (later steps, subgraph namespaces) is written without the
-      ``flagmw.*`` keys of ``config["metadata"]`` — savers copy the scalar values of
-      ``config["metadata"]`` into every checkpoint
-      (``langgraph.checkpoint.base.get_checkpoint_metadata``), which would otherwise
-      add bytes per step.
+    * when the invocation pinned a new config, the first checkpoint is preceded by the
+      pin checkpoint (:func:`~flagmw.langgraph.pin.pin_record`: the pin in the
+      metadata of an empty checkpoint in the thread's ``flagmw.pin`` namespace);
+    * every checkpoint gets ``flagmw.ref`` — the pin's id, and the trace writer's span
+      reference when set (≤ 100 bytes);
+    * the first checkpoint also gets ``flagmw.span`` and keeps ``flagmw.snapshot_rev`` /
+      ``flagmw.config_hash`` from ``config["metadata"]``; every other checkpoint is
+      written without the ``flagmw.*`` keys of ``config["metadata"]`` — savers copy the
+      scalar values of ``config["metadata"]`` into every checkpoint
+      (``langgraph.checkpoint.base.get_checkpoint_metadata``).
 
-    So a run adds a constant number of bytes to its thread, whatever its number of
-    steps. Anything else (``put_writes``, ``list``, ``get_tuple``, ``delete_thread``,
-    ``setup``, ``conn`` …) is forwarded unchanged.
+    A root checkpoint written outside a wrapped invocation (``update_state``) carries
+    its parent's ``flagmw.ref`` forward (one read), so the latest checkpoint always
+    names the pin. Subgraph namespaces are written without ``flagmw.*`` keys.
+
+    Every other public method of ``BaseCheckpointSaver`` — those of the installed
+    langgraph-checkpoint, including any added upstream later — is forwarded to
+    ``inner`` unchanged (generated below the class), as are its attributes
+    (``serde``, ``conn``, ``setup`` …).
 
     Args:
         inner: the real checkpointer (InMemorySaver, SqliteSaver, PostgresSaver, …).
@@ -88,10 +105,10 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
     def __init__(self, inner: BaseCheckpointSaver[Any]) -> None:
         # no super().__init__: serde belongs to the inner saver (see the property)
         self.inner = inner
-        self._writes_task_path = put_writes_accepts_task_path(inner.put_writes)
-        self._awrites_task_path = put_writes_accepts_task_path(inner.aput_writes)
+        self._writes_task_path = _accepts_task_path(inner.put_writes)
+        self._awrites_task_path = _accepts_task_path(inner.aput_writes)
 
-    # serde / specs / versions belong to the inner saver
+    # serde / specs belong to the inner saver
     @property
     def serde(self) -> Any:
         return self.inner.serde
@@ -103,9 +120,6 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
     @property
     def config_specs(self) -> list[Any]:
         return list(self.inner.config_specs)
-
-    def get_next_version(self, current: Any, channel: None) -> Any:
-        return self.inner.get_next_version(current, channel)
 
     def with_allowlist(self, extra_allowlist: Any) -> BaseCheckpointSaver[Any]:
         clone = self.inner.with_allowlist(extra_allowlist)
@@ -123,26 +137,61 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
 
     @staticmethod
     def _prepare(
-        config: RunnableConfig, metadata: CheckpointMetadata
-    ) -> tuple[RunnableConfig, CheckpointMetadata]:
+        config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
+    ) -> tuple[RunnableConfig, CheckpointMetadata, _Write | None, bool]:
+        """(config, metadata) to write, the pin checkpoint to write first, and whether the
+        parent's reference must be carried forward (a put outside a wrapped run)."""
         conf = config.get("configurable")
-        run = conf.get(RUN_KEY) if conf else None
+        if not conf or conf.get("checkpoint_ns", ""):
+            run = conf.get(RUN_KEY) if conf else None
+            if isinstance(run, RunState):
+                config = _strip_flagmw(config)
+            return config, metadata, None, False
+        run = conf.get(RUN_KEY)
         if not isinstance(run, RunState):
-            return config, metadata
-        if conf.get("checkpoint_ns", "") == "" and not run.root_checkpoint_written:  # type: ignore[union-attr]
+            carry = bool(conf.get("checkpoint_id")) and REF_KEY not in metadata
+            return config, metadata, None, carry
+        pin_write: _Write | None = None
+        extra: dict[str, Any] = {}
+        if not run.root_checkpoint_written:
             run.root_checkpoint_written = True
-            extra: dict[str, Any] = {}
             if run.pending_pin is not None:
-                extra[PIN_KEY] = run.pending_pin
+                pin_id, *rest = pin_record(
+                    conf["thread_id"], checkpoint["id"], run.pending_pin, checkpoint.get("ts")
+                )
+                pin_write = cast(_Write, tuple(rest))
+                run.pin_ref = pin_id
                 run.pending_pin = None
             if run.span_ref:
                 extra[SPAN_KEY] = run.span_ref
-            if extra:
-                # a copy: the loop keeps its metadata dict (and streams it in
-                # "checkpoints" mode), so it must not see these keys
-                metadata = cast(CheckpointMetadata, {**metadata, **extra})
-            return config, metadata
-        return _strip_flagmw(config), metadata
+        else:
+            config = _strip_flagmw(config)
+        ref = run.pin_ref
+        if ref is not None:
+            extra[REF_KEY] = f"{ref} {run.span_ref}" if run.span_ref else ref
+        if extra:
+            # a copy: the loop keeps its metadata dict (and streams it in
+            # "checkpoints" mode), so it must not see these keys
+            metadata = cast(CheckpointMetadata, {**metadata, **extra})
+        return config, metadata, pin_write, False
+
+    @staticmethod
+    def _parent_config(config: RunnableConfig) -> RunnableConfig:
+        conf = config["configurable"]
+        return {
+            "configurable": {
+                "thread_id": conf["thread_id"],
+                "checkpoint_ns": "",
+                "checkpoint_id": conf["checkpoint_id"],
+            }
+        }
+
+    @staticmethod
+    def _carried(metadata: CheckpointMetadata, parent: Any) -> CheckpointMetadata:
+        ref = (parent.metadata or {}).get(REF_KEY) if parent is not None else None
+        if not isinstance(ref, str):
+            return metadata
+        return cast(CheckpointMetadata, {**metadata, REF_KEY: ref})
 
     # -- writes -----------------------------------------------------------------------
 
@@ -153,7 +202,12 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        config, metadata = self._prepare(config, metadata)
+        config, metadata, pin_write, carry = self._prepare(config, checkpoint, metadata)
+        if pin_write is not None:  # before the checkpoints that name it
+            self.inner.put(*pin_write, {})
+        elif carry:
+            parent = self.inner.get_tuple(self._parent_config(config))
+            metadata = self._carried(metadata, parent)
         return self.inner.put(config, checkpoint, metadata, new_versions)
 
     async def aput(
@@ -163,7 +217,12 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        config, metadata = self._prepare(config, metadata)
+        config, metadata, pin_write, carry = self._prepare(config, checkpoint, metadata)
+        if pin_write is not None:
+            await self.inner.aput(*pin_write, {})
+        elif carry:
+            parent = await self.inner.aget_tuple(self._parent_config(config))
+            metadata = self._carried(metadata, parent)
         return await self.inner.aput(config, checkpoint, metadata, new_versions)
 
     def put_writes(
@@ -192,70 +251,43 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
         else:
             await self.inner.aput_writes(config, writes, task_id)
 
-    # -- everything BaseCheckpointSaver defines, forwarded ----------------------------
 
-    def get(self, config: RunnableConfig) -> Checkpoint | None:
-        return self.inner.get(config)
+# -- everything else BaseCheckpointSaver defines, forwarded ------------------------------
 
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return self.inner.get_tuple(config)
 
-    def list(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> Iterator[CheckpointTuple]:
-        return self.inner.list(config, filter=filter, before=before, limit=limit)
+def _forwarder(name: str, member: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(member):
 
-    def delete_thread(self, thread_id: str) -> None:
-        self.inner.delete_thread(thread_id)
+        async def aforward(self: PinningCheckpointer, *args: Any, **kwargs: Any) -> Any:
+            return await getattr(self.inner, name)(*args, **kwargs)
 
-    def delete_for_runs(self, run_ids: Any) -> None:
-        self.inner.delete_for_runs(run_ids)
+        forward: Callable[..., Any] = aforward
+    else:
 
-    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        self.inner.copy_thread(source_thread_id, target_thread_id)
+        def sforward(self: PinningCheckpointer, *args: Any, **kwargs: Any) -> Any:
+            return getattr(self.inner, name)(*args, **kwargs)
 
-    def prune(self, thread_ids: Any, *, strategy: str = "keep_latest") -> None:
-        self.inner.prune(thread_ids, strategy=strategy)
+        forward = sforward
+    functools.update_wrapper(forward, member)
+    forward.__qualname__ = f"PinningCheckpointer.{name}"
+    forward.__doc__ = f"Forwarded to ``inner.{name}``."
+    return forward
 
-    def get_delta_channel_history(
-        self, *, config: RunnableConfig, channels: Sequence[str]
-    ) -> Mapping[str, Any]:
-        return self.inner.get_delta_channel_history(config=config, channels=channels)
 
-    async def aget(self, config: RunnableConfig) -> Checkpoint | None:
-        return await self.inner.aget(config)
+#: The public methods of ``BaseCheckpointSaver`` (of the installed langgraph-checkpoint)
+#: that :class:`PinningCheckpointer` forwards unchanged to its ``inner`` saver: every
+#: one it does not override (``put`` / ``aput`` / ``put_writes`` / ``aput_writes`` /
+#: ``with_allowlist``).
+FORWARDED: tuple[str, ...] = tuple(
+    sorted(
+        name
+        for name, member in vars(BaseCheckpointSaver).items()
+        if not name.startswith("_")
+        and inspect.isfunction(member)
+        and name not in PinningCheckpointer.__dict__
+    )
+)
 
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await self.inner.aget_tuple(config)
-
-    def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        return self.inner.alist(config, filter=filter, before=before, limit=limit)
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        await self.inner.adelete_thread(thread_id)
-
-    async def adelete_for_runs(self, run_ids: Any) -> None:
-        await self.inner.adelete_for_runs(run_ids)
-
-    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        await self.inner.acopy_thread(source_thread_id, target_thread_id)
-
-    async def aprune(self, thread_ids: Any, *, strategy: str = "keep_latest") -> None:
-        await self.inner.aprune(thread_ids, strategy=strategy)
-
-    async def aget_delta_channel_history(
-        self, *, config: RunnableConfig, channels: Sequence[str]
-    ) -> Mapping[str, Any]:
-        return await self.inner.aget_delta_channel_history(config=config, channels=channels)
+for _name in FORWARDED:
+    setattr(PinningCheckpointer, _name, _forwarder(_name, vars(BaseCheckpointSaver)[_name]))
+del _name

@@ -13,10 +13,17 @@ log = logging.getLogger("flagmw")
 
 
 #: Checkpoint metadata key of the pinned RunConfig (a JSON string, see :func:`encode_pin`):
-#: on the first checkpoint a run writes.
+#: on the run's pin checkpoint, in the thread's :data:`PIN_NAMESPACE` (0.1 wrote it on the
+#: first root checkpoint of the run; still read there).
 PIN_KEY = "flagmw.pin"
-#: The ``format`` tag of the stored pin.
-PIN_FORMAT = "flagmw.pin/1"
+#: The ``format`` tag of the stored pin (``"flagmw.pin/1"``: 0.1, without digest).
+PIN_FORMAT = "flagmw.pin/2"
+#: The checkpoint namespace of a thread that holds its runs' pins, one checkpoint per
+#: pinned run (see :mod:`flagmw.langgraph.pin`).
+PIN_NAMESPACE = "flagmw.pin"
+#: Checkpoint metadata key on every root checkpoint of a wrapped run: ``"<pin id>"`` or
+#: ``"<pin id> <span reference>"`` — where the run's pin is (O(1) on resume).
+REF_KEY = "flagmw.ref"
 #: Checkpoint metadata key of the trace writer's span reference: on the first
 #: checkpoint of every invocation (so a resume can link to the span it continues).
 SPAN_KEY = "flagmw.span"

@@ -326,6 +326,8 @@ class _Invocation:
                 ) from exc
         source = "checkpoint"
         if pinned is None:
+            if found.exists and s.on_resume != "live":
+                raise IntegrityError(found.missing(thread))
             log.warning(
                 "flagmw: thread %s has no pinned RunConfig in its checkpoints (did the run "
                 "start before the graph was wrapped?); resolving a fresh one",
@@ -368,6 +370,9 @@ class _Invocation:
         if source != "checkpoint":
             run.pending_pin = encode_pin(rc)
         else:
+            run.pin_ref = found.ref
+            if found.ref is None:  # a 0.1 pin: store it where this version finds it
+                run.pending_pin = encode_pin(rc)
             # the stored hot values are stale: began() brings them up to date before the
             # first step, once the observers know the run (each change is an event)
             self.refresh_hot_at_start = True

@@ -1,86 +1,261 @@
-"""The pin: the stored form of a run's RunConfig in checkpoint metadata, and finding it
-again when the run resumes."""
+"""The pin: the stored form of a run's RunConfig — :func:`encode_pin` /
+:func:`decode_pin`, format ``flagmw.pin/2`` with an integrity digest over RFC 8785
+canonical JSON (HMAC-SHA256 with ``FLAGMW_PIN_KEY``). Where it lives in a thread and how
+a resume finds it: :mod:`flagmw.langgraph.pin_store` (re-exported here)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
-import logging
-from collections.abc import (
-    Iterable,
-    Mapping,
-)
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from langchain_core.runnables import RunnableConfig
+import rfc8785
 
-# the merge LangGraph itself applies to an invocation's config (ambient config, the
-# reset of an inherited checkpoint coordinate); private in langgraph 1.2
-from langgraph.checkpoint.base import (
-    BaseCheckpointSaver,
-    CheckpointTuple,
-)
-
+from flagmw.core.candidate import Candidate
+from flagmw.core.canonical import canonical_json
 from flagmw.core.provenance import Layer, Provenance
 from flagmw.core.runconfig import FORMAT as RUNCONFIG_FORMAT
 from flagmw.core.runconfig import RunConfig
 from flagmw.errors import IntegrityError
+from flagmw.langgraph.keys import PIN_FORMAT
+from flagmw.langgraph.pin_store import _Found as _Found  # re-exported: wrap, lifecycle
+from flagmw.langgraph.pin_store import afind_pin, find_pin
 
-if TYPE_CHECKING:  # pragma: no cover
-    pass
-from flagmw.langgraph.keys import PIN_FORMAT, PIN_KEY, SPAN_KEY
+__all__ = [
+    "LEGACY_PIN_FORMAT",
+    "PIN_KEY_ENV",
+    "afind_pin",
+    "decode_pin",
+    "encode_pin",
+    "find_pin",
+    "pin_digest",
+]
 
-log = logging.getLogger("flagmw")
+#: The environment variable holding the optional pin signing key (any string; its UTF-8
+#: bytes are the HMAC-SHA256 key).
+PIN_KEY_ENV = "FLAGMW_PIN_KEY"
+#: The 0.1 pin format: no digest; read (when no key is configured), never written.
+LEGACY_PIN_FORMAT = "flagmw.pin/1"
+
+_SHA256 = "sha256:"
+_HMAC = "hmac-sha256:"
 
 
-def encode_pin(rc: RunConfig) -> str:
-    """The form of a RunConfig stored in checkpoint metadata: ``RunConfig.to_dict()``
-    with ``format: "flagmw.pin/1"`` and the provenance grouped — a list of
-    ``[provenance, [keys…]]`` instead of one provenance object per key — as compact JSON
-    text.
+def _key(key: str | bytes | None) -> bytes | None:
+    """The signing key: ``key`` when given, else ``$FLAGMW_PIN_KEY``; None when neither
+    is set (or it is empty)."""
+    if key is None:
+        key = os.environ.get(PIN_KEY_ENV)
+    if not key:
+        return None
+    return key.encode("utf-8") if isinstance(key, str) else key
 
-    Why: most flags of a run share a provenance (``{"layer": "snapshot", "rev": 12,
-    "scope": "global"}``); grouping halves the pin (≈2.2 KB instead of 4.2 KB for 50
-    flags), and checkpointers keep it in every thread. It stays JSON primitives, readable
-    in any checkpoint viewer, and :func:`decode_pin` verifies its ``config_hash``.
-    """
-    # Built from the RunConfig's precompiled canonical-JSON fragments rather than
-    # to_dict() + json.dumps: this runs once per new run, on the run's critical path.
-    candidates = rc._c
-    groups: dict[Provenance, list[str]] = {}
-    for key, cand in candidates.items():
-        if cand.provenance.layer is not Layer.DEFAULT:
-            groups.setdefault(cand.provenance, []).append(key)
-    head: dict[str, Any] = {
-        "format": PIN_FORMAT,
-        "environment": rc.environment,
-        "snapshot_rev": rc.snapshot_rev,
-        "snapshot_hash": rc.snapshot_hash,
-        "resolved_at": rc.resolved_at,
-        "context": rc.context.to_dict(),
-    }
-    tail: dict[str, Any] = {
-        "provenance": [[prov.to_dict(), keys] for prov, keys in groups.items()],
-        "override_ids": list(rc.override_ids),
-        "variants": dict(rc.variants),
-        "config_hash": rc.config_hash,
-    }
-    if rc.changes:
-        tail["changes"] = [ch.to_dict() for ch in rc.changes]
-    values = ",".join([cand.fragment for cand in candidates.values()])
-    return f'{_ENCODER.encode(head)[:-1]},"values":{{{values}}},{_ENCODER.encode(tail)[1:]}'
 
+def pin_digest(payload: bytes, key: bytes | None) -> str:
+    """The pin's ``digest`` member for ``payload`` (the RFC 8785 canonical JSON of the pin
+    without its ``digest`` member, UTF-8): ``"sha256:<64 hex>"`` without key,
+    ``"hmac-sha256:<64 hex>"`` (HMAC-SHA256, RFC 2104) with one."""
+    if key is None:
+        return _SHA256 + hashlib.sha256(payload).hexdigest()
+    return _HMAC + hmac.new(key, payload, hashlib.sha256).hexdigest()
+
+
+# -- RFC 8785 canonical JSON ----------------------------------------------------------
+# The digest is computed over RFC 8785 (JCS) canonical JSON, so any language can check it.
+# JCS and the compact JSON flagmw writes agree on strings, true/false/null, integers and
+# the order of ASCII keys; they differ on floats (ES6 number form: 1.0 → 1, 1e-05 →
+# 0.00001; the rfc8785 library formats them) and on the order of non-ASCII keys (UTF-16
+# code units). One extension: an integer beyond ±(2**53 - 1), which RFC 8785 cannot
+# represent, is written as its exact decimal digits (the rfc8785 library refuses it).
+# tests/test_pin.py checks it against the library for every other value.
+
+
+_encode_str = json.encoder.encode_basestring  # ensure_ascii=False form of a JSON string
+
+
+#: RFC 8785 canonical JSON with flagmw's one extension (exact digits for integers beyond
+#: ±(2**53 - 1)): the core's encoder, which also computes config and content hashes
+_jcs = canonical_json
+
+
+def _provenance_jcs(groups: Iterable[tuple[Provenance, list[str]]]) -> str:
+    """``[[provenance, [keys…]], …]`` as JCS, equal provenances merged into one group."""
+    merged: dict[str, list[str]] = {}
+    for prov, names in groups:
+        hit = _PROVENANCE_JCS.get(id(prov))
+        if hit is not None and hit[0] is prov:
+            head = hit[1]
+        else:
+            if len(_PROVENANCE_JCS) >= 1024:
+                _PROVENANCE_JCS.clear()
+            head = _jcs(prov.to_dict())
+            _PROVENANCE_JCS[id(prov)] = (prov, head)
+        group = merged.get(head)
+        if group is None:
+            merged[head] = names
+        else:
+            merged[head] = group + names
+    parts = [f"[{head},[{','.join(map(_encode_str, names))}]]" for head, names in merged.items()]
+    return "[" + ",".join(parts) + "]"
+
+
+# id(provenance) → (provenance, its JCS form): runs share a handful of provenance objects
+# (the snapshot rev, a tenant, an override); the entry holds the object, so its id cannot
+# be reused while cached
+_PROVENANCE_JCS: dict[int, tuple[Provenance, str]] = {}
+
+
+# id(candidate) → (candidate, its "key":value in RFC 8785 form), for the values whose
+# compact JSON is not already that (floats, lists, mappings). Candidates are shared by
+# the runs resolved against one snapshot; the entry holds the candidate, so its id cannot
+# be reused while cached.
+_FRAGMENTS: dict[int, tuple[Candidate, str]] = {}
+
+
+def _jcs_fragment(name: str, cand: Candidate) -> str:
+    hit = _FRAGMENTS.get(id(cand))
+    if hit is not None and hit[0] is cand:
+        return hit[1]
+    fragment = f"{_encode_str(name)}:{_jcs(cand.value)}"
+    if len(_FRAGMENTS) >= 4096:
+        _FRAGMENTS.clear()
+    _FRAGMENTS[id(cand)] = (cand, fragment)
+    return fragment
+
+
+# -- encoding -------------------------------------------------------------------------
 
 # one encoder: json.dumps with options builds a new JSONEncoder at every call
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def decode_pin(text: str | Mapping[str, Any]) -> RunConfig:
-    """Inverse of :func:`encode_pin` (also accepts a plain ``RunConfig.to_json()`` form).
+def encode_pin(rc: RunConfig, *, key: str | bytes | None = None) -> str:
+    """The form of a RunConfig stored in the checkpoint: ``RunConfig.to_dict()`` with
+    ``format: "flagmw.pin/2"``, the provenance grouped — a list of ``[provenance,
+    [keys…]]`` instead of one provenance object per key — and a ``digest``, as compact
+    JSON text (≈2.5 KB for 50 flags).
+
+    ``digest`` covers every other member (context, environment, snapshot rev and hash,
+    override ids, variants, provenance, values, changes, config hash):
+    ``"sha256:" + hex(SHA-256(P))``, or with a key ``"hmac-sha256:" +
+    hex(HMAC-SHA256(key, P))``, where ``P`` is the UTF-8 RFC 8785 canonical JSON of the
+    pin without ``digest`` (docs/langgraph.md has the algorithm and a test vector).
+
+    Args:
+        rc: the RunConfig to pin.
+        key: the signing key; default ``$FLAGMW_PIN_KEY`` (unset: an unkeyed digest).
+
+    """
+    # Built from the RunConfig's precompiled JSON fragments rather than to_dict() +
+    # json.dumps: this runs once per new run, on the run's critical path.
+    candidates = rc.candidates
+    groups: dict[int, tuple[Provenance, list[str]]] = {}
+    last: Provenance | None = None
+    names: list[str] = []
+    frags: list[str] = []
+    odd: dict[int, str] | None = None  # position → stored form, where it is not the JCS one
+    previous = ""
+    ordered = True  # RFC 8785 order: RunConfig keeps its keys sorted, flag keys are ASCII
+    for name, cand in candidates.items():
+        if name <= previous or not name.isascii():
+            ordered = False
+        previous = name
+        value = cand.value
+        t = type(value)
+        if t is str or t is bool or t is int or value is None:
+            frags.append(cand.fragment)
+        else:
+            if odd is None:
+                odd = {}
+            odd[len(frags)] = (
+                f"{_encode_str(name)}:{float.__repr__(value)}" if t is float else cand.fragment
+            )
+            frags.append(_jcs_fragment(name, cand))
+        prov = cand.provenance
+        if prov is not last:
+            if prov.layer is Layer.DEFAULT:
+                continue
+            last = prov
+            group = groups.get(id(prov))
+            if group is None:
+                groups[id(prov)] = group = (prov, [])
+            names = group[1]
+        names.append(name)
+    provenance = _provenance_jcs(groups.values())
+    jcs_values_text = (
+        "{" + ",".join(frags) + "}"
+        if ordered
+        else _jcs({name: cand.value for name, cand in candidates.items()})
+    )
+    if odd is not None:
+        for i, text in odd.items():
+            frags[i] = text
+    text_values_text = jcs_values_text if odd is None else "{" + ",".join(frags) + "}"
+    context = rc.context.to_dict()
+    resolved_at = rc.resolved_at
+    # the members in RFC 8785 order (keys sorted); "digest" goes between context and
+    # environment in the stored text
+    pre: list[str] = []
+    pre_text: list[str] = []
+    if rc.changes:
+        changes = [ch.to_dict() for ch in rc.changes]
+        pre.append(f'"changes":{_jcs(changes)}')
+        pre_text.append(f'"changes":{_ENCODER.encode(changes)}')
+    config_hash = f'"config_hash":{_encode_str(rc.config_hash)}'
+    pre.append(config_hash)
+    pre_text.append(config_hash)
+    # the context in its JCS form in the stored text too: it is what the digest covers,
+    # and a float attribute read back as an int (1.0 → 1) compares equal
+    context_member = f'"context":{_jcs(context)}'
+    pre.append(context_member)
+    pre_text.append(context_member)
+    rest = (
+        f'"environment":{_encode_str(rc.environment)},"format":"{PIN_FORMAT}",'
+        f'"override_ids":{_jcs(list(rc.override_ids))},"provenance":{provenance},'
+    )
+    tail = f'"snapshot_hash":{_jcs(rc.snapshot_hash)},"snapshot_rev":{_jcs(rc.snapshot_rev)},'
+    variants = f'"variants":{_jcs(dict(rc.variants)) if rc.variants else "{}"}'
+    payload = (
+        "{"
+        + ",".join(pre)
+        + ","
+        + rest
+        + f'"resolved_at":{_jcs(resolved_at)},'
+        + tail
+        + f'"values":{jcs_values_text},{variants}'
+        + "}"
+    )
+    digest = pin_digest(payload.encode("utf-8", "surrogatepass"), _key(key))
+    return (
+        "{"
+        + ",".join(pre_text)
+        + f',"digest":"{digest}",'
+        + rest
+        + f'"resolved_at":{float.__repr__(float(resolved_at))},'
+        + tail
+        + f'"values":{text_values_text},{variants}'
+        + "}"
+    )
+
+
+def decode_pin(text: str | Mapping[str, Any], *, key: str | bytes | None = None) -> RunConfig:
+    """Inverse of :func:`encode_pin`: verifies the digest, then the ``config_hash``.
+
+    Also accepts the 0.1 form (``flagmw.pin/1``, no digest) and a plain
+    ``RunConfig.to_json()`` form — only while no key is configured.
+
+    Args:
+        text: the stored pin (JSON text or its parsed mapping).
+        key: the signing key; default ``$FLAGMW_PIN_KEY``.
 
     Raises:
-        IntegrityError: not a pin, malformed, or its ``config_hash`` does not match its
-            values (the stored form was altered or truncated).
+        IntegrityError: not a pin, malformed, its digest does not match (anything in it
+            was altered: tenant, snapshot rev, an override id, a value …), it is not
+            signed while a key is configured, it is signed while none is, or its
+            ``config_hash`` does not match its values.
     """
     data: Any = text
     if isinstance(text, str):
@@ -88,100 +263,46 @@ def decode_pin(text: str | Mapping[str, Any]) -> RunConfig:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise IntegrityError(f"stored pin is not valid JSON: {exc}") from None
-    if isinstance(data, Mapping) and data.get("format") == PIN_FORMAT:
+    if not isinstance(data, Mapping):
+        raise IntegrityError("stored pin is not a JSON object")
+    secret = _key(key)
+    fmt = data.get("format")
+    if fmt == PIN_FORMAT:
+        _verify(data, secret)
+    elif fmt in (LEGACY_PIN_FORMAT, RUNCONFIG_FORMAT) and secret is not None:
+        raise IntegrityError(
+            f"stored pin ({fmt}) carries no signature and {PIN_KEY_ENV} is set: refused"
+        )
+    if fmt in (PIN_FORMAT, LEGACY_PIN_FORMAT):
         groups: Any = data.get("provenance")
         try:
-            provenance = {key: dict(prov) for prov, keys in groups for key in keys}
+            provenance = {name: dict(prov) for prov, names in groups for name in names}
         except (TypeError, ValueError) as exc:
             raise IntegrityError(f"stored pin has malformed provenance: {exc!r}") from None
         data = {**data, "format": RUNCONFIG_FORMAT, "provenance": provenance}
+        data.pop("digest", None)
     return RunConfig.from_json(data)
 
 
-# -- finding the pin -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Found:
-    pin: str | None  # the JSON of the most recent pin
-    checkpoint_id: str | None  # the checkpoint that carries it
-    span: str | None  # the most recent span reference
-
-
-def _lookup_configs(
-    config: RunnableConfig,
-) -> tuple[RunnableConfig, RunnableConfig | None] | None:
-    """(the thread's root-namespace config, the explicit checkpoint's config or None)."""
-    conf = config.get("configurable") or {}
-    thread_id = conf.get("thread_id")
-    if thread_id is None:
-        return None
-    base: RunnableConfig = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
-    cid = conf.get("checkpoint_id")
-    if not cid:
-        return base, None
-    return base, {
-        "configurable": {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": cid}
-    }
-
-
-def _scan(tuples: Iterable[CheckpointTuple | None], state: dict[str, Any]) -> _Found | None:
-    for tup in tuples:
-        if tup is None:
-            continue
-        md: Mapping[str, Any] = tup.metadata or {}
-        if state.get("span") is None and isinstance(md.get(SPAN_KEY), str):
-            state["span"] = md[SPAN_KEY]
-        pin = md.get(PIN_KEY)
-        if isinstance(pin, str):
-            cid = tup.config.get("configurable", {}).get("checkpoint_id")
-            return _Found(pin, cid, state.get("span"))
-    return None
-
-
-def find_pin(checkpointer: BaseCheckpointSaver[Any], config: RunnableConfig) -> _Found:
-    """Walk a thread's root checkpoints newest first (from ``checkpoint_id`` when the
-    config names one) to the most recent pin; also returns the most recent span
-    reference seen on the way."""
-    cfgs = _lookup_configs(config)
-    if cfgs is None:
-        return _Found(None, None, None)
-    base, explicit = cfgs
-    state: dict[str, Any] = {}
-    if explicit is not None:
-        found = _scan([checkpointer.get_tuple(explicit)], state)
-        if found is not None:
-            return found
-    # closing matters: SqliteSaver.list holds its lock while the generator is open
-    it = checkpointer.list(base, before=explicit)
+def _verify(data: Mapping[str, Any], secret: bytes | None) -> None:
+    digest = data.get("digest")
+    if not isinstance(digest, str):
+        raise IntegrityError("stored pin has no digest")
+    if secret is not None and not digest.startswith(_HMAC):
+        raise IntegrityError(f"stored pin is not signed and {PIN_KEY_ENV} is set: refused")
+    if secret is None and digest.startswith(_HMAC):
+        raise IntegrityError(
+            f"stored pin is signed (hmac-sha256) but no key is configured: set {PIN_KEY_ENV}"
+        )
+    body = {k: v for k, v in data.items() if k != "digest"}
     try:
-        found = _scan(it, state)
-    finally:
-        close = getattr(it, "close", None)
-        if close is not None:
-            close()
-    return found or _Found(None, None, state.get("span"))
-
-
-async def afind_pin(checkpointer: BaseCheckpointSaver[Any], config: RunnableConfig) -> _Found:
-    """Async twin of :func:`find_pin`."""
-    cfgs = _lookup_configs(config)
-    if cfgs is None:
-        return _Found(None, None, None)
-    base, explicit = cfgs
-    state: dict[str, Any] = {}
-    if explicit is not None:
-        found = _scan([await checkpointer.aget_tuple(explicit)], state)
-        if found is not None:
-            return found
-    it = checkpointer.alist(base, before=explicit)
-    try:
-        async for tup in it:
-            found = _scan([tup], state)
-            if found is not None:
-                return found
-    finally:
-        aclose = getattr(it, "aclose", None)
-        if aclose is not None:
-            await aclose()
-    return _Found(None, None, state.get("span"))
+        payload = _jcs(body).encode("utf-8", "surrogatepass")
+    except rfc8785.CanonicalizationError as exc:
+        raise IntegrityError(f"stored pin cannot be canonicalized: {exc}") from None
+    if not hmac.compare_digest(digest, pin_digest(payload, secret)):
+        what = "signature" if secret is not None else "digest"
+        raise IntegrityError(
+            f"stored pin's {what} does not match its content: the pin was altered "
+            "(context, snapshot rev, override ids, values …)"
+            + (" or signed with another key" if secret is not None else "")
+        )

@@ -128,6 +128,9 @@ class RunState:
         pending_pin: the JSON form of :attr:`pinned` that the wrapper's checkpointer
             still has to write into the first checkpoint of the invocation (None once
             written, or when nothing is to be written); wrapper-internal.
+        pin_ref: the id of the run's pin in the thread's ``flagmw.pin`` checkpoint
+            namespace, named by every root checkpoint the run writes (None until the
+            pin is written); wrapper-internal.
         root_checkpoint_written: the first root-namespace checkpoint of this invocation
             was written (it carries the pin and the span reference); wrapper-internal.
         interrupted: the invocation stored an ``interrupt()`` in its root namespace (seen
@@ -150,6 +153,7 @@ class RunState:
         "owner",
         "parent",
         "pending_pin",
+        "pin_ref",
         "pin_source",
         "pinned",
         "previous_span_ref",
@@ -189,6 +193,7 @@ class RunState:
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.pin_source = "checkpoint" if resumed else "resolved"
         self.pending_pin: str | None = None
+        self.pin_ref: str | None = None
         self.root_checkpoint_written = False
         self.interrupted = False
         self.parent = parent
