@@ -244,10 +244,10 @@ def test_bad_targets_get_clear_errors() -> None:
 
 def test_plain_function_becomes_a_callable_structured_tool(killed: tuple[FlagClient, str]) -> None:
     client, ov = killed
-    fn = gated(KEY)(_plain_sync())
+    fn = gated(KEY, outside_run="allow")(_plain_sync())
     assert isinstance(fn, GatedFunctionTool)
     assert isinstance(fn, StructuredTool)
-    assert fn("o-1") == "refunded o-1"  # outside a run: evaluated nothing, ran
+    assert fn("o-1") == "refunded o-1"  # outside a run, allowed: evaluated nothing, ran
     with use_run(_run_state(client)), pytest.raises(RefusedError) as info:
         fn("o-1")
     assert info.value.key == KEY
@@ -259,7 +259,7 @@ async def test_plain_async_function_is_checked_when_awaited(
     killed: tuple[FlagClient, str],
 ) -> None:
     client, _ = killed
-    fn = gated(KEY)(_plain_async())
+    fn = gated(KEY, outside_run="allow")(_plain_async())
     assert await fn("o-2") == "refunded o-2"
     with use_run(_run_state(client)):
         with pytest.raises(RefusedError):
@@ -490,7 +490,7 @@ def test_misconfigured_gates_fail_closed_and_log_once(
 # -- outside a run ---------------------------------------------------------------------
 
 
-def test_outside_a_run_the_tool_runs_and_a_warning_is_logged_once(
+def test_outside_a_run_allowed_the_tool_runs_and_a_warning_is_logged_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     @tool
@@ -498,7 +498,7 @@ def test_outside_a_run_the_tool_runs_and_a_warning_is_logged_once(
         """Probe."""
         return f"ran {order_id}"
 
-    g = gated(KEY)(outside_probe)
+    g = gated(KEY, outside_run="allow")(outside_probe)
     with caplog.at_level(logging.WARNING, logger="flagmw"):
         assert g.invoke({"order_id": "a"}) == "ran a"
         assert g.invoke({"order_id": "b"}) == "ran b"
@@ -508,11 +508,15 @@ def test_outside_a_run_the_tool_runs_and_a_warning_is_logged_once(
 
 
 def test_outside_run_refuse_fails_closed() -> None:
-    g = gated(KEY, outside_run="refuse")(_sync_tool())
-    msg = g.invoke({"name": "refund", "args": {"order_id": "a"}, "id": "c1", "type": "tool_call"})
-    assert msg.status == "error"
-    assert "no flagmw run is active" in msg.content
-    assert g.metadata == {"flagmw": {"flag": KEY, "outside_run": "refuse"}}
+    for g in (gated(KEY, outside_run="refuse")(_sync_tool()), gated(KEY)(_sync_tool())):
+        msg = g.invoke(
+            {"name": "refund", "args": {"order_id": "a"}, "id": "c1", "type": "tool_call"}
+        )
+        assert msg.status == "error"
+        assert "no flagmw run is active" in msg.content
+        assert g.metadata == {"flagmw": {"flag": KEY}}  # refuse is the default
+    allowed = gated(KEY, outside_run="allow")(_sync_tool())
+    assert allowed.metadata == {"flagmw": {"flag": KEY, "outside_run": "allow"}}
 
 
 # -- enabled_tools ---------------------------------------------------------------------
@@ -531,7 +535,12 @@ def test_enabled_tools_filters_gated_keeps_others_and_order(killed: tuple[FlagCl
     assert enabled_tools(tools, rc, gates={"code_interpreter": KEY}) == [web, search]
     with use_run(_run_state(client)):
         assert enabled_tools(tools) == [web, search, code]
-    assert enabled_tools(tools) == tools  # outside a run: nothing evaluated
+    # outside a run: a gate with no client cannot be answered, so its tool is left out
+    assert enabled_tools(tools) == [web, search, code]
+    allowed = gated(KEY, outside_run="allow")(_sync_tool())
+    assert enabled_tools([allowed, search]) == [allowed, search]
+    live = gated(KEY, client=client)(_sync_tool())
+    assert enabled_tools([live, search]) == [search]  # evaluated live: killed
 
 
 _BASE = _sync_tool()

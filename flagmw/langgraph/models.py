@@ -51,7 +51,8 @@ from flagmw.core.registry import FlagRegistry, FlagType
 from flagmw.core.runconfig import RunConfig
 from flagmw.errors import NoRunConfigError, Problem, UnknownRouteError, ValidationError
 from flagmw.langgraph.run import current_run
-from flagmw.langgraph.tools import Gate, _tool_name, enabled_tools
+from flagmw.langgraph.tool_gate import Gate, enabled_tools
+from flagmw.langgraph.tool_gate import tool_name as _tool_name
 
 __all__ = ["RoutedChatModel", "UnknownRouteError", "filter_tools", "routed_model", "select_routes"]
 
