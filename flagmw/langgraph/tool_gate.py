@@ -272,6 +272,22 @@ def _log_once(what: tuple[str, str, str], level: int, msg: str, *args: Any) -> N
     log.log(level, msg, *args)
 
 
+# Names of the tools gated in this process (name -> flag key), so that flagmw.wrap can
+# tell when a graph runs an ungated tool whose gated copy is never used (bug 3.8).
+# Bounded by the number of distinct tool names a program defines.
+_gated_names: dict[str, str] = {}
+
+
+def note_gated(name: str, key: str) -> None:
+    """Remember that a tool named ``name`` was gated by ``key`` (by :func:`~flagmw.gated`)."""
+    _gated_names[name] = key
+
+
+def gated_twin(name: str) -> str | None:
+    """The flag of a gated copy of a tool named ``name`` made in this process, or None."""
+    return _gated_names.get(name)
+
+
 # -- reading gates ---------------------------------------------------------------------
 
 

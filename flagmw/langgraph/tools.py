@@ -51,6 +51,7 @@ from flagmw.langgraph.tool_gate import (
     enabled_tools,
     find_gate,
     gate_of,
+    note_gated,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -234,6 +235,7 @@ def _gated_copy(tool: BaseTool, cls: type[ToolT], gate: Gate, client: FlagClient
     for name in type(tool).__private_attributes__:
         if name != "_flagmw_client" and hasattr(tool, name):
             setattr(copy, name, getattr(tool, name))
+    note_gated(tool.name, gate.key)
     if client is None and isinstance(tool, _GatedToolMixin):
         client = tool.gate_client  # re-gating a gated tool keeps its client
     if client is not None:
@@ -251,6 +253,7 @@ def _gate_class(cls: type[ToolT], gate: Gate, client: FlagClient | None) -> type
         # BaseTool does not validate assignment, so this stays a plain dict
         self.metadata = _with_gate(self.metadata, gate, f"tool {self.name!r}")
         self._flagmw_client = client
+        note_gated(self.name, gate.key)
 
     gated_cls = cast(
         type[ToolT],

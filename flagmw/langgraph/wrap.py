@@ -36,6 +36,7 @@ from collections.abc import (
     AsyncIterator,
     Generator,
     Iterator,
+    Mapping,
     Sequence,
 )
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
@@ -54,11 +55,13 @@ from langgraph.pregel import Pregel
 from flagmw.client.client import FlagClient
 from flagmw.core.runconfig import RunConfig
 from flagmw.langgraph.run import RUN_KEY, Outcome, RunObserver
+from flagmw.langgraph.tool_gate import Gate
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
 from flagmw.langgraph.checkpointer import PinningCheckpointer
 from flagmw.langgraph.context import ContextBuilder
+from flagmw.langgraph.gates import gate_nodes
 from flagmw.langgraph.keys import LENT_CHECKPOINTER_KEY, TASK_ID_KEY, AnyGraph, ResumePolicy
 from flagmw.langgraph.lifecycle import _Activation, _Invocation, _notify_ended, _Settings
 from flagmw.langgraph.pin import _Found, afind_pin, decode_pin, find_pin
@@ -290,6 +293,7 @@ def wrap(
     on_resume: ResumePolicy = "pinned",
     tracer: RunObserver | Literal[False] | None = None,
     observers: Sequence[RunObserver] = (),
+    gates: Mapping[str, str | Gate] | None = None,
 ) -> G:
     """Put flagmw inside a compiled LangGraph graph.
 
@@ -321,10 +325,18 @@ def wrap(
             uses ``flagmw.tracing.RunTracer()`` when it and OpenTelemetry import; False
             disables tracing.
         observers: more :class:`~flagmw.run.RunObserver` objects.
+        gates: tool name → flag key (or :class:`~flagmw.tools.Gate`): gates the tools
+            of the graph's ``ToolNode`` s by name at execution, for graphs whose tools
+            you cannot decorate (templates, prebuilt agents built before wrapping); a
+            call to a disabled tool gets the ``ToolMessage(status="error")`` of
+            ``@gated`` (:mod:`flagmw.langgraph.gates`). Warns about names no ToolNode
+            has and about ungated tools whose ``gated()`` copy is never used.
 
     Raises:
-        TypeError: ``graph`` is not a compiled LangGraph graph.
+        TypeError: ``graph`` is not a compiled LangGraph graph; a gate is neither a
+            flag key nor a Gate.
         ValueError: an unknown ``on_resume`` policy.
+        RuntimeError: ``gates`` needs a ToolNode of an unsupported langgraph-prebuilt.
 
     Example::
 
@@ -350,11 +362,13 @@ def wrap(
         checkpointer = checkpointer.inner
     if isinstance(checkpointer, BaseCheckpointSaver):
         attrs["checkpointer"] = PinningCheckpointer(checkpointer)
+    agent_name = name or getattr(graph, "name", None) or "LangGraph"
+    attrs["nodes"] = gate_nodes(attrs["nodes"], gates, client, graph_name=agent_name)
     chosen = _default_tracer() if tracer is None else (None if tracer is False else tracer)
     every = tuple(o for o in (chosen, *observers) if o is not None)
     settings = _Settings(
         client=client,
-        name=name or getattr(graph, "name", None) or "LangGraph",
+        name=agent_name,
         context=context,
         on_resume=on_resume,
         observers=every,

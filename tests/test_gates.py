@@ -1,0 +1,261 @@
+"""``flagmw.wrap(graph, client, gates={...})``: gating the tools of an agent you do not
+own by name, at execution (issue 7, bug 3.8). The agents are real prebuilt agents
+(``create_agent``, ``create_react_agent``) built before wrapping, with their tools
+ungated."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from conftest import MakeClient, snapshot_part
+from langchain.agents import create_agent
+from langchain.agents.middleware import AgentMiddleware
+from langchain_core.messages import HumanMessage, ToolMessage
+from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.prebuilt import ToolNode
+
+import flagmw
+from flagmw import FlagClient
+from flagmw.langgraph.gates import TOOLNODE_SETTINGS, gate_nodes
+from flagmw.langgraph.run import RunState
+from flagmw.langgraph.tools import Gate, gated
+from flagmw.testing import ScriptedChatModel, tool_call
+
+KEY = "tools.refund_api.enabled"
+
+
+@tool
+def refund(order_id: str) -> str:
+    """Refund an order."""
+    return f"refunded {order_id}"
+
+
+@tool
+def search(query: str) -> str:
+    """Search the knowledge base."""
+    return f"found {query}"
+
+
+class Events:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def run_started(self, run: RunState) -> None: ...
+
+    def activate(self, run: RunState) -> Any:
+        return contextlib.nullcontext()
+
+    def run_event(self, run: RunState, name: str, attributes: Any) -> None:
+        self.events.append((name, dict(attributes)))
+
+    def run_ended(self, run: RunState, outcome: Any, error: Any) -> None: ...
+
+
+@pytest.fixture
+def client(memory_client: MakeClient) -> FlagClient:
+    return memory_client(document=snapshot_part())
+
+
+def _model() -> ScriptedChatModel:
+    return ScriptedChatModel(
+        script=[
+            tool_call("refund", {"order_id": "o-7"}, call_id="r1"),
+            tool_call("search", {"query": "policy"}, call_id="s1"),
+            "done",
+        ]
+    )
+
+
+def _prebuilt(kind: str, model: ScriptedChatModel, **kw: Any) -> Any:
+    if kind == "create_agent":
+        return create_agent(model, tools=[refund, search], **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "ignore"
+        )  # create_react_agent is deprecated in favour of create_agent
+        from langgraph.prebuilt import create_react_agent
+
+        return create_react_agent(model, tools=[refund, search], **kw)
+
+
+def _tool_messages(out: dict[str, Any]) -> dict[str, ToolMessage]:
+    return {m.tool_call_id: m for m in out["messages"] if isinstance(m, ToolMessage)}
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("kind", ["create_agent", "create_react_agent"])
+def test_a_prebuilt_agent_built_before_wrapping_is_gated_by_name(
+    kind: str, mode: str, client: FlagClient
+) -> None:
+    ov = client.kill(KEY, reason="CRM down", actor="oncall", ttl="1h")
+    agent = _prebuilt(kind, _model(), checkpointer=InMemorySaver())
+    obs = Events()
+    wrapped = flagmw.wrap(agent, client, tracer=False, observers=[obs], gates={"refund": KEY})
+    cfg = {"configurable": {"thread_id": f"t-{kind}-{mode}"}}
+    inp = {"messages": [HumanMessage("refund o-7")]}
+    out = wrapped.invoke(inp, cfg) if mode == "sync" else asyncio.run(wrapped.ainvoke(inp, cfg))
+    msgs = _tool_messages(out)
+    assert msgs["r1"].status == "error"
+    assert msgs["r1"].content == (
+        f"Tool 'refund' is disabled by flag {KEY} (kill {ov.id}: CRM down). "
+        "Do not retry it; tell the user it is unavailable."
+    )
+    assert msgs["s1"].status == "success"
+    assert msgs["s1"].content == "found policy"
+    assert out["messages"][-1].content == "done"
+    assert obs.events == [
+        (
+            "tool_refused",
+            {"tool": "refund", "key": KEY, "reason": "CRM down", "override_id": ov.id},
+        )
+    ]
+    # the unwrapped agent is untouched: the same call runs there
+    bare = _prebuilt(kind, _model())
+    assert _tool_messages(bare.invoke(inp))["r1"].content == "refunded o-7"
+
+
+def test_without_gates_the_late_gated_copy_changes_nothing_and_is_warned_about(
+    client: FlagClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The bug: gated() after the agent was built returns a copy the agent never runs."""
+    client.kill(KEY, reason="CRM down", actor="oncall", ttl="1h")
+    agent = create_agent(_model(), tools=[refund, search])
+    gated(KEY)(refund)  # too late: the agent holds the ungated tool
+    with caplog.at_level(logging.WARNING, logger="flagmw"):
+        wrapped = flagmw.wrap(agent, client, tracer=False)
+    warned = [r.getMessage() for r in caplog.records if "never seen in a run" in r.getMessage()]
+    assert len(warned) == 1
+    assert "'refund'" in warned[0]
+    assert f"gates={{'refund': '{KEY}'}}" in warned[0]
+    out = wrapped.invoke({"messages": [HumanMessage("refund o-7")]})
+    assert _tool_messages(out)["r1"].content == "refunded o-7"  # ran: hence the warning
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="flagmw"):
+        flagmw.wrap(agent, client, tracer=False, gates={"refund": KEY})
+    assert not [r for r in caplog.records if "never seen in a run" in r.getMessage()]
+
+
+def test_a_name_no_tool_node_has_is_warned_about(
+    client: FlagClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    agent = create_agent(_model(), tools=[refund, search])
+    with caplog.at_level(logging.WARNING, logger="flagmw"):
+        flagmw.wrap(agent, client, tracer=False, gates={"refnud": KEY})
+    assert any("'refnud'" in r.getMessage() for r in caplog.records)
+
+
+def test_a_hot_kill_mid_run_reaches_the_next_call_of_the_named_tool(client: FlagClient) -> None:
+    ids: list[str] = []
+
+    @tool
+    def escalate(ticket: str) -> str:
+        """Escalate to a human."""
+        ids.append(client.kill(KEY, reason="CRM down", actor="oncall").id)
+        return "escalated"
+
+    model = ScriptedChatModel(
+        script=[
+            tool_call("refund", {"order_id": "o-1"}, call_id="early"),
+            tool_call("escalate", {"ticket": "T-1"}),
+            tool_call("refund", {"order_id": "o-2"}, call_id="late"),
+            "done",
+        ]
+    )
+    agent = create_agent(model, tools=[refund, escalate])
+    wrapped = flagmw.wrap(agent, client, tracer=False, gates={"refund": Gate(KEY)})
+    msgs = _tool_messages(wrapped.invoke({"messages": [HumanMessage("refund")]}))
+    assert msgs["early"].content == "refunded o-1"
+    assert msgs["late"].status == "error"
+    assert ids[0] in msgs["late"].content
+
+
+class SeesEveryCall(AgentMiddleware):
+    """A create_agent middleware with wrap_tool_call: it must still see refused calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def wrap_tool_call(self, request: Any, handler: Callable[..., Any]) -> Any:
+        self.seen.append(request.tool_call["name"])
+        return handler(request)
+
+    async def awrap_tool_call(self, request: Any, handler: Callable[..., Any]) -> Any:
+        self.seen.append(request.tool_call["name"])
+        return await handler(request)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_the_gate_is_the_innermost_interceptor(mode: str, client: FlagClient) -> None:
+    client.kill(KEY, reason="CRM down", actor="oncall", ttl="1h")
+    mw = SeesEveryCall()
+    agent = create_agent(_model(), tools=[refund, search], middleware=[mw])
+    wrapped = flagmw.wrap(agent, client, tracer=False, gates={"refund": KEY})
+    inp = {"messages": [HumanMessage("refund o-7")]}
+    out = wrapped.invoke(inp) if mode == "sync" else asyncio.run(wrapped.ainvoke(inp))
+    assert mw.seen == ["refund", "search"]
+    assert _tool_messages(out)["r1"].status == "error"
+
+
+def test_the_tool_node_settings_are_kept(client: FlagClient) -> None:
+    def handler(e: ValueError) -> str:
+        return f"handled: {e}"
+
+    node = ToolNode([refund, search], name="my_tools", tags=["t"], handle_tool_errors=handler)
+    from langgraph.graph import END, START, MessagesState, StateGraph
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("my_tools", node)
+    builder.add_edge(START, "my_tools")
+    builder.add_edge("my_tools", END)
+    graph = builder.compile()
+    nodes = gate_nodes(graph.nodes, {"refund": KEY}, client, graph_name="g")
+    gated_node = nodes["my_tools"].bound
+    assert isinstance(gated_node, ToolNode)
+    assert gated_node is not node
+    assert graph.nodes["my_tools"].bound is node  # the original graph is not changed
+    assert gated_node.name == "my_tools"
+    assert gated_node.tags == ["t"]
+    assert gated_node.tools_by_name == node.tools_by_name
+    for attr in ("_handle_tool_errors", "_messages_key"):
+        assert getattr(gated_node, attr) == getattr(node, attr)
+    assert nodes["__start__"] is graph.nodes["__start__"]
+
+
+def test_bad_gates_are_rejected(client: FlagClient) -> None:
+    agent = create_agent(_model(), tools=[refund])
+    with pytest.raises(TypeError, match="'refund'"):
+        flagmw.wrap(agent, client, gates={"refund": 3})  # type: ignore[dict-item]
+
+
+def test_toolnode_internals_the_gates_rely_on_are_still_there() -> None:
+    """Fails loudly when an upgrade of langgraph-prebuilt moves the ToolNode settings
+    that gates.py reads (then update gates.py and SUPPORTED_PREBUILT)."""
+    params = inspect.signature(ToolNode.__init__).parameters
+    for name in ("handle_tool_errors", "messages_key", "wrap_tool_call", "awrap_tool_call"):
+        assert name in params
+
+    def w(request: Any, execute: Any) -> Any:
+        return execute(request)
+
+    async def aw(request: Any, execute: Any) -> Any:
+        return await execute(request)
+
+    node = ToolNode(
+        [refund], handle_tool_errors=False, messages_key="m", wrap_tool_call=w, awrap_tool_call=aw
+    )
+    values = {a: getattr(node, a) for a in TOOLNODE_SETTINGS}
+    assert values == {
+        "_handle_tool_errors": False,
+        "_messages_key": "m",
+        "_wrap_tool_call": w,
+        "_awrap_tool_call": aw,
+    }
