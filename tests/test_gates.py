@@ -259,3 +259,57 @@ def test_toolnode_internals_the_gates_rely_on_are_still_there() -> None:
         "_wrap_tool_call": w,
         "_awrap_tool_call": aw,
     }
+
+
+# files of the tools / models / middleware piece: public LangChain / LangGraph seams only
+SEAM_FILES = [
+    "flagmw/langgraph/tools.py",
+    "flagmw/langgraph/tool_gate.py",
+    "flagmw/langgraph/gates.py",
+    "flagmw/langgraph/models.py",
+    "flagmw/langgraph/routes.py",
+    "integrations/langchain.py",
+    "integrations/_agent_pin.py",
+    "integrations/_agent_routing.py",
+]
+
+
+@pytest.mark.parametrize("rel", SEAM_FILES)
+def test_no_private_langchain_or_langgraph_imports(rel: str) -> None:
+    import ast
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / rel
+    if not path.exists():
+        pytest.skip(f"{rel} does not exist")
+    bad: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            top = node.module.split(".")[0]
+            if top not in ("langchain", "langchain_core", "langgraph"):
+                continue
+            parts = node.module.split(".")
+            names = [a.name for a in node.names]
+            bad += [f"{node.module}.{n}" for n in names if n.startswith("_")]
+            bad += [node.module] if any(p.startswith("_") for p in parts) else []
+    assert bad == []
+
+
+def test_the_middleware_warns_when_an_agent_runs_the_ungated_twin(
+    client: FlagClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    from flagmw.integrations.langchain import FlagmwMiddleware
+
+    @tool
+    def lookup(order_id: str) -> str:
+        """Look an order up."""
+        return f"order {order_id}"
+
+    model = ScriptedChatModel(script=[tool_call("lookup", {"order_id": "o"}), "done"])
+    agent = create_agent(model, tools=[lookup], middleware=[FlagmwMiddleware(client)])
+    gated(KEY)(lookup)  # too late
+    with caplog.at_level(logging.WARNING, logger="flagmw"):
+        agent.invoke({"messages": [HumanMessage("look o up")]})
+    warned = [r.getMessage() for r in caplog.records if "never seen in a run" in r.getMessage()]
+    assert len(warned) == 1
+    assert "'lookup'" in warned[0]

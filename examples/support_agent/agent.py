@@ -11,7 +11,7 @@ and a template for putting flagmw into an existing graph::
   offered to the model. The loop cap ``loop.max_iterations`` (hot) and the system
   prompt ``prompt.style`` are read from :func:`flagmw.current`.
 * ``tools`` is LangGraph's own ``ToolNode`` (default error handling) over three tools:
-  ``refund(order_id, amount)`` (``@flagmw.gated("tools.refund_api.enabled", outside_run="allow")`` — a hot
+  ``refund(order_id, amount)`` (``@flagmw.gated("tools.refund_api.enabled")`` — a hot
   kill switch), ``kb_search(query)`` and ``escalate(reason)``. A call to a disabled tool
   is answered with a ``ToolMessage(status="error")`` naming the flag and the kill's
   reason; it never ends the run. Tool output is PII-redacted when

@@ -34,18 +34,16 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from langchain_core.messages import ToolMessage
 from langgraph.prebuilt import ToolNode
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command
 
-from flagmw.langgraph.tool_gate import Gate, decide_call, find_gate, gated_twin
+from flagmw.langgraph.tool_gate import Gate, decide_call, warn_ungated_twin
 
 if TYPE_CHECKING:  # pragma: no cover
-    from langgraph.pregel._read import PregelNode
-
     from flagmw.client.client import FlagClient
 
 __all__ = ["SUPPORTED_PREBUILT", "TOOLNODE_SETTINGS", "gate_nodes"]
@@ -56,6 +54,16 @@ log = logging.getLogger("flagmw")
 TOOLNODE_SETTINGS = ("_handle_tool_errors", "_messages_key", "_wrap_tool_call", "_awrap_tool_call")
 #: The langgraph-prebuilt versions whose ToolNode was verified to hold them.
 SUPPORTED_PREBUILT = "langgraph-prebuilt 1.1 (verified 1.1.2 and 1.1.3)"
+
+
+class PregelNode(Protocol):
+    """What is used of a ``Pregel.nodes`` value (LangGraph's ``PregelNode``, whose
+    module is private): the bound runnable and the public ``copy(update)``."""
+
+    bound: Any
+
+    def copy(self, update: dict[str, Any]) -> Any: ...
+
 
 Result = ToolMessage | Command[Any]
 Execute = Callable[[ToolCallRequest], Result]
@@ -153,25 +161,6 @@ def _gated_tool_node(node: ToolNode, gate: _NameGate) -> ToolNode:
     )
 
 
-def _warn_ungated_twins(node_name: str, node: ToolNode, gates: Mapping[str, Gate]) -> None:
-    for name, tool in node.tools_by_name.items():
-        if name in gates or find_gate(tool) is not None:
-            continue
-        key = gated_twin(name)
-        if key is not None:
-            log.warning(
-                "flagmw: node %r runs tool %r ungated, but flagmw.gated(%r) made a gated copy "
-                "of a tool of that name: gated() returns a copy, so the copy is never seen in "
-                "a run of this graph. Gate the tool before the agent is built, or pass "
-                "flagmw.wrap(..., gates={%r: %r})",
-                node_name,
-                name,
-                key,
-                name,
-                key,
-            )
-
-
 def gate_nodes(
     nodes: Mapping[str, PregelNode],
     gates: Mapping[str, str | Gate] | None,
@@ -205,7 +194,8 @@ def gate_nodes(
         bound = node.bound
         if not isinstance(bound, ToolNode):
             continue
-        _warn_ungated_twins(node_name, bound, specs)
+        for tool in bound.tools_by_name.values():
+            warn_ungated_twin(tool, specs, f"graph {graph_name!r} node {node_name!r}")
         names = specs.keys() & bound.tools_by_name.keys()
         if not names:
             continue
@@ -220,7 +210,7 @@ def gate_nodes(
             )
             continue
         seen |= names
-        out[node_name] = node.copy({"bound": _gated_tool_node(bound, gate)})
+        out[node_name] = cast(PregelNode, node.copy({"bound": _gated_tool_node(bound, gate)}))
     for name in sorted(specs.keys() - seen):
         log.warning(
             "flagmw: wrap(gates=...) gates tool %r by flag %s, but no ToolNode of graph %r "

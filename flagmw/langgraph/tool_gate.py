@@ -288,6 +288,37 @@ def gated_twin(name: str) -> str | None:
     return _gated_names.get(name)
 
 
+def ungated_twin(tool: Any, gates: Mapping[str, Any] | None = None) -> str | None:
+    """When ``tool`` runs ungated (no ``@gated``, not named in ``gates``) while
+    :func:`~flagmw.gated` made a gated copy of a tool of its name in this process: that
+    copy's flag (the copy is never the tool that runs). Else None."""
+    name = tool_name(tool)
+    if name is None or (gates and name in gates) or find_gate(tool) is not None:
+        return None
+    return gated_twin(name)
+
+
+def warn_ungated_twin(tool: Any, gates: Mapping[str, Any] | None, where: str) -> None:
+    """Log (once per tool name and place) when :func:`ungated_twin` finds a twin."""
+    key = ungated_twin(tool, gates)
+    if key is None:
+        return
+    name = tool_name(tool) or "?"
+    _log_once(
+        ("twin", f"{where}/{name}", key),
+        logging.WARNING,
+        "flagmw: %s runs tool %r ungated, but flagmw.gated(%r) made a gated copy of a tool "
+        "of that name: gated() returns a copy, so the copy is never seen in a run. Gate the "
+        "tool before the agent is built, or gate it by name (flagmw.wrap(..., gates={%r: "
+        "%r}) or FlagmwMiddleware(..., tool_gates=...))",
+        where,
+        name,
+        key,
+        name,
+        key,
+    )
+
+
 # -- reading gates ---------------------------------------------------------------------
 
 
