@@ -25,7 +25,7 @@ from langchain_core.messages import AIMessage
 from langgraph.errors import GraphBubbleUp
 
 from flagmw.core.runconfig import RunConfig
-from flagmw.langgraph.models import FALLBACK_USED_KEY, ROUTE_KEY, filter_tools, select_routes
+from flagmw.langgraph.routes import FALLBACK_USED_KEY, ROUTE_KEY, filter_tools, select_routes
 from flagmw.langgraph.run import RunState
 from flagmw.langgraph.tool_gate import Gate
 
