@@ -11,10 +11,12 @@ import inspect
 import logging
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from conftest import MakeClient, snapshot_part
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware
 from langchain_core.messages import HumanMessage, ToolMessage
@@ -313,3 +315,50 @@ def test_the_middleware_warns_when_an_agent_runs_the_ungated_twin(
     warned = [r.getMessage() for r in caplog.records if "never seen in a run" in r.getMessage()]
     assert len(warned) == 1
     assert "'lookup'" in warned[0]
+
+
+_NAMES = ["a_tool", "b_tool", "c_tool", "d_tool"]
+
+
+def _named_tool(name: str) -> Any:
+    def run(x: str = "") -> str:
+        return f"{name} ran"
+
+    return tool(name, description=f"The {name}.")(run)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.fixed_dictionaries({k: st.booleans() for k in ("a.on", "b.on", "c.on")}),
+    gates=st.dictionaries(st.sampled_from(_NAMES), st.sampled_from(["a.on", "b.on", "c.on"])),
+    called=st.lists(st.sampled_from(_NAMES), min_size=1, max_size=4),
+)
+def test_a_name_gated_tool_node_refuses_exactly_the_disabled_named_tools(
+    values: dict[str, bool], gates: dict[str, str], called: list[str]
+) -> None:
+    from langchain_core.messages import AIMessage
+    from langgraph.graph import END, START, MessagesState, StateGraph
+
+    from flagmw.langgraph.run import use_run
+    from flagmw.testing import pinned_config
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("tools", ToolNode([_named_tool(n) for n in _NAMES]))
+    builder.add_edge(START, "tools")
+    builder.add_edge("tools", END)
+    graph = builder.compile()
+    nodes = gate_nodes(graph.nodes, gates, cast(Any, None), graph_name="g")
+    gated_graph = graph.copy(update={"nodes": nodes})
+    calls = [
+        {"name": n, "args": {}, "id": f"c{i}", "type": "tool_call"} for i, n in enumerate(called)
+    ]
+    run = RunState(client=None, rc=pinned_config(values), name="g")
+    with use_run(run):
+        out = gated_graph.invoke({"messages": [AIMessage("", tool_calls=calls)]})
+    statuses = [m.status for m in out["messages"][1:]]
+    assert statuses == [
+        "error" if n in gates and not values[gates[n]] else "success" for n in called
+    ]
+    assert [e["tool"] for n, e in run.events if n == "tool_refused"] == [
+        n for n in called if n in gates and not values[gates[n]]
+    ]

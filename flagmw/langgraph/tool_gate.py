@@ -207,6 +207,8 @@ def _decide_live(name: str, gate: Gate, client: FlagClient) -> Refusal | None:
         # a kill scoped to a tenant or route does not show for an empty context, and
         # without a run nothing tells whose call this is: any such kill refuses
         for ov in client.overrides():
+            if ov.environment not in (None, client.environment):
+                continue
             if ov.key == gate.key and not _enabled_value(gate, ov.value):
                 target = f"{ov.scope} {ov.target}" if ov.target else ov.scope
                 return Refusal(
