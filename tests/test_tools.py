@@ -16,7 +16,7 @@ from langchain_core.tools import BaseTool, StructuredTool, ToolException, tool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import InjectedState, ToolNode, ToolRuntime
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from flagmw import EvaluationContext, FlagClient, RefusedError
 from flagmw.langgraph.run import RUN_KEY, RunState, use_run
@@ -222,6 +222,39 @@ def test_regating_with_another_flag_is_refused_and_same_flag_is_idempotent() -> 
     assert gate_of(gated(KEY)(g)) == KEY
     with pytest.raises(ValueError, match=r"already gated by flag 'tools\.refund_api\.enabled'"):
         gated("agent.enabled")(g)
+
+
+def test_the_gate_follows_the_metadata_of_a_copy(killed: tuple[FlagClient, str]) -> None:
+    client, _ = killed
+    g = gated(KEY)(_sync_tool())
+    call = {"name": "refund", "args": {"order_id": "a"}, "id": "c1", "type": "tool_call"}
+    moved = g.model_copy(update={"metadata": {"flagmw": {"flag": "agent.enabled"}}})
+    with use_run(_run_state(client)):
+        assert g.invoke(call).status == "error"
+        assert moved.invoke(call).status == "success"  # gated by agent.enabled now
+
+
+class SessionTool(BaseTool):
+    """A BaseTool whose constructor sets a private attribute."""
+
+    name: str = "session_tool"
+    description: str = "Uses a session made in __init__."
+    _session: str = PrivateAttr(default="none")
+
+    def __init__(self, session: str) -> None:
+        super().__init__()
+        self._session = session
+
+    def _run(self) -> str:
+        return f"session {self._session}"
+
+
+def test_a_gated_copy_keeps_private_attributes(memory_client: MakeClient) -> None:
+    client = memory_client(document=snapshot_part())
+    g = gated(KEY)(SessionTool("s-42"))
+    assert isinstance(g, SessionTool)
+    with use_run(_run_state(client)):
+        assert g.invoke({}) == "session s-42"
 
 
 def test_bad_targets_get_clear_errors() -> None:

@@ -130,14 +130,23 @@ class _GatedToolMixin:
     def gate_client(self) -> FlagClient | None:
         """The client given to ``gated(..., client=)``: evaluates the gate live when a
         call runs outside any flagmw run."""
-        return cast("FlagClient | None", getattr(self, "_flagmw_client", None))
+        private = cast(BaseTool, self).__pydantic_private__ or {}
+        return cast("FlagClient | None", private.get("_flagmw_client"))
 
     def _flagmw_refusal(self, config: Any) -> Refusal | None:
         tool = cast(BaseTool, self)
-        gate = find_gate(tool)
-        if gate is None:
-            return None
-        return decide_call(tool.name, gate, config, client=self.gate_client)
+        # (metadata entry, Gate) as made by gated(): parsed again only when the entry
+        # was replaced since (e.g. model_copy(update={"metadata": ...}))
+        private = tool.__pydantic_private__ or {}
+        cached = private.get("_flagmw_gate")
+        entry = (tool.metadata or {}).get(METADATA_KEY)
+        if cached is not None and cached[0] is entry:
+            gate = cached[1]
+        else:
+            gate = find_gate(tool)
+            if gate is None:
+                return None
+        return decide_call(tool.name, gate, config, client=private.get("_flagmw_client"))
 
     def run(self, tool_input: Any, *args: Any, **kwargs: Any) -> Any:
         refusal = self._flagmw_refusal(kwargs.get("config"))
@@ -167,6 +176,7 @@ class GatedFunctionTool(_GatedToolMixin, StructuredTool):
     """
 
     _flagmw_client: Any = PrivateAttr(default=None)
+    _flagmw_gate: Any = PrivateAttr(default=None)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.func is None and self.coroutine is not None:
@@ -206,6 +216,7 @@ def _gated_class(cls: type[BaseTool]) -> type[BaseTool]:
                         "__module__": __name__,
                         "__doc__": cls.__doc__,
                         "_flagmw_client": PrivateAttr(default=None),
+                        "_flagmw_gate": PrivateAttr(default=None),
                     },
                 ),
             )
@@ -233,13 +244,13 @@ def _gated_copy(tool: BaseTool, cls: type[ToolT], gate: Gate, client: FlagClient
     # constructor arguments); the values are the original's, already valid
     copy = cls.model_construct(_fields_set={*tool.model_fields_set, "metadata"}, **values)
     for name in type(tool).__private_attributes__:
-        if name != "_flagmw_client" and hasattr(tool, name):
+        if name not in ("_flagmw_client", "_flagmw_gate") and hasattr(tool, name):
             setattr(copy, name, getattr(tool, name))
     note_gated(tool.name, gate.key)
     if client is None and isinstance(tool, _GatedToolMixin):
         client = tool.gate_client  # re-gating a gated tool keeps its client
-    if client is not None:
-        copy._flagmw_client = client
+    copy._flagmw_client = client
+    copy._flagmw_gate = (values["metadata"][METADATA_KEY], gate)
     return cast(ToolT, copy)
 
 
@@ -253,6 +264,7 @@ def _gate_class(cls: type[ToolT], gate: Gate, client: FlagClient | None) -> type
         # BaseTool does not validate assignment, so this stays a plain dict
         self.metadata = _with_gate(self.metadata, gate, f"tool {self.name!r}")
         self._flagmw_client = client
+        self._flagmw_gate = (self.metadata[METADATA_KEY], gate)
         note_gated(self.name, gate.key)
 
     gated_cls = cast(
@@ -266,6 +278,7 @@ def _gate_class(cls: type[ToolT], gate: Gate, client: FlagClient | None) -> type
                 "__doc__": cls.__doc__,
                 "model_post_init": model_post_init,
                 "_flagmw_client": PrivateAttr(default=None),
+                "_flagmw_gate": PrivateAttr(default=None),
             },
         ),
     )
