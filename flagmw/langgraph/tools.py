@@ -124,7 +124,8 @@ def _model_facing(tool: BaseTool, tool_input: Any) -> Any:
 
 class _GatedToolMixin:
     """``run`` / ``arun`` with the gate checked first (put before the tool's class;
-    the class also defines the private attribute ``_flagmw_client``)."""
+    the class also defines the pydantic private attributes ``_flagmw_client`` and
+    ``_flagmw_gate``)."""
 
     @property
     def gate_client(self) -> FlagClient | None:
