@@ -11,17 +11,18 @@ import asyncio
 import contextvars
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from conftest import MakeClient, snapshot_part
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from langchain.agents import create_agent
-from langchain_core.messages import HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import BaseTool, tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.prebuilt import ToolNode
 
 # the tools and the fixture of the gated-tool tests
 from test_tools import REASON, _kill_message, _run_state, _sync_tool
@@ -418,3 +419,25 @@ def test_kill_during_a_run_reaches_the_next_tool_call(memory_client: MakeClient)
     # create_agent without the middleware binds every tool: only the call-time gate
     # stands between the model and the killed tool here
     assert model.seen_tools[1] == ["refund", "escalate"]
+
+
+def test_a_gate_that_fails_to_evaluate_refuses_and_never_crashes_the_run(
+    memory_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broken RunConfig in the run (here: a run whose rc is not a RunConfig) must not
+    crash a ToolNode under its default error handling: the call is refused."""
+    client = memory_client(document=snapshot_part())
+    refund = gated(KEY)(_sync_tool())
+    builder = StateGraph(MessagesState)
+    builder.add_node("tools", ToolNode([refund]))
+    builder.add_edge(START, "tools")
+    builder.add_edge("tools", END)
+    graph = builder.compile()
+    broken = RunState(client=client, rc=client.resolve(), name="t")
+    broken.rc = cast(Any, object())  # evaluating the gate raises
+    call = {"name": "refund", "args": {"order_id": "o"}, "id": "c1", "type": "tool_call"}
+    with caplog.at_level(logging.ERROR, logger="flagmw"), use_run(broken):
+        out = graph.invoke({"messages": [AIMessage("", tool_calls=[call])]})
+    msg = out["messages"][-1]
+    assert msg.status == "error"
+    assert "could not be evaluated" in msg.content

@@ -414,12 +414,23 @@ def decide_call(
         client: the client to evaluate with when no run is found.
 
     Returns:
-        None when the call may run, else the :class:`Refusal`. Never raises.
+        None when the call may run, else the :class:`Refusal`. Never raises: a gate
+        that fails to evaluate refuses (fail closed) and logs the error.
     """
-    state = run_of(config)
-    if state is None:
-        return _outside_run(name, gate, client)
-    refusal = _decide(name, gate, state.rc)
+    try:
+        state = run_of(config)
+        if state is None:
+            return _outside_run(name, gate, client)
+        refusal = _decide(name, gate, state.rc)
+    except Exception as exc:
+        log.exception("flagmw: the gate of tool %r (flag %s) failed; refused", name, gate.key)
+        return Refusal(
+            name,
+            gate.key,
+            f"Tool '{name}' is disabled: its gate flag {gate.key} could not be evaluated "
+            f"({type(exc).__name__}). {_ADVICE}",
+            reason=f"flag {gate.key} could not be evaluated",
+        )
     if refusal is not None:
         state.event(
             "tool_refused",
