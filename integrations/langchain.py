@@ -80,7 +80,7 @@ from flagmw.integrations._agent_pin import (
 from flagmw.integrations._agent_routing import ModelRouter
 from flagmw.langgraph.context import ContextBuilder, context_from_config
 from flagmw.langgraph.run import RunObserver, RunState, active_run_kill, current_run, use_run
-from flagmw.langgraph.tool_gate import Gate, check_tool, warn_ungated_twin
+from flagmw.langgraph.tool_gate import Gate, Refusal, check_tool, warn_ungated_twin
 
 __all__ = ["PIN_KEY", "FlagmwAgentState", "FlagmwMiddleware"]
 
@@ -325,7 +325,24 @@ class FlagmwMiddleware(AgentMiddleware[FlagmwAgentState, Any, Any]):
     def _tool_gate(
         self, request: ToolCallRequest
     ) -> tuple[RunState | None, bool, ToolMessage | None]:
-        """``(run, external, refusal)`` for one tool call."""
+        """``(run, external, refusal)`` for one tool call; a decision that fails refuses
+        (fail closed: a flag decision never crashes the run)."""
+        try:
+            return self._decide_tool(request)
+        except Exception as exc:
+            call = request.tool_call
+            log.exception("flagmw: the gate of tool %r failed; refused", call["name"])
+            refusal = Refusal(
+                call["name"],
+                "?",
+                f"Tool '{call['name']}' is disabled: its gate could not be evaluated "
+                f"({type(exc).__name__}). Do not retry it; tell the user it is unavailable.",
+            )
+            return None, False, refusal.tool_message(str(call["id"]))
+
+    def _decide_tool(
+        self, request: ToolCallRequest
+    ) -> tuple[RunState | None, bool, ToolMessage | None]:
         external = self._external()
         config = request.runtime.config if request.runtime is not None else None
         state = request.state if isinstance(request.state, Mapping) else {}

@@ -362,3 +362,27 @@ def test_a_name_gated_tool_node_refuses_exactly_the_disabled_named_tools(
     assert [e["tool"] for n, e in run.events if n == "tool_refused"] == [
         n for n in called if n in gates and not values[gates[n]]
     ]
+
+
+def test_a_middleware_gate_that_fails_to_evaluate_refuses_and_never_crashes(
+    client: FlagClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    from langgraph.prebuilt.tool_node import ToolCallRequest
+
+    from flagmw.integrations.langchain import FlagmwMiddleware
+    from flagmw.langgraph.run import use_run
+
+    mw = FlagmwMiddleware(client, tool_gates={"search": KEY})
+    broken = RunState(client=client, rc=client.resolve(), name="t")
+    broken.rc = cast(Any, object())  # evaluating the gate raises
+    call = {"name": "search", "args": {"query": "q"}, "id": "s1", "type": "tool_call"}
+    request = ToolCallRequest(tool_call=call, tool=search, state={}, runtime=None)
+    ran: list[str] = []
+    with caplog.at_level(logging.ERROR, logger="flagmw"), use_run(broken):
+        out = mw.wrap_tool_call(
+            request, lambda r: ran.append("ran") or ToolMessage("x", tool_call_id="s1")
+        )
+    assert ran == []
+    assert isinstance(out, ToolMessage)
+    assert out.status == "error"
+    assert "could not be evaluated" in out.content
