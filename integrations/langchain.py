@@ -43,19 +43,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 try:
     from langchain.agents.middleware.types import (
         AgentMiddleware,
-        AgentState,
-        ExtendedModelResponse,
         ModelRequest,
-        ModelResponse,
-        PrivateStateAttr,
         hook_config,
     )
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installed extras
@@ -63,84 +57,34 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installe
         "flagmw.integrations.langchain needs the 'langchain' extra "
         f"({exc.name} is not installed): pip install 'flagmw[langchain]'"
     ) from exc
-from typing import NotRequired
 
 from langchain_core.language_models import BaseChatModel
-
-try:  # LangChain's own clean-up of provider cache settings when switching models
-    from langchain.agents.middleware.model_fallback import (
-        _sanitize_request_for_fallback as _sanitize_for_model,
-    )
-except ImportError:  # pragma: no cover - a private helper of langchain 1.4
-
-    def _sanitize_for_model(request: Any, model: Any) -> Any:  # type: ignore[misc]
-        return request
-
-
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, ToolMessage
-from langchain_core.runnables import RunnableConfig
-from langgraph.errors import GraphBubbleUp
+from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from flagmw.client.client import FlagClient
-from flagmw.core.provenance import Layer
-from flagmw.core.runconfig import RunConfig
+from flagmw.core.runconfig import Layer, RunConfig
+from flagmw.integrations._agent_pin import (
+    PIN_KEY,
+    FlagmwAgentState,
+    PinnedRuns,
+    current_config,
+    is_pin,
+    pending_tool_calls,
+    pin_key,
+    thread_id,
+    turn_marker,
+)
+from flagmw.integrations._agent_routing import ModelRouter
 from flagmw.langgraph.context import ContextBuilder, context_from_config
-from flagmw.langgraph.models import FALLBACK_USED_KEY, ROUTE_KEY, filter_tools, select_routes
 from flagmw.langgraph.run import RunObserver, RunState, active_run_kill, current_run, use_run
-from flagmw.langgraph.tools import Gate, check_tool
+from flagmw.langgraph.tool_gate import Gate, Refusal, check_tool, warn_ungated_twin
 
 __all__ = ["PIN_KEY", "FlagmwAgentState", "FlagmwMiddleware"]
 
 log = logging.getLogger("flagmw")
-
-#: The private state channel that holds the pin.
-PIN_KEY = "flagmw_pin"
-
-
-class FlagmwAgentState(AgentState[Any]):
-    """The agent state with the pin: ``{"rc": RunConfig.to_dict(), "turn": <id of the
-    message that started the turn>}`` (JSON primitives only, never a custom class: they
-    round-trip under every checkpoint serializer mode, reference §6)."""
-
-    flagmw_pin: NotRequired[Annotated[dict[str, Any] | None, PrivateStateAttr]]
-
-
-def _config() -> RunnableConfig | None:
-    from langgraph.config import get_config
-
-    try:
-        return get_config()
-    except RuntimeError:  # called outside a runnable context (e.g. a unit test)
-        return None
-
-
-def _turn_marker(messages: Sequence[BaseMessage]) -> str | None:
-    return messages[-1].id if messages else None
-
-
-def _pending_tool_calls(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
-    """Tool calls of the last AIMessage that no ToolMessage answers yet."""
-    for i in range(len(messages) - 1, -1, -1):
-        msg = messages[i]
-        if isinstance(msg, AIMessage):
-            answered = {m.tool_call_id for m in messages[i + 1 :] if isinstance(m, ToolMessage)}
-            return [dict(tc) for tc in msg.tool_calls if tc["id"] not in answered]
-    return []
-
-
-def _ai_message(result: Any) -> AIMessage | None:
-    if isinstance(result, AIMessage):
-        return result
-    if isinstance(result, ExtendedModelResponse):
-        result = result.model_response
-    if isinstance(result, ModelResponse):
-        for msg in reversed(result.result):
-            if isinstance(msg, AIMessage):
-                return msg
-    return None
 
 
 class FlagmwMiddleware(AgentMiddleware[FlagmwAgentState, Any, Any]):
@@ -216,10 +160,8 @@ class FlagmwMiddleware(AgentMiddleware[FlagmwAgentState, Any, Any]):
         self.pin = pin
         self.observers = tuple(observers)
         self.tools = []
-        # RunStates rebuilt from pins, so events and hot updates accumulate per run
-        # between hooks; bounded, as a cache
-        self._runs: OrderedDict[tuple[Any, ...], RunState] = OrderedDict()
-        self._lock = threading.Lock()
+        self._pinned = PinnedRuns(client, name, self.observers)
+        self._router = ModelRouter(self.routes, route_flag, fallbacks, self.tool_gates)
 
     # -- the run -------------------------------------------------------------------------
 
@@ -228,45 +170,14 @@ class FlagmwMiddleware(AgentMiddleware[FlagmwAgentState, Any, Any]):
         return current_run(optional=True)
 
     def _resolve_pin(self, state: Mapping[str, Any]) -> dict[str, Any]:
-        config = _config() or {}
+        config = current_config() or {}
         ctx = (
             self.context(config, state)
             if self.context is not None
             else context_from_config(config, state, route=self.agent_name)
         )
         rc = self.client.resolve(ctx)
-        return {"rc": rc.to_dict(), "turn": _turn_marker(state.get("messages") or [])}
-
-    def _own(self, state: Mapping[str, Any], thread_id: str | None) -> RunState | None:
-        """The RunState of the pin in ``state`` (None when nothing is pinned)."""
-        pin = state.get(PIN_KEY)
-        if not isinstance(pin, Mapping) or not isinstance(pin.get("rc"), Mapping):
-            return None
-        key = _pin_key(thread_id, pin)
-        with self._lock:
-            run = self._runs.get(key)
-            if run is not None:
-                self._runs.move_to_end(key)
-                return run
-        # verifies config_hash: a pin altered in the checkpoint raises IntegrityError
-        rc = RunConfig.from_json(pin["rc"])
-        run = RunState(
-            client=self.client,
-            rc=rc,
-            name=self.agent_name,
-            thread_id=thread_id,
-            resumed=True,
-            observers=self.observers,
-        )
-        run.generation = -1  # re-resolve hot keys at the first boundary in this process
-        self._remember(key, run)
-        return run
-
-    def _remember(self, key: tuple[Any, ...], run: RunState) -> None:
-        with self._lock:
-            self._runs[key] = run
-            while len(self._runs) > 256:
-                self._runs.popitem(last=False)
+        return {"rc": rc.to_dict(), "turn": turn_marker(state.get("messages") or [])}
 
     def _sync_hot(self, run: RunState, step: int | None) -> bool:
         """Re-resolve the hot keys when the client changed; True when values changed."""
@@ -301,10 +212,10 @@ class FlagmwMiddleware(AgentMiddleware[FlagmwAgentState, Any, Any]):
         if self._external() is not None:
             return None  # flagmw.wrap pinned this run; never pin twice
         pin = state.get(PIN_KEY)
-        if isinstance(pin, Mapping) and isinstance(pin.get("rc"), Mapping):
+        if is_pin(pin):
             if self.pin == "thread":
                 return None
-            if pin.get("turn") == _turn_marker(state.get("messages") or []):
+            if pin.get("turn") == turn_marker(state.get("messages") or []):
                 return None  # already pinned for this turn
         return {PIN_KEY: self._resolve_pin(state)}
 
@@ -323,15 +234,15 @@ class FlagmwMiddleware(AgentMiddleware[FlagmwAgentState, Any, Any]):
     def _before_model(self, state: Mapping[str, Any]) -> dict[str, Any] | None:
         if self._external() is not None:
             return None  # flagmw.wrap re-resolves and drains at its step boundaries
-        config = _config() or {}
-        thread_id = _thread_id(config)
+        config = current_config() or {}
+        thread = thread_id(config)
         update: dict[str, Any] = {}
         pin = state.get(PIN_KEY)
-        run = self._own(state, thread_id)
+        run = self._pinned.of(state, thread)
         if run is None:
             # a thread checkpointed before the middleware was added: pin now
             update[PIN_KEY] = pin = self._resolve_pin(state)
-            run = self._own(update, thread_id)
+            run = self._pinned.of(update, thread)
             assert run is not None
         step = (config.get("metadata") or {}).get("langgraph_step")
         self._sync_hot(run, step if isinstance(step, int) else None)
@@ -342,7 +253,7 @@ class FlagmwMiddleware(AgentMiddleware[FlagmwAgentState, Any, Any]):
             stored.get("changes") or ()
         ):
             update[PIN_KEY] = new_pin = {**dict(pin or {}), "rc": run.rc.to_dict()}
-            self._remember(_pin_key(thread_id, new_pin), run)
+            self._pinned.remember(pin_key(thread, new_pin), run)
         kill = self._run_kill(run.rc)
         if kill is None:
             return update or None
@@ -364,7 +275,7 @@ class FlagmwMiddleware(AgentMiddleware[FlagmwAgentState, Any, Any]):
                 name=tc.get("name"),
                 status="error",
             )
-            for tc in _pending_tool_calls(state.get("messages") or [])
+            for tc in pending_tool_calls(state.get("messages") or [])
         ]
         messages.append(AIMessage(text, response_metadata={"flagmw_run_kill": key}))
         return {**update, "jump_to": "end", "messages": messages}
@@ -383,55 +294,6 @@ class FlagmwMiddleware(AgentMiddleware[FlagmwAgentState, Any, Any]):
 
     # -- wrap_model_call: hide tools, route ---------------------------------------------
 
-    def _model_requests(
-        self, request: ModelRequest[Any], run: RunState
-    ) -> tuple[str | None, list[tuple[str | None, ModelRequest[Any]]]]:
-        """``(primary route, [(route, request)])`` in the order to try them."""
-        rc = run.rc
-        overrides: dict[str, Any] = {}
-        tools, tool_choice = filter_tools(
-            request.tools, request.tool_choice, rc, gates=self.tool_gates
-        )
-        if len(tools) != len(request.tools):
-            overrides["tools"] = tools
-            overrides["tool_choice"] = tool_choice
-        if self.routes is None:
-            return None, [(None, request.override(**overrides) if overrides else request)]
-        primary, ladder = select_routes(
-            rc, list(self.routes), flag=self.route_flag, fallbacks=self.fallbacks
-        )
-        attempts: list[tuple[str | None, ModelRequest[Any]]] = []
-        for name in (primary, *ladder):
-            model = self.routes[name]
-            routed = request.override(model=model, **overrides)
-            if model is not request.model:
-                # a route may be another provider: drop the cache settings (Anthropic
-                # cache_control, Fireworks session affinity, prompt_cache_key) an outer
-                # middleware set for the agent's model, as ModelFallbackMiddleware does
-                routed = _sanitize_for_model(routed, model)
-            attempts.append((name, routed))
-        return primary, attempts
-
-    def _routed(
-        self, result: Any, run: RunState, route: str, primary: str, errors: list[Exception]
-    ) -> Any:
-        used = route != primary
-        message = _ai_message(result)
-        if message is not None:
-            message.response_metadata = {
-                **message.response_metadata,
-                ROUTE_KEY: route,
-                FALLBACK_USED_KEY: used,
-            }
-        run.event(
-            "model_route",
-            route=route,
-            primary=primary,
-            fallback_used=used,
-            error=f"{type(errors[0]).__name__}: {errors[0]}" if used and errors else None,
-        )
-        return result
-
     def wrap_model_call(
         self,
         request: ModelRequest[Any],
@@ -439,25 +301,11 @@ class FlagmwMiddleware(AgentMiddleware[FlagmwAgentState, Any, Any]):
     ) -> Any:
         """Hide disabled tools and route the model call (see the module docs)."""
         external = self._external()
-        run = external or self._own(request.state, _thread_id(_config()))
+        run = external or self._pinned.of(request.state, thread_id(current_config()))
         if run is None:
             return handler(request)
-        primary, attempts = self._model_requests(request, run)
-        errors: list[Exception] = []
         with self._current(run, external is not None):
-            for route, req in attempts:
-                if route is None or primary is None:
-                    return handler(req)
-                try:
-                    result = handler(req)
-                except GraphBubbleUp:
-                    raise
-                except Exception as exc:
-                    errors.append(exc)
-                    log.warning("flagmw: model route %r failed (%s)", route, exc)
-                    continue
-                return self._routed(result, run, route, primary, errors)
-        raise errors[-1]
+            return self._router.call(request, handler, run)
 
     async def awrap_model_call(
         self,
@@ -466,36 +314,39 @@ class FlagmwMiddleware(AgentMiddleware[FlagmwAgentState, Any, Any]):
     ) -> Any:
         """Async variant of :meth:`wrap_model_call`."""
         external = self._external()
-        run = external or self._own(request.state, _thread_id(_config()))
+        run = external or self._pinned.of(request.state, thread_id(current_config()))
         if run is None:
             return await handler(request)
-        primary, attempts = self._model_requests(request, run)
-        errors: list[Exception] = []
         with self._current(run, external is not None):
-            for route, req in attempts:
-                if route is None or primary is None:
-                    return await handler(req)
-                try:
-                    result = await handler(req)
-                except GraphBubbleUp:
-                    raise
-                except Exception as exc:
-                    errors.append(exc)
-                    log.warning("flagmw: model route %r failed (%s)", route, exc)
-                    continue
-                return self._routed(result, run, route, primary, errors)
-        raise errors[-1]
+            return await self._router.acall(request, handler, run)
 
     # -- wrap_tool_call: refuse ----------------------------------------------------------
 
     def _tool_gate(
         self, request: ToolCallRequest
     ) -> tuple[RunState | None, bool, ToolMessage | None]:
-        """``(run, external, refusal)`` for one tool call."""
+        """``(run, external, refusal)`` for one tool call; a decision that fails refuses
+        (fail closed: a flag decision never crashes the run)."""
+        try:
+            return self._decide_tool(request)
+        except Exception as exc:
+            call = request.tool_call
+            log.exception("flagmw: the gate of tool %r failed; refused", call["name"])
+            refusal = Refusal(
+                call["name"],
+                "?",
+                f"Tool '{call['name']}' is disabled: its gate could not be evaluated "
+                f"({type(exc).__name__}). Do not retry it; tell the user it is unavailable.",
+            )
+            return None, False, refusal.tool_message(str(call["id"]))
+
+    def _decide_tool(
+        self, request: ToolCallRequest
+    ) -> tuple[RunState | None, bool, ToolMessage | None]:
         external = self._external()
         config = request.runtime.config if request.runtime is not None else None
         state = request.state if isinstance(request.state, Mapping) else {}
-        run = external or self._own(state, _thread_id(config))
+        run = external or self._pinned.of(state, thread_id(config))
         if run is None:
             return None, False, None
         if external is None:
@@ -519,6 +370,7 @@ class FlagmwMiddleware(AgentMiddleware[FlagmwAgentState, Any, Any]):
                 ),
             )
         target: Any = request.tool if request.tool is not None else {"name": name}
+        warn_ungated_twin(target, self.tool_gates, f"agent {self.agent_name!r}")
         refusal = check_tool(target, run.rc, gates=self.tool_gates)
         if refusal is None:
             return run, external is not None, None
@@ -554,19 +406,3 @@ class FlagmwMiddleware(AgentMiddleware[FlagmwAgentState, Any, Any]):
             return refusal
         with self._current(run, external):
             return await handler(request)
-
-
-def _pin_key(thread_id: str | None, pin: Mapping[str, Any]) -> tuple[Any, ...]:
-    data = pin["rc"]
-    return (
-        thread_id,
-        pin.get("turn"),
-        data.get("config_hash"),
-        data.get("resolved_at"),
-        len(data.get("changes") or ()),
-    )
-
-
-def _thread_id(config: Mapping[str, Any] | None) -> str | None:
-    value = ((config or {}).get("configurable") or {}).get("thread_id")
-    return None if value is None else str(value)

@@ -233,22 +233,24 @@ class InMemoryBackend:
 
 def make_tools(backend: Backend) -> list[BaseTool]:
     """The agent's tools over ``backend``: ``kb_search``, ``refund`` (gated by the hot
-    kill switch ``tools.refund_api.enabled``) and ``escalate``, each gated by its flag."""
+    kill switch ``tools.refund_api.enabled``) and ``escalate``, each gated by its flag.
+    ``outside_run="allow"``: the graph also runs unwrapped, on the registry's defaults
+    (a gate refuses outside a run by default)."""
 
-    @flagmw.gated("tools.kb_search.enabled")
+    @flagmw.gated("tools.kb_search.enabled", outside_run="allow")
     @tool
     def kb_search(query: str) -> str:
         """Search the support knowledge base and return the best passage."""
         return _tool_output(backend.search(query, knobs().retrieval_index))
 
-    @flagmw.gated("tools.refund_api.enabled")
+    @flagmw.gated("tools.refund_api.enabled", outside_run="allow")
     @tool
     def refund(order_id: str, amount: float) -> str:
         """Refund an order through the CRM refund webhook. amount is in the order's
         currency units."""
         return _tool_output(backend.refund(order_id, amount))
 
-    @flagmw.gated("tools.escalation.enabled")
+    @flagmw.gated("tools.escalation.enabled", outside_run="allow")
     @tool
     def escalate(reason: str) -> str:
         """Hand the conversation over to a human support agent with a short reason."""

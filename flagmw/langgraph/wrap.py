@@ -35,6 +35,7 @@ from collections.abc import (
     AsyncIterator,
     Generator,
     Iterator,
+    Mapping,
     Sequence,
 )
 from typing import Any, Literal, TypeVar, cast
@@ -49,10 +50,12 @@ from flagmw.client.client import FlagClient
 from flagmw.core.runconfig import RunConfig
 from flagmw.langgraph.checkpointer import PinningCheckpointer
 from flagmw.langgraph.context import ContextBuilder, effective_config
+from flagmw.langgraph.gates import gate_nodes
 from flagmw.langgraph.keys import LENT_CHECKPOINTER_KEY, TASK_ID_KEY, AnyGraph, ResumePolicy
 from flagmw.langgraph.lifecycle import _Invocation, _Settings
 from flagmw.langgraph.pin import afind_pin, decode_pin, find_pin
 from flagmw.langgraph.run import RUN_KEY, RunObserver, RunState, current_run
+from flagmw.langgraph.tool_gate import Gate
 
 __all__ = ["wrap"]
 
@@ -236,6 +239,7 @@ def wrap(
     on_resume: ResumePolicy = "pinned",
     tracer: RunObserver | Literal[False] | None = None,
     observers: Sequence[RunObserver] = (),
+    gates: Mapping[str, str | Gate] | None = None,
 ) -> G:
     """Put flagmw inside a compiled LangGraph graph.
 
@@ -268,10 +272,18 @@ def wrap(
             uses ``flagmw.tracing.RunTracer()`` when it and OpenTelemetry import; False
             disables tracing.
         observers: more :class:`~flagmw.run.RunObserver` objects.
+        gates: tool name → flag key (or :class:`~flagmw.tools.Gate`): gates the tools
+            of the graph's ``ToolNode`` s by name at execution, for graphs whose tools
+            you cannot decorate (templates, prebuilt agents built before wrapping); a
+            call to a disabled tool gets the ``ToolMessage(status="error")`` of
+            ``@gated`` (:mod:`flagmw.langgraph.gates`). Warns about names no ToolNode
+            has and about ungated tools whose ``gated()`` copy is never used.
 
     Raises:
-        TypeError: ``graph`` is not a compiled LangGraph graph.
+        TypeError: ``graph`` is not a compiled LangGraph graph; a gate is neither a
+            flag key nor a Gate.
         ValueError: an unknown ``on_resume`` policy.
+        RuntimeError: ``gates`` needs a ToolNode of an unsupported langgraph-prebuilt.
 
     Example::
 
@@ -297,11 +309,13 @@ def wrap(
         checkpointer = checkpointer.inner
     if isinstance(checkpointer, BaseCheckpointSaver):
         attrs["checkpointer"] = PinningCheckpointer(checkpointer)
+    agent_name = name or getattr(graph, "name", None) or "LangGraph"
+    attrs["nodes"] = gate_nodes(attrs["nodes"], gates, client, graph_name=agent_name)
     chosen = _default_tracer() if tracer is None else (None if tracer is False else tracer)
     every = tuple(o for o in (chosen, *observers) if o is not None)
     settings = _Settings(
         client=client,
-        name=name or getattr(graph, "name", None) or "LangGraph",
+        name=agent_name,
         context=context,
         on_resume=on_resume,
         observers=every,
