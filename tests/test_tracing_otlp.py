@@ -25,7 +25,7 @@ from flagmw import EvaluationContext, FlagClient, RunConfig
 from flagmw.langgraph.run import RunState
 from flagmw.tracing import RunTracer, configure
 from flagmw.tracing import attributes as A
-from flagmw.tracing.writer import _signal_url
+from flagmw.tracing.export import signal_url as _signal_url
 
 SPAN_KIND_INTERNAL = 1  # opentelemetry.proto.trace.v1.Span.SpanKind
 STATUS_ERROR = 2

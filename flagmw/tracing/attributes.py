@@ -13,7 +13,7 @@ import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from flagmw.core.runconfig import Layer, Provenance, RunConfig
+from flagmw.core.runconfig import HotChange, Layer, Provenance, RunConfig
 
 # -- attribute names -------------------------------------------------------------------------
 # GenAI agent-span conventions (semantic-conventions-genai; status: development).
@@ -34,6 +34,10 @@ TENANT_ID = "flagmw.tenant_id"
 USER_ID = "flagmw.user_id"
 ROUTE = "flagmw.route"
 OVERRIDE_IDS = "flagmw.override_ids"
+PINNED_OVERRIDE_IDS = "flagmw.pinned_override_ids"
+CHANGE_COUNT = "flagmw.change_count"
+CHANGED_KEYS = "flagmw.changed_keys"
+EFFECTIVE_PREFIX = "flagmw.effective."
 RESUMED = "flagmw.resumed"
 FLAG_COUNT = "flagmw.flag_count"
 FLAGS_TRUNCATED = "flagmw.flags_truncated"
@@ -167,15 +171,48 @@ def flag_order(rc: RunConfig, hot_keys: Collection[str]) -> list[str]:
 
 
 def flag_attributes(
-    rc: RunConfig, keys: Iterable[str], sensitive: Collection[str]
+    rc: RunConfig, keys: Iterable[str], sensitive: Collection[str], prefix: str = FLAG_PREFIX
 ) -> dict[str, str | bool | int | float]:
-    """``flagmw.flag.<key>.value`` and ``flagmw.flag.<key>.source`` for ``keys``, in order."""
+    """``<prefix><key>.value`` and ``<prefix><key>.source`` for ``keys``, in order
+    (``flagmw.flag.`` for the pinned values, ``flagmw.effective.`` for the values in
+    effect at run end)."""
     prov = rc.provenance
     out: dict[str, str | bool | int | float] = {}
     for key in keys:
-        out[f"{FLAG_PREFIX}{key}.value"] = encode_value(rc.get(key), sensitive=key in sensitive)
-        out[f"{FLAG_PREFIX}{key}.source"] = prov[key].layer.value
+        out[f"{prefix}{key}.value"] = encode_value(rc.get(key), sensitive=key in sensitive)
+        out[f"{prefix}{key}.source"] = prov[key].layer.value
     return out
+
+
+def run_changes(pinned: RunConfig, effective: RunConfig) -> tuple[HotChange, ...]:
+    """The hot changes applied during one invocation: those of ``effective`` (the
+    RunConfig in effect at its end) that ``pinned`` (the one it started from) does not
+    already carry. ``effective`` derives from ``pinned`` (:meth:`RunConfig.with_hot`
+    appends), so these are the trailing ones."""
+    if effective is pinned:
+        return ()
+    return effective.changes[len(pinned.changes) :]
+
+
+def reached_override_ids(
+    pinned: RunConfig,
+    effective: RunConfig,
+    events: Iterable[tuple[str, Mapping[str, Any]]],
+) -> list[str]:
+    """Every override that reached an invocation, without repeats: those of the pinned
+    RunConfig first, then in the order they arrived — through a hot change (a kill
+    turning a hot key off, an override expiring back is still listed), a tool refusal or
+    a drain (the ``override_id`` of any run event), or deciding a value at the end."""
+    ids: dict[str, None] = dict.fromkeys(pinned.override_ids)
+    for change in run_changes(pinned, effective):
+        if change.provenance.override_id:
+            ids[change.provenance.override_id] = None
+    for _name, attributes in events:
+        override_id = attributes.get("override_id")
+        if isinstance(override_id, str) and override_id:
+            ids[override_id] = None
+    ids.update(dict.fromkeys(effective.override_ids))
+    return list(ids)
 
 
 def config_document(
