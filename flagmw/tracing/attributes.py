@@ -297,6 +297,41 @@ def capped_json(doc: Mapping[str, Any], order: Sequence[str], max_bytes: int) ->
     return full.encode("utf-8")[:room].decode("utf-8", errors="ignore") + tail
 
 
+def evaluation_attributes(
+    rc: RunConfig,
+    key: str,
+    value: Any,
+    provenance: Provenance,
+    *,
+    sensitive: bool,
+    user_ids: UserIdPolicy,
+    salt: str = "",
+) -> dict[str, Any]:
+    """The attributes of one ``feature_flag.evaluation`` log-based event (semantic
+    conventions, names as of v1.44): key, provider, value (redacted when
+    ``sensitive``), reason, the exact layer (``flagmw.source``), the variant, the
+    snapshot rev as ``feature_flag.version`` and the user id (under ``user_ids``) or
+    else the tenant as ``feature_flag.context.id``."""
+    attrs: dict[str, Any] = {
+        FEATURE_FLAG_KEY: key,
+        FEATURE_FLAG_PROVIDER_NAME: PROVIDER_NAME,
+        FEATURE_FLAG_RESULT_VALUE: encode_value(value, sensitive=sensitive),
+        FEATURE_FLAG_RESULT_REASON: result_reason(provenance, value),
+        FLAGMW_SOURCE: provenance.layer.value,
+    }
+    if provenance.variant is not None:
+        attrs[FEATURE_FLAG_RESULT_VARIANT] = provenance.variant
+    if rc.snapshot_rev is not None:
+        attrs[FEATURE_FLAG_VERSION] = str(rc.snapshot_rev)
+    ctx = rc.context
+    context_id = apply_user_policy(ctx.user_id, user_ids, salt)
+    if context_id is None:
+        context_id = ctx.tenant_id
+    if context_id is not None:
+        attrs[FEATURE_FLAG_CONTEXT_ID] = context_id
+    return attrs
+
+
 def event_value(value: Any) -> str | bool | int | float:
     """A value carried by a run event, as an attribute value (exceptions as
     ``"Type: message"``)."""

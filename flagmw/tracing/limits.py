@@ -14,7 +14,7 @@ only, in this order:
 
 When a provider's real limit is lower than the one used here, the SDK evicts the
 *oldest* attributes (per-flag ones first; run-level attributes are re-set last) and the
-writer logs one warning naming the option to set (``RunTracer._warn_dropped``).
+writer logs one warning naming the option to set.
 """
 
 from __future__ import annotations

@@ -13,12 +13,13 @@ the invocation it resumes.
 With ``evaluation_events=True`` it also emits the OpenTelemetry ``feature_flag.evaluation``
 log-based events (semantic conventions, release candidate), once per run and key.
 
-:func:`configure` is a one-call set-up (OTLP over HTTP and/or the console) for
-applications that do not configure OpenTelemetry themselves.
+At run end it records on the span what reached the run after its start: every override
+id, the hot keys that changed with their effective values, and the number of changes.
 
 Attribute names, event names and the choices behind them are documented in
 ``docs/tracing.md``. This module needs ``opentelemetry-api`` (``pip install
-'flagmw[otel]'``); :func:`configure` also needs the SDK and the OTLP/HTTP exporter.
+'flagmw[otel]'``); the set-up helper :func:`flagmw.tracing.configure` lives in
+:mod:`flagmw.tracing.export`.
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from opentelemetry import trace
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from flagmw._version import __version__
 from flagmw.langgraph.run import Outcome, RunState
 from flagmw.tracing import attributes as A
 from flagmw.tracing import otel_logs
 from flagmw.tracing.limits import attribute_limit
+from flagmw.tracing.spanref import parse_span_ref, span_ref
 
 if TYPE_CHECKING:  # pragma: no cover
     from opentelemetry._logs import Logger, LoggerProvider
@@ -68,29 +70,11 @@ SpanMode = Literal["root", "enrich"]
 # flagmw.pinned_override_ids) and a little headroom, when the per-flag budget is fitted to
 # the span's attribute limit.
 _RESERVE = 5
+#: At most this many changed hot keys get ``flagmw.effective.<key>.value`` / ``.source``
+#: (``flagmw.changed_keys`` always lists every one). Their room is reserved at run start.
+EFFECTIVE_KEYS_MAX = 8
 _EVALUATION_FEATURE = "RunTracer(evaluation_events=True)"
 _NULL_CONTEXT: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-
-
-def parse_span_ref(ref: str | None) -> SpanContext | None:
-    """The span context named by a ``span_ref`` (``"<32 hex trace id>-<16 hex span
-    id>"``, as :class:`RunTracer` writes into :attr:`RunState.span_ref`), or None when
-    ``ref`` is empty or malformed."""
-    if not ref:
-        return None
-    trace_hex, _, span_hex = ref.partition("-")
-    if len(trace_hex) != 32 or len(span_hex) != 16:
-        return None
-    try:
-        trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
-    except ValueError:
-        return None
-    ctx = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
-    return ctx if ctx.is_valid else None
-
-
-def _span_ref(ctx: SpanContext) -> str:
-    return f"{ctx.trace_id:032x}-{ctx.span_id:016x}"
 
 
 class _RunSpan:
@@ -98,13 +82,13 @@ class _RunSpan:
 
     __slots__ = (
         "drain_seen",
+        "effective_slots",
         "evaluated",
         "owned",
         "protected",
         "run",
         "sensitive",
         "span",
-        "written",
     )
 
     def __init__(self, run: RunState, span: trace.Span | None, owned: bool) -> None:
@@ -117,8 +101,8 @@ class _RunSpan:
         self.sensitive: frozenset[str] = frozenset()
         self.drain_seen = False
         self.evaluated: set[str] = set()
-        # Attributes flagmw wrote at run start (the count used when the span cannot tell).
-        self.written = 0
+        # Changed hot keys that get flagmw.effective.<key>.* at run end (room reserved).
+        self.effective_slots = 0
 
 
 class RunTracer:
@@ -326,7 +310,7 @@ class RunTracer:
         recording = ctx.is_valid and span.is_recording()
         # Without a recorded span this invocation cannot be linked to; carry the older
         # reference so a later traced resume still links to the last traced invocation.
-        run.span_ref = _span_ref(ctx) if recording else run.previous_span_ref
+        run.span_ref = span_ref(ctx) if recording else run.previous_span_ref
         if not ctx.is_valid and not self.evaluation_events:
             return  # no tracing configured: nothing more to build (the common no-op path)
         entry = _RunSpan(run, span if ctx.is_valid else None, owned)
@@ -373,8 +357,11 @@ class RunTracer:
         # caller's own attributes already on the span.
         budget = self.flag_budget
         limit = self.attribute_limit
+        entry.effective_slots = min(EFFECTIVE_KEYS_MAX, sum(1 for k in hot if k in rc))
         if limit is not None:
+            entry.effective_slots = min(entry.effective_slots, max(0, (limit // 4)))
             taken = len(summary) + 3 + (1 if config else 0) + _RESERVE
+            taken += 2 * entry.effective_slots
             if not entry.owned:
                 taken += len(getattr(span, "attributes", None) or {})
             budget = max(0, min(budget, (limit - taken) // 2))
@@ -391,7 +378,8 @@ class RunTracer:
             protected[A.CONFIG] = config
         protected.update(summary)
         span.set_attributes(protected)
-        entry.written = 2 * len(written) + len(protected)
+        if entry.owned:
+            self._check_dropped(span)
 
     def _run_event(self, entry: _RunSpan, name: str, attributes: Mapping[str, Any]) -> None:
         key = attributes.get("key")
@@ -468,17 +456,15 @@ class RunTracer:
         # newest attributes.
         span.set_attributes(protected)
         if entry.owned:
-            self._check_dropped(span)
             span.end()
 
     def _write_effective(self, entry: _RunSpan) -> None:
-        """What reached the run after its start, as run-level attributes (so trace UIs
-        can filter on it): every override id that reached it, the hot keys that changed
-        with their values in effect at the end (``flagmw.effective.<key>.*``, as many
-        as the attribute limit leaves room for) and the number of hot changes."""
-        span, run = entry.span, entry.run
-        assert span is not None
-        protected = entry.protected
+        """What reached the run after its start, as run-level attributes (re-set last,
+        so eviction cannot reach them, and filterable in trace UIs): every override id
+        that reached it, the pinned ones, the number of hot changes, the hot keys that
+        changed and — for up to :data:`EFFECTIVE_KEYS_MAX` of them, in the room reserved
+        at run start — their value and source in effect at the end."""
+        run, protected = entry.run, entry.protected
         pinned, effective = run.pinned, run.rc
         changes = A.run_changes(pinned, effective)
         changed = sorted({c.key for c in changes})
@@ -486,22 +472,13 @@ class RunTracer:
         protected[A.PINNED_OVERRIDE_IDS] = list(pinned.override_ids)
         protected[A.CHANGE_COUNT] = len(changes)
         protected[A.CHANGED_KEYS] = changed
-        if not changed:
-            return
-        room = len(changed)
-        if self.attribute_limit is not None:
-            present = getattr(span, "attributes", None)
-            if isinstance(present, Mapping):
-                used = len(present) + sum(1 for k in protected if k not in present)
-            else:
-                used = entry.written + len(protected)
-            room = min(room, max(0, (self.attribute_limit - used) // 2))
-        attrs = A.flag_attributes(effective, changed[:room], entry.sensitive, A.EFFECTIVE_PREFIX)
-        span.set_attributes(attrs)
+        shown = [k for k in changed[: entry.effective_slots] if k in effective]
+        protected.update(A.flag_attributes(effective, shown, entry.sensitive, A.EFFECTIVE_PREFIX))
 
     def _check_dropped(self, span: trace.Span) -> None:
-        """Warn once when the SDK evicted attributes from a span flagmw owns: the
-        provider's limit is lower than :attr:`attribute_limit`."""
+        """Warn once when the SDK evicted attributes from a span flagmw owns right after
+        flagmw wrote its own (nobody else wrote to it yet): the provider's limit is lower
+        than :attr:`attribute_limit`."""
         dropped = getattr(span, "dropped_attributes", 0)
         if self._warned_dropped or not isinstance(dropped, int) or dropped <= 0:
             return
@@ -522,24 +499,15 @@ class RunTracer:
             self._logger = otel_logs.get_logger(
                 _EVALUATION_FEATURE, __version__, self._logger_provider
             )
-        rc = entry.run.pinned
-        attrs: dict[str, Any] = {
-            A.FEATURE_FLAG_KEY: key,
-            A.FEATURE_FLAG_PROVIDER_NAME: A.PROVIDER_NAME,
-            A.FEATURE_FLAG_RESULT_VALUE: A.encode_value(value, sensitive=key in entry.sensitive),
-            A.FEATURE_FLAG_RESULT_REASON: A.result_reason(prov, value),
-            A.FLAGMW_SOURCE: prov.layer.value,
-        }
-        if prov.variant is not None:
-            attrs[A.FEATURE_FLAG_RESULT_VARIANT] = prov.variant
-        if rc.snapshot_rev is not None:
-            attrs[A.FEATURE_FLAG_VERSION] = str(rc.snapshot_rev)
-        ctx = rc.context
-        context_id = A.apply_user_policy(ctx.user_id, self.user_ids, self.user_id_salt)
-        if context_id is None:
-            context_id = ctx.tenant_id
-        if context_id is not None:
-            attrs[A.FEATURE_FLAG_CONTEXT_ID] = context_id
+        attrs = A.evaluation_attributes(
+            entry.run.pinned,
+            key,
+            value,
+            prov,
+            sensitive=key in entry.sensitive,
+            user_ids=self.user_ids,
+            salt=self.user_id_salt,
+        )
         span_ctx = trace.set_span_in_context(entry.span) if entry.span is not None else None
         self._logger.emit(event_name=A.FEATURE_FLAG_EVALUATION, attributes=attrs, context=span_ctx)
 
