@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import socket
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
@@ -62,27 +64,56 @@ class ExportStatus:
         return self.failed == 0
 
 
+# "[Errno 111] Connection refused" inside the exporter's retry warnings.
+_OS_ERROR = re.compile(r"\[Errno -?\d+\][^\"')]*")
+
+
 class _LastExporterError(logging.Handler):
-    """Keeps the last WARNING+ message of OpenTelemetry's OTLP exporters (they report
-    why an export failed only in their log)."""
+    """Keeps why OpenTelemetry's OTLP exporters last failed (they say so only in their
+    log): the OS error of a connection (``[Errno 111] Connection refused``) when one was
+    logged, else the last WARNING+ message."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.message: str | None = None
+        self.os_error: str | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.message = record.getMessage()
+            text = record.getMessage()
         except Exception:  # a broken record must not break the export thread
-            self.message = str(record.msg)
+            text = str(record.msg)
+        self.message = text
+        found = _OS_ERROR.search(text)
+        if found:
+            self.os_error = found.group(0).strip()
+
+    def reason(self) -> str | None:
+        """The reason of the last failure, and forget it."""
+        reason = self.os_error or self.message
+        self.os_error = self.message = None
+        return reason
 
 
 _exporter_errors = _LastExporterError()
 logging.getLogger("opentelemetry.exporter").addHandler(_exporter_errors)
 
 
-def _watched(exporter: SpanExporter, status: ExportStatus) -> SpanExporter:
-    """``exporter`` counting its successes and failures into ``status``."""
+def _connect_error(url: str) -> str | None:
+    """The OS error of a TCP connection to ``url``'s host and port (e.g. ``[Errno 111]
+    Connection refused``), or None when the connection succeeds."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        with socket.create_connection((parts.hostname or "localhost", port), timeout=2.0):
+            return None
+    except (OSError, ValueError) as exc:
+        return str(exc)
+
+
+def _watched(exporter: SpanExporter, status: ExportStatus, url: str | None) -> SpanExporter:
+    """``exporter`` counting its successes and failures into ``status``; a failure's
+    reason is the exporter's log message, or the OS error of connecting to ``url``."""
     from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
     class _Watched(SpanExporter):
@@ -97,7 +128,10 @@ def _watched(exporter: SpanExporter, status: ExportStatus) -> SpanExporter:
                 status.exported += len(spans)
             else:
                 status.failed += len(spans)
-                status.last_error = _exporter_errors.message or "the exporter reported FAILURE"
+                reason = _exporter_errors.reason()
+                if url and not (reason and _OS_ERROR.search(reason)):
+                    reason = _connect_error(url) or reason
+                status.last_error = reason or "the exporter reported FAILURE"
             return result
 
         def shutdown(self) -> None:
@@ -235,7 +269,9 @@ def configure(
                 exporter = OTLPSpanExporter(endpoint=traces_url, headers=dict(headers or {}))
                 status = _status.setdefault(provider, ExportStatus([]))
                 status.endpoints.append(traces_url or str(env_endpoint))
-                provider.add_span_processor(BatchSpanProcessor(_watched(exporter, status)))
+                provider.add_span_processor(
+                    BatchSpanProcessor(_watched(exporter, status, traces_url))
+                )
                 attached.add(key)
         if console and ("console",) not in attached:
             provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
