@@ -19,12 +19,15 @@ writer logs one warning naming the option to set.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from opentelemetry.sdk.trace import SpanLimits
 
-__all__ = ["DEFAULT_ATTRIBUTE_LIMIT", "attribute_limit"]
+__all__ = ["DEFAULT_ATTRIBUTE_LIMIT", "attribute_limit", "warn_if_evicted"]
+
+log = logging.getLogger("flagmw.tracing")
 
 #: The specification's default attribute-count limit per span.
 DEFAULT_ATTRIBUTE_LIMIT = 128
@@ -44,3 +47,20 @@ def attribute_limit(span_limits: SpanLimits | None) -> int | None:
     if value is None:
         return None  # SpanLimits(max_span_attributes=SpanLimits.UNSET): unlimited
     return int(value)
+
+
+def warn_if_evicted(span: Any, limit: int | None) -> bool:
+    """Log one warning when the SDK evicted attributes from ``span`` (its public
+    ``dropped_attributes`` count) right after flagmw wrote its own: the provider allows
+    fewer attributes per span than ``limit``. Returns True when it warned."""
+    dropped = getattr(span, "dropped_attributes", 0)
+    if not isinstance(dropped, int) or dropped <= 0:
+        return False
+    log.warning(
+        "flagmw: the span of a run dropped %d attribute(s) (the oldest, per-flag ones "
+        "first): its tracer provider allows fewer attributes per span than the %s flagmw "
+        "fitted to; pass RunTracer(span_limits=<the provider's SpanLimits>)",
+        dropped,
+        limit,
+    )
+    return True

@@ -10,11 +10,9 @@ refusals, drains and model routes become span events; interrupts, drains and err
 set the span's status. A resumed run gets a new span with a *span link* to the span of
 the invocation it resumes.
 
-With ``evaluation_events=True`` it also emits the OpenTelemetry ``feature_flag.evaluation``
-log-based events (semantic conventions, release candidate), once per run and key.
-
-At run end it records on the span what reached the run after its start: every override
-id, the hot keys that changed with their effective values, and the number of changes.
+At run end it records what reached the run after its start: every override id, the hot
+keys that changed with their effective values, and the number of changes. With
+``evaluation_events=True`` it also emits the ``feature_flag.evaluation`` log-based events.
 
 Attribute names, event names and the choices behind them are documented in
 ``docs/tracing.md``. This module needs ``opentelemetry-api`` (``pip install
@@ -37,7 +35,7 @@ from flagmw._version import __version__
 from flagmw.langgraph.run import Outcome, RunState
 from flagmw.tracing import attributes as A
 from flagmw.tracing import otel_logs
-from flagmw.tracing.limits import attribute_limit
+from flagmw.tracing.limits import attribute_limit, warn_if_evicted
 from flagmw.tracing.spanref import parse_span_ref, span_ref
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -378,8 +376,9 @@ class RunTracer:
             protected[A.CONFIG] = config
         protected.update(summary)
         span.set_attributes(protected)
-        if entry.owned:
-            self._check_dropped(span)
+        if entry.owned and not self._warned_dropped:
+            # Nobody else wrote to the span yet: an eviction means a lower provider limit.
+            self._warned_dropped = warn_if_evicted(span, self.attribute_limit)
 
     def _run_event(self, entry: _RunSpan, name: str, attributes: Mapping[str, Any]) -> None:
         key = attributes.get("key")
@@ -474,22 +473,6 @@ class RunTracer:
         protected[A.CHANGED_KEYS] = changed
         shown = [k for k in changed[: entry.effective_slots] if k in effective]
         protected.update(A.flag_attributes(effective, shown, entry.sensitive, A.EFFECTIVE_PREFIX))
-
-    def _check_dropped(self, span: trace.Span) -> None:
-        """Warn once when the SDK evicted attributes from a span flagmw owns right after
-        flagmw wrote its own (nobody else wrote to it yet): the provider's limit is lower
-        than :attr:`attribute_limit`."""
-        dropped = getattr(span, "dropped_attributes", 0)
-        if self._warned_dropped or not isinstance(dropped, int) or dropped <= 0:
-            return
-        self._warned_dropped = True
-        log.warning(
-            "flagmw: the span of a run dropped %d attribute(s) (the oldest, per-flag ones "
-            "first): its tracer provider allows fewer attributes per span than the %s flagmw "
-            "fitted to; pass RunTracer(span_limits=<the provider's SpanLimits>)",
-            dropped,
-            self.attribute_limit,
-        )
 
     def _emit_evaluation(self, entry: _RunSpan, key: str, value: Any, prov: Any) -> None:
         if key in entry.evaluated:
