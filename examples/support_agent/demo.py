@@ -78,7 +78,11 @@ def _traces(otlp_endpoint: str | None, console_traces: bool, out: Console) -> It
             f"[yellow]traces: warning: nothing accepts connections at {otlp_endpoint} yet; "
             "start the collector (e.g. phoenix serve) or the spans will be lost[/]"
         )
-    yield
+    try:
+        yield
+    except BaseException:
+        provider.force_flush(FLUSH_TIMEOUT_MS)  # the spans of a failed demo help too
+        raise
     flushed = provider.force_flush(FLUSH_TIMEOUT_MS)
     status = tracing.export_status(provider)
     if status is None:
