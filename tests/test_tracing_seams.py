@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 from conftest import snapshot_part
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -201,3 +203,56 @@ def test_configure_logs_without_the_logs_api_names_versions(tmp_path: Any) -> No
     assert proc.returncode == 0, proc.stderr
     assert "refused: flagmw.tracing.configure(logs=True) needs" in proc.stdout
     assert "1.45" in proc.stdout
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    limit=st.integers(min_value=48, max_value=200),
+    flags=st.integers(min_value=0, max_value=120),
+    hot_every=st.integers(min_value=1, max_value=7),
+    killed=st.integers(min_value=0, max_value=12),
+)
+def test_flagmw_never_evicts_under_any_limit_it_is_told(
+    limit: int, flags: int, hot_every: int, killed: int
+) -> None:
+    """For every limit (down to 48), flag count and number of hot keys killed in flight,
+    the writer's own attributes fit: nothing is dropped and the run-level record is
+    complete."""
+    limits = SpanLimits(max_span_attributes=limit)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(span_limits=limits)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    registry = FlagRegistry(
+        [
+            Flag(f"f.{i:03d}", "bool", True, binding="hot" if i % hot_every == 0 else "pinned")
+            for i in range(flags)
+        ]
+    )
+    client = FlagClient(registry, MemoryStore())
+    tracer = RunTracer(tracer_provider=provider, span_limits=limits, flag_budget=200)
+    run = RunState(
+        client=client,
+        rc=client.resolve(EvaluationContext(tenant_id="acme", user_id="u-1")),
+        name="agent",
+        thread_id="t-1",
+        observers=(tracer,),
+    )
+    tracer.run_started(run)
+    hot = sorted(registry.hot_keys)[:killed]
+    for key in hot:
+        client.kill(key, reason="incident", actor="oncall", ttl="1h")
+    if hot:
+        assert run.refresh_hot(client.generation, step=1)
+    tracer.run_ended(run, "completed", None)
+    (span,) = exporter.get_finished_spans()
+    a = dict(span.attributes or {})
+    assert span.dropped_attributes == 0
+    assert len(a) <= limit
+    assert a[A.CHANGED_KEYS] == tuple(hot)
+    assert a[A.CHANGE_COUNT] == len(hot)
+    assert len(a[A.OVERRIDE_IDS]) == len(hot)
+    assert a[A.FLAG_COUNT] == flags
+    assert a[A.OUTCOME] == "completed"
+    shown = [k for k in a if k.startswith(A.EFFECTIVE_PREFIX) and k.endswith(".value")]
+    assert len(shown) == min(len(hot), 8, limit // 4)
+    provider.shutdown()
