@@ -8,7 +8,9 @@
    ``flagmw demo --otlp-endpoint URL``.
 2. Find the root spans through Phoenix's REST and GraphQL APIs.
 3. Open the span in Phoenix's UI with headless Chromium (DevTools protocol), click the
-   Attributes / Events tab, and save PNGs.
+   Attributes / Events tab, and save PNGs: the root span of a run (its pinned config),
+   the events of the run with the most flagmw events, and the attributes of a run a kill
+   reached in flight (``flagmw.effective.*``, ``flagmw.override_ids``).
 
 Usage (from the repository root; Phoenix in ``.phoenix-venv``, see docs/tracing.md)::
 
@@ -388,9 +390,11 @@ async def shoot(
 # -- main -----------------------------------------------------------------------------------------
 
 
-def pick(spans: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the span for the Attributes shot, the span for the Events shot): a new run whose
-    config carries a kill, and the run with the most flagmw events."""
+def pick(spans: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(the span for the Attributes shot, the span for the Events shot, the span for the
+    shot of what reached a run): a new run whose pinned config carries a kill, the run
+    with the most flagmw events, and a run a kill reached in flight (one with a tool
+    refusal first)."""
 
     def attrs(s: dict[str, Any]) -> dict[str, Any]:
         return dict(s.get("attributes") or {})
@@ -398,11 +402,16 @@ def pick(spans: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
     with_kill = [
         s
         for s in spans
-        if attrs(s).get("flagmw.override_ids") and not attrs(s).get("flagmw.resumed")
+        if attrs(s).get("flagmw.pinned_override_ids") and not attrs(s).get("flagmw.resumed")
     ]
     first = (with_kill or spans)[-1]
     second = max(spans, key=lambda s: sum(e["name"].startswith("flagmw.") for e in s["events"]))
-    return first, second
+    reached = [s for s in spans if attrs(s).get("flagmw.change_count")]
+    third = max(
+        reached or spans,
+        key=lambda s: any(e["name"] == "flagmw.tool_refused" for e in s["events"]),
+    )
+    return first, second, third
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -434,11 +443,12 @@ def main(argv: list[str] | None = None) -> int:
             demo_incident(base, work)
         spans = root_spans(base, args.project)
         log(f"{len(spans)} invoke_agent spans in project {args.project!r}")
-        attrs_span, events_span = pick(spans)
+        attrs_span, events_span, reached_span = pick(spans)
         expand = ("flagmw.flag_changed", "flagmw.tool_refused", "flagmw.run_drained")
         shots = [
             (attrs_span, "Attributes", "flagmw", "phoenix-root-span.png", (), args.height),
             (events_span, "Events", "flagmw.", "phoenix-events.png", expand, 1150),
+            (reached_span, "Attributes", "effective", "phoenix-reached.png", (), args.height),
         ]
         with chrome(binary, args.width, args.height) as ws_url:
             for span, tab, expect, name, opened, height in shots:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,9 +31,12 @@ def flagmw_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "flagmw.cli"]
 
 
-def run_flagmw(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_flagmw(
+    *args: str, cwd: Path, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLAGMW_", "OTEL_"))}
     env["COLUMNS"] = "200"  # wide enough that no verdict line wraps
+    env.update(env_extra or {})
     return subprocess.run(
         [*flagmw_command(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
     )
@@ -186,6 +190,7 @@ def test_demo_exports_its_runs_over_otlp(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
         rx.wait_for_span(lambda s: _thread(s) == "globex-4" and _resumed(s))
         spans = [s for s in rx.spans if s.name.startswith("invoke_agent")]
+        received, url = len(rx.spans), rx.url
     by_thread: dict[str, list[ReceivedSpan]] = {}
     for s in spans:
         by_thread.setdefault(_thread(s), []).append(s)
@@ -204,6 +209,48 @@ def test_demo_exports_its_runs_over_otlp(tmp_path: Path) -> None:
     drained = [e.name for s in by_thread["globex-4"] for e in s.events]
     assert "flagmw.run_drained" in drained
     assert {s.resource.get("service.name") for s in spans} == {"flagmw-demo"}
+    # what reached the runs is on their root spans (filterable), the pinned value kept
+    kill_id = refused[0].attributes["flagmw.override_id"]
+    assert kill_id in killed.attributes["flagmw.override_ids"]
+    assert killed.attributes["flagmw.pinned_override_ids"] == []
+    assert killed.attributes["flagmw.changed_keys"] == ["tools.refund_api.enabled"]
+    assert killed.attributes["flagmw.change_count"] == 1
+    assert killed.attributes["flagmw.effective.tools.refund_api.enabled.value"] is False
+    assert killed.attributes["flagmw.flag.tools.refund_api.enabled.value"] is True
+    first_drained = next(s for s in by_thread["globex-4"] if not _resumed(s))
+    drain_event = next(e for e in first_drained.events if e.name == "flagmw.run_drained")
+    assert (
+        drain_event.attributes["flagmw.override_id"]
+        in (first_drained.attributes["flagmw.override_ids"])
+    )
+    assert f"traces: {received} spans exported to {url}/v1/traces" in flat(proc.stdout)
+
+
+def test_demo_says_when_its_traces_were_not_exported(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    proc = run_flagmw(
+        "demo",
+        "--workdir",
+        str(tmp_path / "w"),
+        "--otlp-endpoint",
+        url,
+        cwd=tmp_path,
+        env_extra={"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "1"},  # give up quickly
+    )
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr
+    assert f"traces: warning: nothing accepts connections at {url}" in flat(proc.stdout)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(
+        rf"flagmw demo: error: traces were not exported: (\d+) of \1 spans could not be sent "
+        rf"to {url}/v1/traces \(.+\); is the collector running and listening there\?",
+        last,
+    ), last
+    assert "Traceback" not in proc.stderr
+    # the story itself ran to its end
+    assert "Done in" in proc.stdout
 
 
 def _thread(span: ReceivedSpan) -> str:

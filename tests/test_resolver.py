@@ -428,3 +428,20 @@ def test_explanation_is_json(registry: FlagRegistry) -> None:
     assert data["context"] == {"tenant_id": "acme", "user_id": "u-1", "plan": "pro"}
     assert data["description"] == "Refund tool gate"
     assert [c["status"] for c in data["candidates"]] == ["won", "shadowed"]
+
+
+def test_override_ids_follow_the_keys_not_the_order_overrides_are_listed(
+    registry: FlagRegistry,
+) -> None:
+    """A run's override_ids are in the order of the keys they decided: another tenant's
+    override listed first (it makes its key's slot first) must not reorder them
+    (found by tests/test_properties.py::test_tenant_isolation)."""
+    view = view_of(registry, {})
+    ctx = CTX(tenant_id="globex")
+    loop = _ov(2, key="loop.max_iterations", value=3)
+    refund = _ov(3, key="tools.refund_api.enabled")
+    # the newest override comes first in the index: alone, refund's slot would lead
+    acme = _ov(4, key="loop.max_iterations", scope=ScopeKind.TENANT, target="acme", value=2)
+    one = consistent(view, ctx, [loop, refund], at=T0 + 20)
+    other = consistent(view, ctx, [loop, refund, acme], at=T0 + 20)
+    assert one.override_ids == other.override_ids == ("ov-2", "ov-3")

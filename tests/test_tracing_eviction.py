@@ -39,6 +39,9 @@ RUN_LEVEL = (
     A.USER_ID,
     A.ROUTE,
     A.OVERRIDE_IDS,
+    A.PINNED_OVERRIDE_IDS,
+    A.CHANGE_COUNT,
+    A.CHANGED_KEYS,
     A.RESUMED,
     A.CONFIG,
     A.FLAG_COUNT,
@@ -131,9 +134,10 @@ def test_root_span_with_200_flags_drops_nothing(
     a = span.attributes or {}
     written = [k for k in a if k.endswith(".value")]
     assert len(a) <= DEFAULT_LIMIT
-    # budget 200 is fitted to the limit: 128 minus the 15 run-level keys written at start
-    # and a reserve of 4 (outcome, error.type, ...) leaves room for 54 flags
-    assert len(written) == (40 if budget == 40 else (DEFAULT_LIMIT - 15 - 4) // 2)
+    # budget 200 is fitted to the limit: 128 minus the 17 run-level keys written at start,
+    # a reserve of 5 (outcome, error.type, pinned_override_ids, ...) and 2 x 8 for the
+    # effective values of changed hot keys (20 hot keys, at most 8) leaves room for 45
+    assert len(written) == (40 if budget == 40 else (DEFAULT_LIMIT - 17 - 5 - 2 * 8) // 2)
     # the kill (overridden) and the hot keys got the budget first
     assert written[0] == "flagmw.flag.feature.f199.enabled.value"
     assert "flagmw.flag.feature.f000.enabled.value" in written
@@ -240,3 +244,49 @@ def test_with_openinference_instrumentation(
     assert json.loads(graph_span.attributes["metadata"])["flagmw.snapshot_rev"] == 1
     assert_run_level_intact(ours, run)
     assert ours.dropped_attributes == 0
+
+
+def _client200_with_store() -> FlagClient:
+    flags = [
+        Flag(f"feature.f{i:03d}.enabled", "bool", True, binding="hot" if i % 10 == 0 else "pinned")
+        for i in range(200)
+    ]
+    return FlagClient(FlagRegistry(flags), MemoryStore(), clock=FixedClock())
+
+
+@pytest.mark.parametrize("filled", [False, True])
+def test_what_reached_the_run_survives_a_full_span(provider: Any, filled: bool) -> None:
+    """Ten hot keys killed in flight on a span with 200 flags: the run-level record of
+    what reached the run is re-set last, like the rest; flagmw evicts nothing itself."""
+    p, exporter = provider
+    client = _client200_with_store()
+    tracer = RunTracer(tracer_provider=p, flag_budget=200)
+    run = run_for(client, tracer)
+    tracer.run_started(run)
+    with tracer.activate(run):
+        if filled:
+            current = trace.get_current_span()
+            for i in range(300):
+                current.set_attribute(f"someone.else.{i}", i)
+    kills = [
+        client.kill(f"feature.f{i:03d}.enabled", reason="incident", actor="oncall", ttl="1h")
+        for i in range(0, 100, 10)
+    ]
+    assert run.refresh_hot(client.generation, step=1)
+    tracer.run_ended(run, "completed", None)
+    (span,) = exporter.get_finished_spans()
+    a = dict(span.attributes or {})
+    assert (span.dropped_attributes > 0) is filled
+    # one step boundary brought all ten: their order among themselves is the changes' order
+    assert sorted(a[A.OVERRIDE_IDS]) == sorted(k.id for k in kills)
+    assert a[A.PINNED_OVERRIDE_IDS] == ()
+    assert a[A.CHANGE_COUNT] == 10
+    assert a[A.CHANGED_KEYS] == tuple(sorted(k.key for k in kills))
+    effective = sorted(k for k in a if k.startswith(A.EFFECTIVE_PREFIX))
+    # the first 8 changed keys (sorted) get their effective value and source
+    assert len(effective) == 2 * 8
+    for key in sorted(k.key for k in kills)[:8]:
+        assert a[f"flagmw.effective.{key}.value"] is False
+        assert a[f"flagmw.effective.{key}.source"] == "override"
+    assert a[A.OUTCOME] == "completed"
+    assert len(a) <= DEFAULT_LIMIT

@@ -238,9 +238,17 @@ def test_kill_in_flight_is_a_flag_changed_event(
     }
     assert changed["flagmw.step"] >= 1
     assert dict(span.events[1].attributes or {})["flagmw.override_id"] == kill_id
-    # the span's attributes are the pinned config (the value at run start)
-    assert attrs(span)["flagmw.flag.tools.refund_api.enabled.value"] is True
-    assert attrs(span)[A.OVERRIDE_IDS] == ()
+    # flagmw.flag.* keep the pinned config (the value at run start) ...
+    a = attrs(span)
+    assert a["flagmw.flag.tools.refund_api.enabled.value"] is True
+    assert a["flagmw.flag.tools.refund_api.enabled.source"] == "default"
+    assert a[A.PINNED_OVERRIDE_IDS] == ()
+    # ... and the run-level attributes say what reached the run (issue 7 §4)
+    assert a[A.OVERRIDE_IDS] == (kill_id,)
+    assert a[A.CHANGE_COUNT] == 1
+    assert a[A.CHANGED_KEYS] == ("tools.refund_api.enabled",)
+    assert a["flagmw.effective.tools.refund_api.enabled.value"] is False
+    assert a["flagmw.effective.tools.refund_api.enabled.source"] == "override"
 
 
 def test_interrupt_then_resume_after_restart(

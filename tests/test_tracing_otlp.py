@@ -6,6 +6,8 @@ can be done once per process)."""
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -25,7 +27,7 @@ from flagmw import EvaluationContext, FlagClient, RunConfig
 from flagmw.langgraph.run import RunState
 from flagmw.tracing import RunTracer, configure
 from flagmw.tracing import attributes as A
-from flagmw.tracing.writer import _signal_url
+from flagmw.tracing.export import signal_url as _signal_url
 
 SPAN_KIND_INTERNAL = 1  # opentelemetry.proto.trace.v1.Span.SpanKind
 STATUS_ERROR = 2
@@ -130,7 +132,7 @@ CONFIGURE_SCRIPT = textwrap.dedent(
     from opentelemetry import _logs, trace
     from flagmw import EvaluationContext, FlagClient, FlagRegistry, Flag, MemoryStore
     from flagmw.langgraph.run import RunState
-    from flagmw.tracing import RunTracer, configure
+    from flagmw.tracing import RunTracer, configure, export_status
 
     url = sys.argv[1]
     reg = FlagRegistry([Flag("tools.refund_api.enabled", "bool", True, binding="hot"),
@@ -154,8 +156,10 @@ CONFIGURE_SCRIPT = textwrap.dedent(
     assert provider is again is trace.get_tracer_provider()
     provider.force_flush()
     _logs.get_logger_provider().force_flush()
+    status = export_status(provider)
     print(json.dumps({"before": before.span_ref, "after": after.span_ref,
-                      "kept": len(tracer._runs)}))
+                      "kept": len(tracer._runs), "exported": status.exported,
+                      "failed": status.failed, "endpoints": status.endpoints}))
     """
 )
 
@@ -173,6 +177,8 @@ def test_configure_in_a_fresh_process(rx: OTLPReceiver, tmp_path: Any) -> None:
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["before"] is None  # no tracer provider: no span, nothing kept
+    assert (out["exported"], out["failed"]) == (1, 0)  # export_status counted it
+    assert out["endpoints"] == [rx.traces_url]
     assert out["kept"] == 0
     trace_hex, span_hex = out["after"].split("-")
     span = rx.wait_for_span(lambda s: s.name == "invoke_agent after-configure")
@@ -193,6 +199,46 @@ def test_configure_in_a_fresh_process(rx: OTLPReceiver, tmp_path: Any) -> None:
     }
     assert all(r.attributes["feature_flag.provider.name"] == "flagmw" for r in logs)
     assert logs[0].resource["service.name"] == "support-demo"
+
+
+EXPORT_FAILS_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from opentelemetry import trace
+    from flagmw.tracing import configure, export_status
+
+    provider = configure(otlp_endpoint=sys.argv[1])
+    with trace.get_tracer("t").start_as_current_span("lost"):
+        pass
+    flushed = provider.force_flush()
+    status = export_status(provider)
+    print(json.dumps({"flushed": flushed, "exported": status.exported,
+                      "failed": status.failed, "error": status.last_error, "ok": status.ok}))
+    """
+)
+
+
+def test_export_status_reports_a_collector_that_is_not_up(tmp_path: Any) -> None:
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = tmp_path / "export_fails.py"
+    script.write_text(EXPORT_FAILS_SCRIPT)
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(script), f"http://127.0.0.1:{port}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    # force_flush() says True although the span is lost: only the status tells
+    assert out["flushed"] is True
+    assert (out["exported"], out["failed"], out["ok"]) == (0, 1, False)
+    assert "Connection refused" in out["error"]
 
 
 def test_configure_console_prints_spans(tmp_path: Any) -> None:

@@ -72,6 +72,10 @@ class OverrideIndex:
                 slot.tenants.setdefault(ov.target or "", []).append(entry)
             else:
                 slot.routes.setdefault(ov.target or "", []).append(entry)
+        # slots in key order: a run's override_ids follow the keys they decided, not the
+        # order the store listed the overrides in (another tenant's override must not
+        # reorder this tenant's ids)
+        self.slots = dict(sorted(self.slots.items()))
 
     def __bool__(self) -> bool:
         return bool(self.slots)

@@ -13,6 +13,7 @@ import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from flagmw.core.hot_change import HotChange
 from flagmw.core.provenance import Layer, Provenance
 from flagmw.core.runconfig import RunConfig
 
@@ -35,6 +36,10 @@ TENANT_ID = "flagmw.tenant_id"
 USER_ID = "flagmw.user_id"
 ROUTE = "flagmw.route"
 OVERRIDE_IDS = "flagmw.override_ids"
+PINNED_OVERRIDE_IDS = "flagmw.pinned_override_ids"
+CHANGE_COUNT = "flagmw.change_count"
+CHANGED_KEYS = "flagmw.changed_keys"
+EFFECTIVE_PREFIX = "flagmw.effective."
 RESUMED = "flagmw.resumed"
 FLAG_COUNT = "flagmw.flag_count"
 FLAGS_TRUNCATED = "flagmw.flags_truncated"
@@ -168,15 +173,48 @@ def flag_order(rc: RunConfig, hot_keys: Collection[str]) -> list[str]:
 
 
 def flag_attributes(
-    rc: RunConfig, keys: Iterable[str], sensitive: Collection[str]
+    rc: RunConfig, keys: Iterable[str], sensitive: Collection[str], prefix: str = FLAG_PREFIX
 ) -> dict[str, str | bool | int | float]:
-    """``flagmw.flag.<key>.value`` and ``flagmw.flag.<key>.source`` for ``keys``, in order."""
+    """``<prefix><key>.value`` and ``<prefix><key>.source`` for ``keys``, in order
+    (``flagmw.flag.`` for the pinned values, ``flagmw.effective.`` for the values in
+    effect at run end)."""
     prov = rc.provenance
     out: dict[str, str | bool | int | float] = {}
     for key in keys:
-        out[f"{FLAG_PREFIX}{key}.value"] = encode_value(rc.get(key), sensitive=key in sensitive)
-        out[f"{FLAG_PREFIX}{key}.source"] = prov[key].layer.value
+        out[f"{prefix}{key}.value"] = encode_value(rc.get(key), sensitive=key in sensitive)
+        out[f"{prefix}{key}.source"] = prov[key].layer.value
     return out
+
+
+def run_changes(pinned: RunConfig, effective: RunConfig) -> tuple[HotChange, ...]:
+    """The hot changes applied during one invocation: those of ``effective`` (the
+    RunConfig in effect at its end) that ``pinned`` (the one it started from) does not
+    already carry. ``effective`` derives from ``pinned`` (:meth:`RunConfig.with_hot`
+    appends), so these are the trailing ones."""
+    if effective is pinned:
+        return ()
+    return effective.changes[len(pinned.changes) :]
+
+
+def reached_override_ids(
+    pinned: RunConfig,
+    effective: RunConfig,
+    events: Iterable[tuple[str, Mapping[str, Any]]],
+) -> list[str]:
+    """Every override that reached an invocation, without repeats: those of the pinned
+    RunConfig first, then in the order they arrived — through a hot change (a kill
+    turning a hot key off, an override expiring back is still listed), a tool refusal or
+    a drain (the ``override_id`` of any run event), or deciding a value at the end."""
+    ids: dict[str, None] = dict.fromkeys(pinned.override_ids)
+    for change in run_changes(pinned, effective):
+        if change.provenance.override_id:
+            ids[change.provenance.override_id] = None
+    for _name, attributes in events:
+        override_id = attributes.get("override_id")
+        if isinstance(override_id, str) and override_id:
+            ids[override_id] = None
+    ids.update(dict.fromkeys(effective.override_ids))
+    return list(ids)
 
 
 def config_document(
@@ -259,6 +297,41 @@ def capped_json(doc: Mapping[str, Any], order: Sequence[str], max_bytes: int) ->
     tail = f"{ELLIPSIS}[truncated at {max_bytes} bytes]"
     room = max(0, max_bytes - _size(tail))
     return full.encode("utf-8")[:room].decode("utf-8", errors="ignore") + tail
+
+
+def evaluation_attributes(
+    rc: RunConfig,
+    key: str,
+    value: Any,
+    provenance: Provenance,
+    *,
+    sensitive: bool,
+    user_ids: UserIdPolicy,
+    salt: str = "",
+) -> dict[str, Any]:
+    """The attributes of one ``feature_flag.evaluation`` log-based event (semantic
+    conventions, names as of v1.44): key, provider, value (redacted when
+    ``sensitive``), reason, the exact layer (``flagmw.source``), the variant, the
+    snapshot rev as ``feature_flag.version`` and the user id (under ``user_ids``) or
+    else the tenant as ``feature_flag.context.id``."""
+    attrs: dict[str, Any] = {
+        FEATURE_FLAG_KEY: key,
+        FEATURE_FLAG_PROVIDER_NAME: PROVIDER_NAME,
+        FEATURE_FLAG_RESULT_VALUE: encode_value(value, sensitive=sensitive),
+        FEATURE_FLAG_RESULT_REASON: result_reason(provenance, value),
+        FLAGMW_SOURCE: provenance.layer.value,
+    }
+    if provenance.variant is not None:
+        attrs[FEATURE_FLAG_RESULT_VARIANT] = provenance.variant
+    if rc.snapshot_rev is not None:
+        attrs[FEATURE_FLAG_VERSION] = str(rc.snapshot_rev)
+    ctx = rc.context
+    context_id = apply_user_policy(ctx.user_id, user_ids, salt)
+    if context_id is None:
+        context_id = ctx.tenant_id
+    if context_id is not None:
+        attrs[FEATURE_FLAG_CONTEXT_ID] = context_id
+    return attrs
 
 
 def event_value(value: Any) -> str | bool | int | float:

@@ -10,15 +10,14 @@ refusals, drains and model routes become span events; interrupts, drains and err
 set the span's status. A resumed run gets a new span with a *span link* to the span of
 the invocation it resumes.
 
-With ``evaluation_events=True`` it also emits the OpenTelemetry ``feature_flag.evaluation``
-log-based events (semantic conventions, release candidate), once per run and key.
-
-:func:`configure` is a one-call set-up (OTLP over HTTP and/or the console) for
-applications that do not configure OpenTelemetry themselves.
+At run end it records what reached the run after its start: every override id, the hot
+keys that changed with their effective values, and the number of changes. With
+``evaluation_events=True`` it also emits the ``feature_flag.evaluation`` log-based events.
 
 Attribute names, event names and the choices behind them are documented in
 ``docs/tracing.md``. This module needs ``opentelemetry-api`` (``pip install
-'flagmw[otel]'``); :func:`configure` also needs the SDK and the OTLP/HTTP exporter.
+'flagmw[otel]'``); the set-up helper :func:`flagmw.tracing.configure` lives in
+:mod:`flagmw.tracing.export`.
 """
 
 from __future__ import annotations
@@ -26,28 +25,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
-import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
-from opentelemetry import _logs, trace
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from flagmw._version import __version__
 from flagmw.langgraph.run import Outcome, RunState
 from flagmw.tracing import attributes as A
+from flagmw.tracing import otel_logs
+from flagmw.tracing.limits import attribute_limit, warn_if_evicted
+from flagmw.tracing.spanref import parse_span_ref, span_ref
 
 if TYPE_CHECKING:  # pragma: no cover
-    from opentelemetry.sdk.trace import TracerProvider as SDKTracerProvider
+    from opentelemetry._logs import Logger, LoggerProvider
+    from opentelemetry.sdk.trace import SpanLimits
 
 __all__ = [
     "CANCELLED_EVENT",
     "EVENT_PREFIX",
     "INTERRUPTED_EVENT",
     "RunTracer",
-    "configure",
     "parse_span_ref",
 ]
 
@@ -65,44 +64,30 @@ CANCELLED_EVENT = "flagmw.cancelled"
 
 SpanMode = Literal["root", "enrich"]
 
-# Attributes kept free for what run_ended adds (flagmw.outcome, error.type) and a little
-# headroom, when the per-flag budget is fitted to the span's attribute limit.
-_RESERVE = 4
+# Attributes kept free for what run_ended adds (flagmw.outcome, error.type,
+# flagmw.pinned_override_ids) and a little headroom, when the per-flag budget is fitted to
+# the span's attribute limit.
+_RESERVE = 5
+#: At most this many changed hot keys get ``flagmw.effective.<key>.value`` / ``.source``
+#: (``flagmw.changed_keys`` always lists every one). Their room is reserved at run start.
+EFFECTIVE_KEYS_MAX = 8
+_EVALUATION_FEATURE = "RunTracer(evaluation_events=True)"
 _NULL_CONTEXT: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-
-
-def parse_span_ref(ref: str | None) -> SpanContext | None:
-    """The span context named by a ``span_ref`` (``"<32 hex trace id>-<16 hex span
-    id>"``, as :class:`RunTracer` writes into :attr:`RunState.span_ref`), or None when
-    ``ref`` is empty or malformed."""
-    if not ref:
-        return None
-    trace_hex, _, span_hex = ref.partition("-")
-    if len(trace_hex) != 32 or len(span_hex) != 16:
-        return None
-    try:
-        trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
-    except ValueError:
-        return None
-    ctx = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
-    return ctx if ctx.is_valid else None
-
-
-def _span_ref(ctx: SpanContext) -> str:
-    return f"{ctx.trace_id:032x}-{ctx.span_id:016x}"
-
-
-def _attribute_limit(span: trace.Span) -> int | None:
-    """The span's attribute-count limit (SDK spans), None when unknown or unlimited."""
-    limits = getattr(span, "_limits", None)  # SDK Span keeps its SpanLimits here
-    limit = getattr(limits, "max_span_attributes", None)
-    return limit if isinstance(limit, int) else None
 
 
 class _RunSpan:
     """What the tracer keeps about one invocation between run_started and run_ended."""
 
-    __slots__ = ("drain_seen", "evaluated", "owned", "protected", "run", "sensitive", "span")
+    __slots__ = (
+        "drain_seen",
+        "effective_slots",
+        "evaluated",
+        "owned",
+        "protected",
+        "run",
+        "sensitive",
+        "span",
+    )
 
     def __init__(self, run: RunState, span: trace.Span | None, owned: bool) -> None:
         self.run = run
@@ -114,6 +99,8 @@ class _RunSpan:
         self.sensitive: frozenset[str] = frozenset()
         self.drain_seen = False
         self.evaluated: set[str] = set()
+        # Changed hot keys that get flagmw.effective.<key>.* at run end (room reserved).
+        self.effective_slots = 0
 
 
 class RunTracer:
@@ -158,9 +145,18 @@ class RunTracer:
             ``"openai"``) when every model of the agent comes from one provider;
             default None (left out: a flag-routed agent can call several providers in
             one run, and the value is decided per model call, after the span starts).
+        span_limits: the :class:`opentelemetry.sdk.trace.SpanLimits` of your tracer
+            provider, when you built it with explicit limits: the attribute budget is
+            fitted under its ``max_span_attributes``. Default: ``SpanLimits()``, i.e.
+            ``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`` / ``OTEL_ATTRIBUTE_COUNT_LIMIT`` / 128 — what
+            a provider built without limits uses (OpenTelemetry has no public API to read
+            a provider's limits; see :mod:`flagmw.tracing.limits`).
 
     Raises:
         ValueError: an option out of range (the message names it).
+        flagmw.tracing.otel_logs.LogsAPIUnavailable: ``evaluation_events=True`` and
+            OpenTelemetry's experimental logs API (``opentelemetry._logs``) is missing or
+            not the one flagmw was tested with (an ``ImportError``).
     """
 
     def __init__(
@@ -172,9 +168,10 @@ class RunTracer:
         user_id_salt: str = "",
         evaluation_events: bool = False,
         tracer_provider: trace.TracerProvider | None = None,
-        logger_provider: _logs.LoggerProvider | None = None,
+        logger_provider: LoggerProvider | None = None,
         max_config_bytes: int = 16384,
         provider_name: str | None = None,
+        span_limits: SpanLimits | None = None,
     ) -> None:
         if span not in ("root", "enrich"):
             raise ValueError(f"RunTracer(span={span!r}): expected 'root' or 'enrich'")
@@ -187,6 +184,8 @@ class RunTracer:
                 f"RunTracer(max_config_bytes={max_config_bytes}): must be 0 (no flagmw.config "
                 "attribute) or at least 256 bytes"
             )
+        if evaluation_events:
+            otel_logs.api(_EVALUATION_FEATURE)  # fail at set-up, not inside a run
         self.span_mode: SpanMode = span
         self.flag_budget = flag_budget
         self.user_ids: A.UserIdPolicy = user_ids
@@ -194,10 +193,12 @@ class RunTracer:
         self.evaluation_events = evaluation_events
         self.max_config_bytes = max_config_bytes
         self.provider_name = provider_name
+        self.attribute_limit = attribute_limit(span_limits)
+        self._warned_dropped = False
         self._provider = tracer_provider
         self._tracer = trace.get_tracer("flagmw", __version__, tracer_provider=tracer_provider)
         self._logger_provider = logger_provider
-        self._logger: _logs.Logger | None = None
+        self._logger: Logger | None = None
         # id(run) → state. RunState has __slots__ without __weakref__; the entry holds
         # the run itself, so its id cannot be reused while the entry exists, and
         # run_ended removes it.
@@ -307,7 +308,7 @@ class RunTracer:
         recording = ctx.is_valid and span.is_recording()
         # Without a recorded span this invocation cannot be linked to; carry the older
         # reference so a later traced resume still links to the last traced invocation.
-        run.span_ref = _span_ref(ctx) if recording else run.previous_span_ref
+        run.span_ref = span_ref(ctx) if recording else run.previous_span_ref
         if not ctx.is_valid and not self.evaluation_events:
             return  # no tracing configured: nothing more to build (the common no-op path)
         entry = _RunSpan(run, span if ctx.is_valid else None, owned)
@@ -338,6 +339,8 @@ class RunTracer:
         if ctx.route is not None:
             summary[A.ROUTE] = ctx.route
         summary[A.OVERRIDE_IDS] = list(rc.override_ids)
+        summary[A.CHANGE_COUNT] = 0
+        summary[A.CHANGED_KEYS] = []
         summary[A.RESUMED] = bool(run.resumed)
 
         hot = run.client.registry.hot_keys if run.client is not None else frozenset()
@@ -351,9 +354,12 @@ class RunTracer:
         # the run-level keys, the config, the keys run_ended adds, and (enrich mode) the
         # caller's own attributes already on the span.
         budget = self.flag_budget
-        limit = _attribute_limit(span)
+        limit = self.attribute_limit
+        entry.effective_slots = min(EFFECTIVE_KEYS_MAX, sum(1 for k in hot if k in rc))
         if limit is not None:
+            entry.effective_slots = min(entry.effective_slots, max(0, (limit // 4)))
             taken = len(summary) + 3 + (1 if config else 0) + _RESERVE
+            taken += 2 * entry.effective_slots
             if not entry.owned:
                 taken += len(getattr(span, "attributes", None) or {})
             budget = max(0, min(budget, (limit - taken) // 2))
@@ -370,6 +376,9 @@ class RunTracer:
             protected[A.CONFIG] = config
         protected.update(summary)
         span.set_attributes(protected)
+        if entry.owned and not self._warned_dropped:
+            # Nobody else wrote to the span yet: an eviction means a lower provider limit.
+            self._warned_dropped = warn_if_evicted(span, self.attribute_limit)
 
     def _run_event(self, entry: _RunSpan, name: str, attributes: Mapping[str, Any]) -> None:
         key = attributes.get("key")
@@ -439,41 +448,49 @@ class RunTracer:
                 if error is not None
                 else Status(StatusCode.ERROR)
             )
-        if protected:
-            # Re-setting a key moves it to the newest position of the SDK's
-            # BoundedAttributes (_setitem_locked deletes, then inserts), and brings back
-            # any evicted by others since run_started: the run-level keys end the span
-            # as its newest attributes.
-            span.set_attributes(protected)
+        self._write_effective(entry)
+        # Re-setting a key moves it to the newest position of the SDK's
+        # BoundedAttributes (_setitem_locked deletes, then inserts), and brings back any
+        # evicted by others since run_started: the run-level keys end the span as its
+        # newest attributes.
+        span.set_attributes(protected)
         if entry.owned:
             span.end()
+
+    def _write_effective(self, entry: _RunSpan) -> None:
+        """What reached the run after its start, as run-level attributes (re-set last,
+        so eviction cannot reach them, and filterable in trace UIs): every override id
+        that reached it, the pinned ones, the number of hot changes, the hot keys that
+        changed and — for up to :data:`EFFECTIVE_KEYS_MAX` of them, in the room reserved
+        at run start — their value and source in effect at the end."""
+        run, protected = entry.run, entry.protected
+        pinned, effective = run.pinned, run.rc
+        changes = A.run_changes(pinned, effective)
+        changed = sorted({c.key for c in changes})
+        protected[A.OVERRIDE_IDS] = A.reached_override_ids(pinned, effective, run.events)
+        protected[A.PINNED_OVERRIDE_IDS] = list(pinned.override_ids)
+        protected[A.CHANGE_COUNT] = len(changes)
+        protected[A.CHANGED_KEYS] = changed
+        shown = [k for k in changed[: entry.effective_slots] if k in effective]
+        protected.update(A.flag_attributes(effective, shown, entry.sensitive, A.EFFECTIVE_PREFIX))
 
     def _emit_evaluation(self, entry: _RunSpan, key: str, value: Any, prov: Any) -> None:
         if key in entry.evaluated:
             return
         entry.evaluated.add(key)
         if self._logger is None:
-            self._logger = _logs.get_logger(
-                "flagmw", __version__, logger_provider=self._logger_provider
+            self._logger = otel_logs.get_logger(
+                _EVALUATION_FEATURE, __version__, self._logger_provider
             )
-        rc = entry.run.pinned
-        attrs: dict[str, Any] = {
-            A.FEATURE_FLAG_KEY: key,
-            A.FEATURE_FLAG_PROVIDER_NAME: A.PROVIDER_NAME,
-            A.FEATURE_FLAG_RESULT_VALUE: A.encode_value(value, sensitive=key in entry.sensitive),
-            A.FEATURE_FLAG_RESULT_REASON: A.result_reason(prov, value),
-            A.FLAGMW_SOURCE: prov.layer.value,
-        }
-        if prov.variant is not None:
-            attrs[A.FEATURE_FLAG_RESULT_VARIANT] = prov.variant
-        if rc.snapshot_rev is not None:
-            attrs[A.FEATURE_FLAG_VERSION] = str(rc.snapshot_rev)
-        ctx = rc.context
-        context_id = A.apply_user_policy(ctx.user_id, self.user_ids, self.user_id_salt)
-        if context_id is None:
-            context_id = ctx.tenant_id
-        if context_id is not None:
-            attrs[A.FEATURE_FLAG_CONTEXT_ID] = context_id
+        attrs = A.evaluation_attributes(
+            entry.run.pinned,
+            key,
+            value,
+            prov,
+            sensitive=key in entry.sensitive,
+            user_ids=self.user_ids,
+            salt=self.user_id_salt,
+        )
         span_ctx = trace.set_span_in_context(entry.span) if entry.span is not None else None
         self._logger.emit(event_name=A.FEATURE_FLAG_EVALUATION, attributes=attrs, context=span_ctx)
 
@@ -482,172 +499,3 @@ def _sensitive_keys(run: RunState) -> frozenset[str]:
     if run.client is None:
         return frozenset()
     return frozenset(f.key for f in run.client.registry if f.sensitive)
-
-
-# -- configure -------------------------------------------------------------------------------
-
-_configure_lock = threading.Lock()
-# provider → the exporters configure() already attached to it (so a second call with the
-# same arguments adds nothing).
-_attached: weakref.WeakKeyDictionary[Any, set[tuple[Any, ...]]] = weakref.WeakKeyDictionary()
-
-
-def _signal_url(endpoint: str, signal: str) -> str:
-    """The OTLP/HTTP URL of ``signal`` (``traces`` / ``logs``) for ``endpoint``: a base
-    URL gets ``/v1/<signal>`` appended (as ``OTEL_EXPORTER_OTLP_ENDPOINT`` does); a URL
-    already ending in ``/v1/traces`` or ``/v1/logs`` is used as given (traces) or has its
-    signal swapped (logs)."""
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(
-            f"otlp_endpoint {endpoint!r} is not an http(s) URL; give the collector's OTLP/HTTP "
-            "address, e.g. http://127.0.0.1:6006 (Phoenix) or http://127.0.0.1:4318"
-        )
-    base = endpoint.rstrip("/")
-    for suffix in ("/v1/traces", "/v1/logs"):
-        if base.endswith(suffix):
-            base = base[: -len(suffix)]
-            break
-    return f"{base}/v1/{signal}"
-
-
-def configure(
-    *,
-    otlp_endpoint: str | None = None,
-    service_name: str = "flagmw",
-    console: bool = False,
-    headers: Mapping[str, str] | None = None,
-    logs: bool = False,
-) -> SDKTracerProvider:
-    """Set up OpenTelemetry tracing in one call, for applications that have none.
-
-    Installs (once) a global SDK ``TracerProvider`` with the resource ``service.name`` =
-    ``openinference.project.name`` = ``service_name`` (the latter selects the Arize Phoenix
-    project), and attaches:
-
-    * with ``otlp_endpoint``: an OTLP/HTTP span exporter behind a ``BatchSpanProcessor``.
-      ``otlp_endpoint`` is the collector's base URL (``http://127.0.0.1:6006`` for
-      Phoenix, ``http://127.0.0.1:4318`` for an OpenTelemetry Collector or Jaeger) —
-      ``/v1/traces`` is appended — or the full traces URL. Without it, the standard
-      ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` variables
-      are used when set;
-    * with ``console``: a console exporter (one JSON document per span on stdout, as
-      each span ends);
-    * with ``logs``: also a global SDK ``LoggerProvider`` exporting to ``/v1/logs`` (and
-      the console), for ``RunTracer(evaluation_events=True)``. Arize Phoenix does not
-      accept OTLP logs (it answers 405).
-
-    Safe to call more than once: the provider is installed once, and an exporter already
-    attached with the same arguments is not attached again. When the application has
-    already installed an SDK tracer provider, that provider is kept (with its resource)
-    and the exporters are attached to it.
-
-    Args:
-        otlp_endpoint: OTLP/HTTP endpoint (see above).
-        service_name: ``service.name`` and Phoenix project of the spans.
-        console: also print spans to stdout.
-        headers: HTTP headers of every export (e.g. ``{"Authorization": "Basic …"}`` for
-            Langfuse).
-        logs: also set up the logger provider of ``feature_flag.evaluation`` events.
-
-    Returns:
-        The SDK tracer provider: call ``force_flush()`` before a short-lived process
-        exits, or ``shutdown()``.
-
-    Raises:
-        ValueError: ``otlp_endpoint`` is not an http(s) URL.
-        ImportError: the OpenTelemetry SDK or OTLP/HTTP exporter is missing
-            (``pip install 'flagmw[otel]'``).
-    """
-    try:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import (
-            BatchSpanProcessor,
-            ConsoleSpanExporter,
-            SimpleSpanProcessor,
-        )
-    except ImportError as exc:  # pragma: no cover - the otel extra is a declared dependency
-        raise ImportError(
-            f"flagmw.tracing.configure needs the OpenTelemetry SDK and OTLP exporter ({exc.name} "
-            "is missing): pip install 'flagmw[otel]'"
-        ) from exc
-
-    traces_url = _signal_url(otlp_endpoint, "traces") if otlp_endpoint else None
-    header_key = tuple(sorted((headers or {}).items()))
-    with _configure_lock:
-        current = trace.get_tracer_provider()
-        if isinstance(current, TracerProvider):
-            provider = current
-            existing = provider.resource.attributes.get("service.name")
-            if existing != service_name and provider not in _attached:
-                log.info(
-                    "flagmw: keeping the application's tracer provider (service.name=%r); "
-                    "service_name=%r is not applied",
-                    existing,
-                    service_name,
-                )
-        else:
-            resource = Resource.create(
-                {"service.name": service_name, "openinference.project.name": service_name}
-            )
-            provider = TracerProvider(resource=resource)
-            trace.set_tracer_provider(provider)
-        attached = _attached.setdefault(provider, set())
-        env_endpoint = _env_endpoint()
-        if traces_url or env_endpoint:
-            key: tuple[Any, ...] = ("otlp", traces_url, header_key)
-            if key not in attached:
-                exporter = OTLPSpanExporter(endpoint=traces_url, headers=dict(headers or {}))
-                provider.add_span_processor(BatchSpanProcessor(exporter))
-                attached.add(key)
-        if console and ("console",) not in attached:
-            provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
-            attached.add(("console",))
-        if not (traces_url or env_endpoint or console):
-            log.warning(
-                "flagmw: tracing.configure() without otlp_endpoint, console or "
-                "OTEL_EXPORTER_OTLP_ENDPOINT: spans are recorded but exported nowhere"
-            )
-        if logs:
-            _configure_logs(provider.resource, otlp_endpoint, console, headers)
-    return provider
-
-
-def _env_endpoint() -> str | None:
-    import os
-
-    return os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_ENDPOINT"
-    )
-
-
-def _configure_logs(
-    resource: Any, otlp_endpoint: str | None, console: bool, headers: Mapping[str, str] | None
-) -> None:
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-    from opentelemetry.sdk._logs import LoggerProvider
-    from opentelemetry.sdk._logs.export import (
-        BatchLogRecordProcessor,
-        ConsoleLogRecordExporter,
-        SimpleLogRecordProcessor,
-    )
-
-    current = _logs.get_logger_provider()
-    if isinstance(current, LoggerProvider):
-        provider = current
-    else:
-        provider = LoggerProvider(resource=resource)
-        _logs.set_logger_provider(provider)
-    attached = _attached.setdefault(provider, set())
-    if otlp_endpoint:
-        url = _signal_url(otlp_endpoint, "logs")
-        key = ("otlp", url, tuple(sorted((headers or {}).items())))
-        if key not in attached:
-            exporter = OTLPLogExporter(endpoint=url, headers=dict(headers or {}))
-            provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
-            attached.add(key)
-    if console and ("console",) not in attached:
-        provider.add_log_record_processor(SimpleLogRecordProcessor(ConsoleLogRecordExporter()))
-        attached.add(("console",))
