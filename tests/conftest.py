@@ -23,8 +23,14 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import settings
 
 from flagmw import FlagClient, FlagRegistry, MemoryStore, SQLiteStore
+
+# Speed is measured in benchmarks/, never in tests: no per-example time limit, so a
+# loaded CI machine cannot fail a property test by being slow.
+settings.register_profile("flagmw", deadline=None)
+settings.load_profile("flagmw")
 
 #: The flags file of DESIGN §9 (``agent.enabled`` is declared a run kill, as its
 #: description says).

@@ -97,3 +97,22 @@ def test_the_rule_itself_catches_a_forbidden_import(tmp_path: Path) -> None:
 def test_core_is_not_empty() -> None:
     names = {p.stem for p in CORE_FILES}
     assert {"context", "registry", "snapshot", "runconfig"} <= names
+
+
+#: "no file over ~500 lines": one concept per file (docs/architecture.md)
+MAX_LINES = 510
+SOURCE_FILES = sorted(
+    p
+    for folder in ("flagmw", "integrations", "examples")
+    for p in (ROOT / folder).rglob("*.py")
+    if "__pycache__" not in p.parts
+)
+
+
+def test_no_module_is_longer_than_about_500_lines() -> None:
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in SOURCE_FILES
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}, f"split these by concept (limit {MAX_LINES} lines): {long}"
