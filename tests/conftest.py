@@ -199,6 +199,33 @@ def memory_client(registry: FlagRegistry, clock: FixedClock) -> MakeClient:
     return make
 
 
+# -- checkpointers -------------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def saver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A real LangGraph checkpointer, once per kind: InMemorySaver, SqliteSaver on a file,
+    PostgresSaver (``FLAGMW_TEST_POSTGRES_URL``; skipped with the reason when unset)."""
+    if request.param == "memory":
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        yield InMemorySaver()
+    elif request.param == "sqlite":
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        with SqliteSaver.from_conn_string(str(tmp_path / "checkpoints.sqlite")) as s:
+            yield s
+    else:
+        url = os.environ.get("FLAGMW_TEST_POSTGRES_URL")
+        if not url:
+            pytest.skip("set FLAGMW_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1/test)")
+        from langgraph.checkpoint.postgres import PostgresSaver
+
+        with PostgresSaver.from_conn_string(url) as s:
+            s.setup()
+            yield s
+
+
 # -- servers required in CI ----------------------------------------------------------
 
 _SERVER_MARKERS = ("FLAGMW_TEST_POSTGRES_URL", "FLAGMW_TEST_REDIS_URL")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -54,8 +53,6 @@ from flagmw.langgraph.keys import (
 from flagmw.langgraph.pin import decode_pin, encode_pin
 from flagmw.testing import pinned, pinned_config
 
-POSTGRES_URL = os.environ.get("FLAGMW_TEST_POSTGRES_URL")
-
 
 @pytest.fixture
 def client() -> Iterator[FlagClient]:
@@ -72,23 +69,6 @@ def ask(name: str, seen: dict[str, Any]) -> dict[str, Any]:
 
 def cfg(thread: str | None = None, **configurable: Any) -> dict[str, Any]:
     return {"configurable": {"thread_id": thread or f"t-{uuid.uuid4().hex[:8]}", **configurable}}
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def saver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "memory":
-        yield InMemorySaver()
-    elif request.param == "sqlite":
-        with SqliteSaver.from_conn_string(str(tmp_path / "checkpoints.sqlite")) as s:
-            yield s
-    else:
-        if not POSTGRES_URL:
-            pytest.skip("set FLAGMW_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1/test)")
-        from langgraph.checkpoint.postgres import PostgresSaver
-
-        with PostgresSaver.from_conn_string(POSTGRES_URL) as s:
-            s.setup()
-            yield s
 
 
 def root_metadata(saver: Any, config: dict[str, Any]) -> list[dict[str, Any]]:

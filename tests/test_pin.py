@@ -65,23 +65,6 @@ def client() -> Iterator[FlagClient]:
     c.close()
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def saver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "memory":
-        yield InMemorySaver()
-    elif request.param == "sqlite":
-        with SqliteSaver.from_conn_string(str(tmp_path / "checkpoints.sqlite")) as s:
-            yield s
-    else:
-        if not POSTGRES_URL:
-            pytest.skip("set FLAGMW_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1/test)")
-        from langgraph.checkpoint.postgres import PostgresSaver
-
-        with PostgresSaver.from_conn_string(POSTGRES_URL) as s:
-            s.setup()
-            yield s
-
-
 def cfg(**configurable: Any) -> dict[str, Any]:
     return {"configurable": {"thread_id": f"t-{uuid.uuid4().hex[:8]}", **configurable}}
 
