@@ -530,8 +530,6 @@ def test_store_option_positions_and_schemes(cli: Invoke, tmp_path: Path) -> None
         assert r.code == 0, (args, r.err)
         assert [s["rev"] for s in r.json()["snapshots"]] == [1]
     for spec, needle in [
-        ("postgres://localhost/flags", "postgres stores are not available"),
-        ("redis://localhost:6379/0", "redis stores are not available"),
         ("ftp://x", "unknown store scheme 'ftp'"),
     ]:
         r = cli("history", "--store", spec)

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from conftest import FLAGS_YAML, T0, FixedClock, snapshot_part
+from store_kinds import STORE_KINDS
 
 from flagmw import (
     ConflictError,
@@ -60,12 +61,12 @@ class CountingMemoryStore(MemoryStore):
         return super().read_state(now)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=sorted(STORE_KINDS))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """The same protocol tests against both stores."""
-    s: Store = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
+    """The same protocol tests against every store (``tests/store_kinds.py``)."""
+    s, cleanup = STORE_KINDS[request.param](tmp_path)
     yield s
-    s.close()
+    cleanup()
 
 
 def _publish(store: Store, parent: int | None, value: int, at: float = T0) -> Any:

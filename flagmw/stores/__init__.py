@@ -3,6 +3,7 @@
 from flagmw.stores.base import AuditEntry, SnapshotInfo, SnapshotRecord, Store, StoreState
 from flagmw.stores.memory import MemoryStore
 from flagmw.stores.sqlite import SQLiteStore
+from flagmw.stores.url import open_store
 
 __all__ = [
     "AuditEntry",
@@ -12,4 +13,5 @@ __all__ = [
     "SnapshotRecord",
     "Store",
     "StoreState",
+    "open_store",
 ]

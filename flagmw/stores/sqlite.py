@@ -419,3 +419,22 @@ class SQLiteStore(ChangeSignal):
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
+
+
+def open_url(spec: str, *, create: bool) -> SQLiteStore:
+    """The opener of ``PATH``, ``sqlite:PATH`` and ``sqlite:///ABS/PATH`` (see
+    :mod:`flagmw.stores.url`).
+
+    Raises:
+        ValueError: no path, or the path is a folder.
+        StoreUnavailableError: the file is missing (and ``create`` is False) or unusable.
+    """
+    location = spec[7:] if spec[:7].lower() == "sqlite:" else spec
+    if location.startswith("//"):  # sqlite:///abs/path, as in a URL
+        location = location[2:]
+    if not location:
+        raise ValueError("a sqlite store needs a file path, e.g. sqlite:/srv/flagmw.db")
+    path = Path(location).expanduser()
+    if path.is_dir():
+        raise ValueError(f"{location} is a folder; name the store file, e.g. {path}/flagmw.db")
+    return SQLiteStore(path, create=create)
