@@ -31,6 +31,7 @@ import flagmw
 from flagmw import FlagClient, MemoryStore, RunConfig
 from flagmw.langgraph.drain import RunDrained
 from flagmw.langgraph.keys import PIN_KEY, PIN_NAMESPACE, REF_KEY
+from flagmw.langgraph.pin import decode_pin
 from flagmw.langgraph.run import RUN_KEY, current_run
 from flagmw.testing import ScriptedChatModel, pinned, tool_call
 
@@ -312,15 +313,27 @@ def test_a_wrapped_graph_nested_in_a_wrapped_parent_gets_its_own_run(
     assert child_run.parent is not None
     assert id(child_run.parent) == by["p1"]["run"]
     assert child_run.parent.client is client
-    # the parent's pin in its pin namespace; the nested run has no checkpoint of its
-    # own to pin into (it runs under a task of the parent's thread)
+    # each run pinned once, in the thread's pin namespace; the nested run's own
+    # checkpoints (in its task's namespace) name its pin, the parent's root ones its
     every = list(saver.list(None))
-    flagged = [t for t in every if any(k.startswith("flagmw.") for k in t.metadata)]
-    pins = [t for t in flagged if PIN_KEY in t.metadata]
-    assert len(pins) == 1, [t.metadata for t in every]
-    assert pins[0].config["configurable"]["checkpoint_ns"] == PIN_NAMESPACE
-    assert {t.config["configurable"]["checkpoint_ns"] for t in flagged} == {"", PIN_NAMESPACE}
-    assert child_run.pin_source == "ephemeral"
+    pins = {t.config["configurable"]["checkpoint_id"]: t for t in every if PIN_KEY in t.metadata}
+    assert len(pins) == 2, [t.metadata for t in every]
+    assert {t.config["configurable"]["checkpoint_ns"] for t in pins.values()} == {PIN_NAMESPACE}
+    refs: dict[str, set[str]] = {}
+    for t in every:
+        if REF_KEY in t.metadata:
+            ns = t.config["configurable"]["checkpoint_ns"]
+            refs.setdefault(ns, set()).add(t.metadata[REF_KEY].split(" ")[0])
+    assert "" in refs, refs
+    assert len(refs) == 2, refs
+    (child_ns,) = set(refs) - {""}
+    assert child_ns.startswith("child:")
+    assert refs[""] | refs[child_ns] == set(pins)
+    assert not refs[""] & refs[child_ns]
+    child_pin = decode_pin(pins[next(iter(refs[child_ns]))].metadata[PIN_KEY])
+    assert child_pin.config_hash == child_run.pinned.config_hash
+    assert child_pin["prompt.version"] == 7
+    assert child_run.pin_source == "resolved"
 
 
 def test_a_nested_wrapped_agent_reads_flags_of_its_own_registry(client: FlagClient) -> None:
@@ -582,6 +595,56 @@ def test_a_nested_wrapped_agent_on_its_own_thread_pins_in_its_own_checkpointer(
     assert [e["pinned"]["prompt.version"] for e in out["log"]] == [7]
     assert runs[1].pin_source == "checkpoint"
     assert runs[1].parent is None
+
+
+@pytest.mark.parametrize("how", ["node", "call"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_nested_wrapped_agent_interrupted_in_the_parents_thread_resumes_with_its_pin(
+    saver: Any, how: str, mode: str
+) -> None:
+    if mode == "async" and not isinstance(saver, InMemorySaver):
+        # SqliteSaver / PostgresSaver are sync-only (their async twins are other classes)
+        saver = InMemorySaver()
+    """Bug 3.1: a wrapped agent nested in a node of another wrapped graph (sharing the
+    parent's thread and checkpointer) pins in its task's checkpoint namespace. When it
+    interrupts and the parent is resumed — by a fresh wrapper, as in another process,
+    after new snapshots were published for both — the nested agent continues with its
+    own pin (not the parent's, not a fresh resolve), on every checkpointer."""
+    store_p, store_c = MemoryStore(), MemoryStore()
+
+    def build() -> tuple[Any, FlagClient, FlagClient]:
+        parent_client = FlagClient(make_registry(), store_p, environment="test")
+        child_client = FlagClient(make_registry(), store_c, environment="test")
+
+        def ask(name: str, obs: dict[str, Any]) -> None:
+            interrupt("ok?")
+
+        child = flagmw.wrap(linear_graph(("c1", "c2"), {"c1": ask}), child_client, tracer=False)
+        graph = flagmw.wrap(parent_with_child(child, saver, how), parent_client, tracer=False)
+        return graph, parent_client, child_client
+
+    graph, parent_client, child_client = build()
+    publish(parent_client, 3)
+    publish(child_client, 7)
+    config = cfg()
+
+    def run(g: Any, value: Any) -> Any:
+        if mode == "sync":
+            return g.invoke(value, config)
+        return asyncio.run(g.ainvoke(value, config))
+
+    out = run(graph, {"log": []})
+    assert "__interrupt__" in out
+    publish(parent_client, 4)
+    publish(child_client, 8)
+    resumed_graph, _, _ = build()  # a fresh wrapper and clients: nothing in memory
+    out = run(resumed_graph, Command(resume="yes"))
+    by = {e["node"]: e["pinned"]["prompt.version"] for e in out["log"] if "pinned" in e}
+    assert by == {"c1": 7, "c2": 7}, out["log"]
+    assert [e["node"] for e in out["log"]][-1] == "p2"
+    parent_pin = resumed_graph.get_pinned_config(config)
+    assert parent_pin is not None
+    assert parent_pin["prompt.version"] == 3
 
 
 async def test_nested_wrapped_agents_run_concurrently_in_one_node(client: FlagClient) -> None:

@@ -75,8 +75,9 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
 
     ``wrap`` puts one in place of the graph's checkpointer (in the wrapped copy only).
     For a checkpoint written by a wrapped invocation (its config carries the
-    :class:`~flagmw.run.RunState` under ``configurable[RUN_KEY]``), in the root namespace
-    (``checkpoint_ns == ""``):
+    :class:`~flagmw.run.RunState` under ``configurable[RUN_KEY]``), in the run's own
+    namespace (``checkpoint_ns == ""``; for a wrapped graph nested in a node or tool of
+    another graph, the task's namespace):
 
     * when the invocation pinned a new config, the first checkpoint is preceded by the
       pin checkpoint (:func:`~flagmw.langgraph.pin.pin_record`: the pin in the
@@ -91,7 +92,8 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
 
     A root checkpoint written outside a wrapped invocation (``update_state``) carries
     its parent's ``flagmw.ref`` forward (one read), so the latest checkpoint always
-    names the pin. Subgraph namespaces are written without ``flagmw.*`` keys.
+    names the pin. The namespaces of a run's (unwrapped) subgraphs are written without
+    ``flagmw.*`` keys.
 
     Every other public method of ``BaseCheckpointSaver`` — those of the installed
     langgraph-checkpoint, including any added upstream later — is forwarded to
@@ -142,15 +144,15 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
         """(config, metadata) to write, the pin checkpoint to write first, and whether the
         parent's reference must be carried forward (a put outside a wrapped run)."""
         conf = config.get("configurable")
-        if not conf or conf.get("checkpoint_ns", ""):
-            run = conf.get(RUN_KEY) if conf else None
-            if isinstance(run, RunState):
-                config = _strip_flagmw(config)
+        if not conf:
             return config, metadata, None, False
+        ns = conf.get("checkpoint_ns", "")
         run = conf.get(RUN_KEY)
         if not isinstance(run, RunState):
-            carry = bool(conf.get("checkpoint_id")) and REF_KEY not in metadata
+            carry = not ns and bool(conf.get("checkpoint_id")) and REF_KEY not in metadata
             return config, metadata, None, carry
+        if ns != run.ns:  # a subgraph of the run (not a wrapped graph of its own)
+            return _strip_flagmw(config), metadata, None, False
         pin_write: _Write | None = None
         extra: dict[str, Any] = {}
         if not run.root_checkpoint_written:

@@ -129,7 +129,9 @@ class _Invocation:
         "kwargs",
         "merged",
         "modes",
+        "nested",
         "new_input",
+        "ns",
         "observed",
         "outcome",
         "refresh_hot_at_start",
@@ -167,10 +169,15 @@ class _Invocation:
         )
         self.cp = self.checkpointer(graph)
         conf = merged.get("configurable") or {}
-        # no checkpoint to pin into: no checkpointer or thread, or running under a task
-        # of another graph (a subgraph of an unwrapped parent, or nested in a node or
-        # tool of another wrapped graph)
-        self.ephemeral = self.cp is None or conf.get("thread_id") is None or TASK_ID_KEY in conf
+        # Running under a task of another graph (a subgraph node, or called in a node or
+        # tool of another graph): the run lives in the task's checkpoint namespace and
+        # pins there; LangGraph resumes it from that namespace when the task runs again.
+        self.nested = TASK_ID_KEY in conf
+        self.ns = str(conf.get("checkpoint_ns") or "") if self.nested else ""
+        # no checkpoint to pin into: no checkpointer or thread
+        self.ephemeral = (
+            self.cp is None or conf.get("thread_id") is None or (self.nested and not self.ns)
+        )
         self.watch: _InterruptWatch | None = (
             _InterruptWatch() if breakpoints or self.cp is None else None
         )
@@ -193,8 +200,10 @@ class _Invocation:
 
     @property
     def must_find_pin(self) -> bool:
-        """A resume of a checkpointed run: the pin must be read from the checkpointer."""
-        return not self.new_input and not self.ephemeral
+        """A resume of a checkpointed run, or a nested run (whose task may be running
+        again after an interrupt or a crash: its namespace then holds its pin): the pin
+        must be read from the checkpointer."""
+        return (self.nested or not self.new_input) and not self.ephemeral
 
     @property
     def no_pin(self) -> _Found | None:
@@ -208,6 +217,7 @@ class _Invocation:
         """Start the run (resolve or rehydrate), prepare the config passed down, tell
         the observers; returns the keyword arguments for LangGraph's stream."""
         run = self.start(input, found, self.ephemeral)
+        run.ns = self.ns
         run.parent = parent
         run.owner = self.settings
         down = self.prepare(graph, run)
@@ -303,7 +313,10 @@ class _Invocation:
             self.config["run_id"] = run_id
             self.merged = {**self.merged, "run_id": run_id}
         generation = client.poll()
-        if self.new_input or ephemeral or found is None:
+        # a nested run whose namespace names a pin continues it (LangGraph resumes the
+        # task's subgraph from that namespace); otherwise new input resolves afresh
+        continues = self.nested and found is not None and (found.ref or found.pin) is not None
+        if ephemeral or found is None or (self.new_input and not continues):
             rc = client.resolve(self.context(input))
             run = RunState(
                 client=client, rc=rc, name=s.name, thread_id=thread, observers=s.observers

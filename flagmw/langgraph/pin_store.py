@@ -5,11 +5,13 @@
   :data:`~flagmw.langgraph.keys.PIN_NAMESPACE` namespace (an empty checkpoint, id = the
   run's first root checkpoint id without its dashes), written once per pinned run
   (:func:`pin_record`, by the checkpointer delegate);
-* every root checkpoint the run writes names it under
+* every checkpoint the run writes in its own namespace (the root namespace; for a
+  wrapped graph nested in a node of another, the task's namespace) names it under
   :data:`~flagmw.langgraph.keys.REF_KEY` (``"<pin id>"`` or ``"<pin id> <span ref>"``,
   ≤ 100 bytes), so a resume reads two checkpoints — the one it resumes and the pin —
   whatever the length of the thread (:func:`find_pin`), and deleting older root
-  checkpoints (``prune`` ``keep_latest``, a TTL sweep) leaves both in place.
+  checkpoints (``prune`` ``keep_latest``, a TTL sweep) leaves both in place. Pins of
+  nested runs share the pin namespace (their ids are checkpoint ids: unique).
   ``delete_thread`` and ``copy_thread`` take the pins with the thread.
 """
 
@@ -99,26 +101,28 @@ _Request = (
 
 
 def _lookup_configs(
-    config: RunnableConfig,
+    config: RunnableConfig, ns: str = ""
 ) -> tuple[RunnableConfig, RunnableConfig | None] | None:
-    """(the thread's root-namespace config, the explicit checkpoint's config or None)."""
+    """(the config of the run's namespace in the thread — the root namespace, or a nested
+    run's own — and the explicit checkpoint's config or None; a nested run reads its
+    namespace's latest checkpoint: the checkpoint id in its config is its parent's)."""
     conf = config.get("configurable") or {}
     thread_id = conf.get("thread_id")
     if thread_id is None:
         return None
-    base: RunnableConfig = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+    base: RunnableConfig = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns}}
     cid = conf.get("checkpoint_id")
-    if not cid:
+    if not cid or ns:
         return base, None
     return base, {
         "configurable": {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": cid}
     }
 
 
-def _lookup(config: RunnableConfig) -> Generator[_Request, Any, _Found]:
+def _lookup(config: RunnableConfig, ns: str = "") -> Generator[_Request, Any, _Found]:
     """The lookup, sans I/O (one implementation for sync and async): yields the reads it
     needs, receives their results. Two reads when the checkpoint resumed names its pin."""
-    cfgs = _lookup_configs(config)
+    cfgs = _lookup_configs(config, ns)
     if cfgs is None:
         return _Found(None, None, None)
     base, explicit = cfgs
@@ -179,11 +183,15 @@ def _scan(tuples: Iterable[CheckpointTuple | None], state: dict[str, Any]) -> _F
     return None
 
 
-def find_pin(checkpointer: BaseCheckpointSaver[Any], config: RunnableConfig) -> _Found:
+def find_pin(
+    checkpointer: BaseCheckpointSaver[Any], config: RunnableConfig, *, ns: str = ""
+) -> _Found:
     """The pin of the run to resume at ``config`` (its ``checkpoint_id`` when it names
-    one, else the thread's latest root checkpoint), with the span reference of the
-    invocation it continues. Reads two checkpoints (0.1 threads: walks back to the pin)."""
-    gen = _lookup(config)
+    one, else the thread's latest checkpoint in namespace ``ns``: ``""`` for a root run,
+    the task's namespace for a wrapped graph nested in another graph's node), with the
+    span reference of the invocation it continues. Reads two checkpoints (0.1 threads:
+    walks back to the pin)."""
+    gen = _lookup(config, ns)
     try:
         request = next(gen)
         while True:
@@ -204,9 +212,11 @@ def find_pin(checkpointer: BaseCheckpointSaver[Any], config: RunnableConfig) -> 
         return stop.value  # type: ignore[no-any-return]
 
 
-async def afind_pin(checkpointer: BaseCheckpointSaver[Any], config: RunnableConfig) -> _Found:
+async def afind_pin(
+    checkpointer: BaseCheckpointSaver[Any], config: RunnableConfig, *, ns: str = ""
+) -> _Found:
     """Async twin of :func:`find_pin` (the same lookup, async reads)."""
-    gen = _lookup(config)
+    gen = _lookup(config, ns)
     try:
         request = next(gen)
         while True:

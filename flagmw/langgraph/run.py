@@ -124,15 +124,20 @@ class RunState:
             resume), ``"live"`` (resumed with ``on_resume="live"``: resolved afresh),
             ``"unpinned"`` (resumed, but the thread held no pin: resolved afresh), or
             ``"ephemeral"`` (no checkpoint to pin into: a graph without checkpointer or
-            thread, or a wrapped subgraph of an unwrapped parent).
+            thread). A wrapped graph nested in another graph's node pins in the task's
+            checkpoint namespace (and is ``"checkpoint"`` when its task runs again).
         pending_pin: the JSON form of :attr:`pinned` that the wrapper's checkpointer
             still has to write into the first checkpoint of the invocation (None once
             written, or when nothing is to be written); wrapper-internal.
         pin_ref: the id of the run's pin in the thread's ``flagmw.pin`` checkpoint
             namespace, named by every root checkpoint the run writes (None until the
             pin is written); wrapper-internal.
-        root_checkpoint_written: the first root-namespace checkpoint of this invocation
-            was written (it carries the pin and the span reference); wrapper-internal.
+        root_checkpoint_written: the first checkpoint of this invocation in its own
+            namespace was written (it carries the pin and the span reference);
+            wrapper-internal.
+        ns: the checkpoint namespace the run writes its checkpoints in: ``""`` (the
+            root) for a run of its own thread, the task's namespace for a wrapped graph
+            nested in a node or tool of another graph; wrapper-internal.
         interrupted: the invocation stored an ``interrupt()`` in its root namespace (seen
             by the wrapper's checkpointer); wrapper-internal.
         parent: the RunState of the wrapped run this one is nested in (a wrapped graph
@@ -149,6 +154,7 @@ class RunState:
         "generation",
         "interrupted",
         "name",
+        "ns",
         "observers",
         "owner",
         "parent",
@@ -195,6 +201,7 @@ class RunState:
         self.pending_pin: str | None = None
         self.pin_ref: str | None = None
         self.root_checkpoint_written = False
+        self.ns = ""
         self.interrupted = False
         self.parent = parent
         self.owner = owner

@@ -122,7 +122,7 @@ class _FlagmwGraph(Pregel[Any, Any, Any, Any]):
     ) -> Iterator[Any]:
         inv = _Invocation(self, self._flagmw, input, config, kwargs, merged)
         cp = inv.cp if inv.must_find_pin else None
-        found = find_pin(cp, merged) if cp is not None else inv.no_pin
+        found = find_pin(cp, merged, ns=inv.ns) if cp is not None else inv.no_pin
         down = inv.launch(self, input, found, parent)
         inner = cast(Generator[Any, None, None], super().stream(input, inv.config, **down))
         try:
@@ -154,7 +154,7 @@ class _FlagmwGraph(Pregel[Any, Any, Any, Any]):
     ) -> AsyncIterator[Any]:
         inv = _Invocation(self, self._flagmw, input, config, kwargs, merged)
         cp = inv.cp if inv.must_find_pin else None
-        found = await afind_pin(cp, merged) if cp is not None else inv.no_pin
+        found = await afind_pin(cp, merged, ns=inv.ns) if cp is not None else inv.no_pin
         down = inv.launch(self, input, found, parent)
         inner = super().astream(input, inv.config, **down)
         try:
