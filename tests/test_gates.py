@@ -124,6 +124,35 @@ def test_a_prebuilt_agent_built_before_wrapping_is_gated_by_name(
     assert _tool_messages(bare.invoke(inp))["r1"].content == "refunded o-7"
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_the_tools_of_an_agent_added_as_a_subgraph_node_are_gated_by_name(
+    mode: str, client: FlagClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A template agent used as a node of the graph that is wrapped: its ToolNode is
+    two levels down (parent → agent subgraph → tools) and is gated all the same."""
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    ov = client.kill(KEY, reason="CRM down", actor="oncall", ttl="1h")
+    outer = StateGraph(MessagesState)
+    outer.add_node("support", create_agent(_model(), tools=[refund, search]))
+    outer.add_edge(START, "support")
+    parent = outer.compile(checkpointer=InMemorySaver())
+    tool_node = parent.nodes["support"].bound.nodes["tools"].bound
+    with caplog.at_level(logging.WARNING, logger="flagmw"):
+        wrapped = flagmw.wrap(parent, client, tracer=False, gates={"refund": KEY})
+    assert not [r for r in caplog.records if "no ToolNode" in r.getMessage()]
+    cfg = {"configurable": {"thread_id": f"t-sub-{mode}"}}
+    inp = {"messages": [HumanMessage("refund o-7")]}
+    out = wrapped.invoke(inp, cfg) if mode == "sync" else asyncio.run(wrapped.ainvoke(inp, cfg))
+    msgs = _tool_messages(out)
+    assert msgs["r1"].status == "error"
+    assert f"kill {ov.id}" in str(msgs["r1"].content)
+    assert msgs["s1"].content == "found policy"
+    # the parent's own subgraph and ToolNode are untouched (the wrapped copy has its own)
+    assert parent.nodes["support"].bound.nodes["tools"].bound is tool_node
+    assert wrapped.nodes["support"].bound.nodes["tools"].bound is not tool_node
+
+
 def test_without_gates_the_late_gated_copy_changes_nothing_and_is_warned_about(
     client: FlagClient, caplog: pytest.LogCaptureFixture
 ) -> None:

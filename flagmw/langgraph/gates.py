@@ -18,9 +18,14 @@ do not own) silently changes nothing (bug 3.8 in issue 7). ``wrap(..., gates={"s
   has, and for a tool that a ``ToolNode`` runs ungated while ``gated()`` made a gated
   copy of a tool of that name in this process (the copy is never seen in a run).
 
+ToolNodes of subgraphs added as nodes (``builder.add_node("agent", create_agent(...))``,
+nested to any depth) are gated too: the subgraph is replaced, in the wrapped copy only,
+by its public ``Pregel.copy`` with its ToolNodes gated. A graph *called* from inside a
+node function is not a node of the graph and is not visited: wrap it too (it then runs
+as a nested agent of its own) or gate its tools with ``gated()`` before it is built.
+
 Hiding is not covered: the model is still offered the tool (refusal is the
-enforcement; ``FlagmwMiddleware`` or ``routed_model`` hide it from binding). ToolNodes
-inside subgraph nodes are not visited; wrap the subgraph itself.
+enforcement; ``FlagmwMiddleware`` or ``routed_model`` hide it from binding).
 
 The one LangGraph internal used: a ``ToolNode`` keeps its constructor settings in
 ``_handle_tool_errors``, ``_messages_key``, ``_wrap_tool_call`` and
@@ -39,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from langchain_core.messages import ToolMessage
 from langgraph.prebuilt import ToolNode
 from langgraph.prebuilt.tool_node import ToolCallRequest
+from langgraph.pregel import Pregel
 from langgraph.types import Command
 
 from flagmw.langgraph.tool_gate import Gate, decide_call, warn_ungated_twin
@@ -188,35 +194,53 @@ def gate_nodes(
     """
     specs = _as_gates(gates or {})
     gate = _NameGate(specs, client)
+    out, seen = _gate(nodes, specs, gate, graph_name, "")
+    for name in sorted(specs.keys() - seen):
+        log.warning(
+            "flagmw: wrap(gates=...) gates tool %r by flag %s, but no ToolNode of graph %r "
+            "or of its subgraph nodes has a tool of that name",
+            name,
+            specs[name].key,
+            graph_name,
+        )
+    return out
+
+
+def _gate(
+    nodes: Mapping[str, PregelNode],
+    specs: dict[str, Gate],
+    gate: _NameGate,
+    graph_name: str,
+    prefix: str,
+) -> tuple[dict[str, PregelNode], set[str]]:
+    """(the nodes with their ToolNodes and subgraph nodes gated, the gated names seen);
+    ``prefix`` is the path of a subgraph node (``"agent/"``) for log messages."""
     out = dict(nodes)
     seen: set[str] = set()
     for node_name, node in nodes.items():
         bound = node.bound
+        where = f"graph {graph_name!r} node {prefix + node_name!r}"
+        if isinstance(bound, Pregel):  # a subgraph added as a node
+            sub, sub_seen = _gate(bound.nodes, specs, gate, graph_name, f"{prefix}{node_name}/")
+            if sub_seen:
+                seen |= sub_seen
+                out[node_name] = cast(PregelNode, node.copy({"bound": bound.copy({"nodes": sub})}))
+            continue
         if not isinstance(bound, ToolNode):
             continue
         for tool in bound.tools_by_name.values():
-            warn_ungated_twin(tool, specs, f"graph {graph_name!r} node {node_name!r}")
+            warn_ungated_twin(tool, specs, where)
         names = specs.keys() & bound.tools_by_name.keys()
         if not names:
             continue
         if type(bound) is not ToolNode:
             log.warning(
-                "flagmw: graph %r node %r is a %s, not a ToolNode: its tools %s are not "
-                "gated by name",
-                graph_name,
-                node_name,
+                "flagmw: %s is a %s, not a ToolNode: its tools %s are not gated by name",
+                where,
                 type(bound).__name__,
                 sorted(names),
             )
             continue
         seen |= names
         out[node_name] = cast(PregelNode, node.copy({"bound": _gated_tool_node(bound, gate)}))
-    for name in sorted(specs.keys() - seen):
-        log.warning(
-            "flagmw: wrap(gates=...) gates tool %r by flag %s, but no ToolNode of graph %r "
-            "has a tool of that name (tools in subgraphs are not visited)",
-            name,
-            specs[name].key,
-            graph_name,
-        )
-    return out
+    return out, seen
