@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy names are, for type checke
     )
     from flagmw.langgraph.drain import RunDrained
     from flagmw.langgraph.models import routed_model
+    from flagmw.langgraph.replay import areplay, replay
     from flagmw.langgraph.run import current, run_info
     from flagmw.langgraph.tools import enabled_tools, gate_of, gated
     from flagmw.langgraph.wrap import wrap
@@ -94,6 +95,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "SQLiteStore": ("flagmw.stores", None),
     "Store": ("flagmw.stores", None),
     "wrap": ("flagmw.langgraph.wrap", "langgraph"),
+    "replay": ("flagmw.langgraph.replay", "langgraph"),
+    "areplay": ("flagmw.langgraph.replay", "langgraph"),
     "RunDrained": ("flagmw.langgraph.drain", "langgraph"),
     "gated": ("flagmw.langgraph.tools", "langgraph"),
     "enabled_tools": ("flagmw.langgraph.tools", "langgraph"),
@@ -168,10 +171,12 @@ __all__ = [
     "UnknownRouteError",
     "ValidationError",
     "__version__",
+    "areplay",
     "current",
     "enabled_tools",
     "gate_of",
     "gated",
+    "replay",
     "routed_model",
     "run_info",
     "validate_document",

@@ -602,14 +602,14 @@ def test_a_nested_wrapped_agent_on_its_own_thread_pins_in_its_own_checkpointer(
 def test_a_nested_wrapped_agent_interrupted_in_the_parents_thread_resumes_with_its_pin(
     saver: Any, how: str, mode: str
 ) -> None:
-    if mode == "async" and not isinstance(saver, InMemorySaver):
-        # SqliteSaver / PostgresSaver are sync-only (their async twins are other classes)
-        saver = InMemorySaver()
     """Bug 3.1: a wrapped agent nested in a node of another wrapped graph (sharing the
     parent's thread and checkpointer) pins in its task's checkpoint namespace. When it
     interrupts and the parent is resumed — by a fresh wrapper, as in another process,
     after new snapshots were published for both — the nested agent continues with its
     own pin (not the parent's, not a fresh resolve), on every checkpointer."""
+    if mode == "async" and not isinstance(saver, InMemorySaver):
+        # SqliteSaver / PostgresSaver are sync-only (their async twins are other classes)
+        saver = InMemorySaver()
     store_p, store_c = MemoryStore(), MemoryStore()
 
     def build() -> tuple[Any, FlagClient, FlagClient]:

@@ -55,7 +55,8 @@ class _FlagControl(RunControl):
             return True
         client = run.client
         try:
-            changed = client is not None and client.poll() != run.generation
+            # a frozen run (a replay) never takes the live store's changes
+            changed = client is not None and not run.frozen and client.poll() != run.generation
         except Exception:  # a store problem must never crash the run
             log.exception("flagmw: client.poll() failed at a step boundary")
             changed = False
@@ -77,7 +78,7 @@ class _FlagControl(RunControl):
         with self._lock:
             try:
                 generation = client.generation
-                if generation != run.generation:
+                if generation != run.generation and not run.frozen:
                     run.refresh_hot(generation, step=index)
                 self._checked = True
                 if self._drain_reason is None:

@@ -42,6 +42,7 @@ from flagmw.langgraph.keys import (
     ResumePolicy,
 )
 from flagmw.langgraph.pin import _Found, decode_pin, encode_pin
+from flagmw.langgraph.replay import REPLAY_KEY, Replay
 from flagmw.langgraph.run import RUN_KEY, Outcome, RunObserver, RunState, _run_var
 
 log = logging.getLogger("flagmw")
@@ -313,6 +314,24 @@ class _Invocation:
             self.config["run_id"] = run_id
             self.merged = {**self.merged, "run_id": run_id}
         generation = client.poll()
+        replay = conf.get(REPLAY_KEY)
+        if isinstance(replay, Replay) and self.new_input and not self.nested:
+            run = RunState(
+                client=client,
+                rc=replay.run_config,
+                name=s.name,
+                thread_id=thread,
+                observers=s.observers,
+            )
+            run.generation = generation
+            run.frozen = replay.frozen
+            run.pin_source = "replay"
+            if not ephemeral:
+                run.pending_pin = encode_pin(replay.run_config)
+            # unfrozen: the recorded hot values are brought up to date before the first
+            # step, as on a resume
+            self.refresh_hot_at_start = not replay.frozen
+            return run
         # a nested run whose namespace names a pin continues it (LangGraph resumes the
         # task's subgraph from that namespace); otherwise new input resolves afresh
         continues = self.nested and found is not None and (found.ref or found.pin) is not None
@@ -397,6 +416,7 @@ class _Invocation:
         self.run = run
         cfg = self.config
         conf = dict(cfg.get("configurable") or {})
+        conf.pop(REPLAY_KEY, None)  # the replayed config is the run's, not a nested run's
         conf[RUN_KEY] = run
         lent = (self.merged.get("configurable") or {}).get(LENT_CHECKPOINTER_KEY)
         if isinstance(lent, BaseCheckpointSaver) and not isinstance(lent, PinningCheckpointer):

@@ -124,7 +124,8 @@ class RunState:
             resume), ``"live"`` (resumed with ``on_resume="live"``: resolved afresh),
             ``"unpinned"`` (resumed, but the thread held no pin: resolved afresh), or
             ``"ephemeral"`` (no checkpoint to pin into: a graph without checkpointer or
-            thread). A wrapped graph nested in another graph's node pins in the task's
+            thread), or ``"replay"`` (a :func:`flagmw.replay` of a recorded config). A
+            wrapped graph nested in another graph's node pins in the task's
             checkpoint namespace (and is ``"checkpoint"`` when its task runs again).
         pending_pin: the JSON form of :attr:`pinned` that the wrapper's checkpointer
             still has to write into the first checkpoint of the invocation (None once
@@ -135,6 +136,9 @@ class RunState:
         root_checkpoint_written: the first checkpoint of this invocation in its own
             namespace was written (it carries the pin and the span reference);
             wrapper-internal.
+        frozen: the run's step boundaries ignore the live store: no hot refresh, no
+            kill made after it started reaches it (a :func:`flagmw.replay` of a recorded
+            config); its own RunConfig's run kills still drain it.
         ns: the checkpoint namespace the run writes its checkpoints in: ``""`` (the
             root) for a run of its own thread, the task's namespace for a wrapped graph
             nested in a node or tool of another graph; wrapper-internal.
@@ -151,6 +155,7 @@ class RunState:
         "client",
         "drain",
         "events",
+        "frozen",
         "generation",
         "interrupted",
         "name",
@@ -202,6 +207,7 @@ class RunState:
         self.pin_ref: str | None = None
         self.root_checkpoint_written = False
         self.ns = ""
+        self.frozen = False
         self.interrupted = False
         self.parent = parent
         self.owner = owner
