@@ -274,3 +274,30 @@ def test_the_cli_shows_a_threads_pin_and_checks_a_recorded_hash(
     wrong = _flagmw(tmp_path, *store, "resolve", "--at", "yesterday")
     assert wrong.returncode == 2
     assert "ISO-8601" in wrong.stderr
+
+
+def test_pin_show_reads_a_postgres_checkpointer(tmp_path: Path, client: FlagClient) -> None:
+    import os
+    import uuid
+
+    url = os.environ.get("FLAGMW_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set FLAGMW_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1/test)")
+    from langgraph.checkpoint.postgres import PostgresSaver
+
+    thread = f"t-pg-{uuid.uuid4().hex}"
+    cfg = {"configurable": {"thread_id": thread, "tenant_id": "acme"}}
+    with PostgresSaver.from_conn_string(url) as saver:
+        saver.setup()
+        agent = _agent(client, saver)
+        agent.invoke({"log": []}, cfg)
+        recorded = agent.get_pinned_config(cfg)
+        try:
+            assert recorded is not None
+            shown = _flagmw(
+                tmp_path, "pin", "show", "--checkpointer", url, "--thread", thread, "--json"
+            )
+            assert shown.returncode == 0, shown.stderr
+            assert json.loads(shown.stdout)["run_config"]["config_hash"] == recorded.config_hash
+        finally:
+            saver.delete_thread(thread)
