@@ -15,6 +15,16 @@ run:
    really sets a kill in a real SQLite store file (prepared, untimed, with
    ``flagmw init`` + ``flagmw publish``).
 
+Reference row (no target): ``typer floor``, a one-command typer app with the options of
+``kill`` (a key argument, four string options, a flag), parsing them and printing a line —
+the least any typer CLI pays. typer ≥ 0.2x builds a pydantic ``TypeAdapter`` per parameter
+at parse time (so every typer command imports pydantic): on the reference machine this
+floor alone is ~6-7× ``python -c pass``.
+
+Bytecode: the package is byte-compiled before timing (``compileall``, untimed), as an
+installed wheel is; without it a checkout run with ``PYTHONDONTWRITEBYTECODE=1`` compiles
+every flagmw module from source on every start.
+
 Method: every command runs as a whole process (``subprocess``, output discarded), in
 rounds that run every command once, in turn, so a drift of the machine's speed hits all of
 them alike; two untimed warm-up rounds first. Reported per command: the median wall time
@@ -58,12 +68,45 @@ def _prepare(root: Path) -> tuple[Path, Path]:
     bare = root / "oncall"
     with_file.mkdir()
     bare.mkdir()
+    import compileall
+
+    import flagmw as package
+
+    compileall.compile_dir(str(Path(package.__file__).parent), quiet=1)
+    (root / "typer_floor.py").write_text(TYPER_FLOOR)
     flagmw = _flagmw_command()
     for args in (["init", "."], ["publish", "flags.yaml", "--message", "bench"]):
         subprocess.run(
             [*flagmw, *args], cwd=with_file, check=True, stdout=subprocess.DEVNULL, env=_env()
         )
     return with_file, bare
+
+
+TYPER_FLOOR = """
+import typer
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def kill(
+    key: str,
+    reason: str = typer.Option(...),
+    ttl: str = typer.Option("1h"),
+    tenant: str = typer.Option(""),
+    route: str = typer.Option(""),
+    force: bool = typer.Option(False),
+) -> None:
+    print("kill", key, reason, ttl)
+
+
+@app.command()
+def unkill(override_id: str) -> None:
+    print(override_id)
+
+
+app()
+"""
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -105,6 +148,13 @@ def main(argv: list[str] | None = None) -> int:
                 root,
                 _env(),
                 3.0,
+            ),
+            (
+                "typer floor (reference)",
+                [sys.executable, str(root / "typer_floor.py"), "kill", KEY, "--reason", "b"],
+                root,
+                _env(),
+                None,
             ),
             ("flagmw kill (./flags.yaml)", kill, with_file, _env(), 6.0),
             ("flagmw kill (stored registry)", kill, bare, _env(FLAGMW_STORE=store), 6.0),
