@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from flagmw.cli.errors import EXIT_CODES_EPILOG, EXIT_PROBLEMS, CliError
+from flagmw.cli.context_options import (
+    AttrOpt,
+    CtxPlanOpt,
+    CtxRouteOpt,
+    CtxRunOpt,
+    CtxTenantOpt,
+    CtxThreadOpt,
+    CtxUserOpt,
+    context_from_options,
+)
+from flagmw.cli.errors import EXIT_CODES_EPILOG, EXIT_PROBLEMS
 from flagmw.cli.options import KeyArg, with_session
-from flagmw.cli.output import format_time, format_value, parse_scalar, problems_table, styled, table
+from flagmw.cli.output import format_time, format_value, problems_table, styled, table
 from flagmw.cli.session import Session
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,42 +37,21 @@ def _rev(rev: int | None) -> str:
 def explain(
     g: Session,
     key: KeyArg,
-    tenant: Annotated[str | None, typer.Option("--tenant", help="tenant_id.")] = None,
-    user: Annotated[str | None, typer.Option("--user", help="user_id.")] = None,
-    route: Annotated[str | None, typer.Option("--route", help="route (agent profile).")] = None,
-    plan: Annotated[str | None, typer.Option("--plan", help="plan.")] = None,
-    thread: Annotated[str | None, typer.Option("--thread", help="thread_id.")] = None,
-    run: Annotated[str | None, typer.Option("--run", help="run_id.")] = None,
-    attr: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--attr",
-            help="A free attribute name=value (repeatable); the value "
-            "is read as JSON or YAML, so seats=40 is a number.",
-        ),
-    ] = None,
+    tenant: CtxTenantOpt = None,
+    user: CtxUserOpt = None,
+    route: CtxRouteOpt = None,
+    plan: CtxPlanOpt = None,
+    thread: CtxThreadOpt = None,
+    run: CtxRunOpt = None,
+    attr: AttrOpt = None,
 ) -> None:
     """Why KEY has its value for a context.
 
     Shows the value, the winner (layer, scope, rule, rev, override) and every candidate
     with its status: won, shadowed, not matched, expired, ended, exempt or superseded.
     """
-    from flagmw.core.context import EvaluationContext
-
-    attributes: dict[str, Any] = {}
-    for item in attr or ():
-        name, sep, text = item.partition("=")
-        if not sep or not name.strip():
-            raise CliError(f"--attr {item!r}: write name=value, e.g. --attr region=eu")
-        attributes[name.strip()] = parse_scalar(text)
-    ctx = EvaluationContext(
-        tenant_id=tenant,
-        user_id=user,
-        route=route,
-        thread_id=thread,
-        run_id=run,
-        plan=plan,
-        attributes=MappingProxyType(attributes),
+    ctx = context_from_options(
+        tenant=tenant, user=user, route=route, plan=plan, thread=thread, run=run, attr=attr
     )
     with g.client() as client:
         ex = client.explain(key, ctx)

@@ -7,14 +7,23 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from flagmw.cli.context_options import (
+    AttrOpt,
+    CtxPlanOpt,
+    CtxRouteOpt,
+    CtxRunOpt,
+    CtxTenantOpt,
+    CtxThreadOpt,
+    CtxUserOpt,
+    context_from_options,
+)
 from flagmw.cli.errors import EXIT_CODES_EPILOG, EXIT_PROBLEMS, CliError
 from flagmw.cli.options import with_session
-from flagmw.cli.output import format_time, format_value, parse_scalar, table
+from flagmw.cli.output import format_time, format_value, table
 from flagmw.cli.session import Session
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -178,16 +187,13 @@ def resolve(
         int | None,
         typer.Option("--rev", min=1, help="The snapshot rev (default: the head at --at)."),
     ] = None,
-    tenant: Annotated[str | None, typer.Option("--tenant", help="tenant_id.")] = None,
-    user: Annotated[str | None, typer.Option("--user", help="user_id.")] = None,
-    route: Annotated[str | None, typer.Option("--route", help="route (agent profile).")] = None,
-    plan: Annotated[str | None, typer.Option("--plan", help="plan.")] = None,
-    thread: Annotated[str | None, typer.Option("--thread", help="thread_id.")] = None,
-    run: Annotated[str | None, typer.Option("--run", help="run_id.")] = None,
-    attr: Annotated[
-        list[str] | None,
-        typer.Option("--attr", help="A free attribute name=value (repeatable)."),
-    ] = None,
+    tenant: CtxTenantOpt = None,
+    user: CtxUserOpt = None,
+    route: CtxRouteOpt = None,
+    plan: CtxPlanOpt = None,
+    thread: CtxThreadOpt = None,
+    run: CtxRunOpt = None,
+    attr: AttrOpt = None,
     context: Annotated[
         str | None,
         typer.Option(
@@ -216,7 +222,9 @@ def resolve(
             raise CliError("--context: give the context either as JSON or as options, not both")
         ctx = _context_json(context)
     else:
-        ctx = _context_options(tenant, user, route, plan, thread, run, attr)
+        ctx = context_from_options(
+            tenant=tenant, user=user, route=route, plan=plan, thread=thread, run=run, attr=attr
+        )
     store = g.open_store()
 
     try:
@@ -270,34 +278,6 @@ def _context_json(text: str) -> EvaluationContext:
         return EvaluationContext.from_dict(data)
     except (ValidationError, TypeError, ValueError) as exc:
         raise CliError(f"--context: {exc}") from None
-
-
-def _context_options(
-    tenant: str | None,
-    user: str | None,
-    route: str | None,
-    plan: str | None,
-    thread: str | None,
-    run: str | None,
-    attr: list[str] | None,
-) -> EvaluationContext:
-    from flagmw.core.context import EvaluationContext
-
-    attributes: dict[str, Any] = {}
-    for item in attr or ():
-        name, sep, text = item.partition("=")
-        if not sep or not name.strip():
-            raise CliError(f"--attr {item!r}: write name=value, e.g. --attr region=eu")
-        attributes[name.strip()] = parse_scalar(text)
-    return EvaluationContext(
-        tenant_id=tenant,
-        user_id=user,
-        route=route,
-        thread_id=thread,
-        run_id=run,
-        plan=plan,
-        attributes=MappingProxyType(attributes),
-    )
 
 
 def register(app: typer.Typer) -> None:
