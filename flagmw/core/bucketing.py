@@ -14,6 +14,22 @@ the content hash). A rollout or experiment never applies to a context without it
 
 This is the scheme of Unleash and flagd (murmur3-32), with basis points as in Statsig.
 The modulo bias of 2³² mod 10 000 is below 0.0003 %.
+
+**Identifiers are untrusted input** (a user id comes from a request). The unit value is
+hashed as follows, so that no id can crash the process (the ``mmh3`` C extension
+segfaults on a ``str`` holding a lone surrogate such as ``"\ud800"``) and every valid id
+keeps its bucket:
+
+* a ``str`` is hashed as its UTF-8 bytes — exactly what ``mmh3`` does with a valid
+  ``str``, so the published test vectors hold; a lone surrogate (not valid Unicode, e.g. a
+  badly decoded header) is encoded with ``surrogatepass`` (its 3-byte form): a stable
+  bucket, no crash;
+* an ``int`` (not ``bool``) is hashed as its decimal text: user ``42`` and ``"42"`` share
+  a bucket;
+* any other value (``bool``, ``float``, ``bytes``, a container …) is not an id: the
+  rollout or experiment does not apply, as when the context lacks the unit.
+
+:func:`unit_key` is the one place that applies the rule.
 """
 
 from __future__ import annotations
@@ -22,7 +38,7 @@ from typing import Final
 
 import mmh3
 
-__all__ = ["BUCKETS", "UNIT_ATTRIBUTES", "bucket", "percent_to_bps"]
+__all__ = ["BUCKETS", "UNIT_ATTRIBUTES", "bucket", "percent_to_bps", "unit_key"]
 
 #: Number of buckets (basis points of 100 %).
 BUCKETS: Final = 10_000
@@ -38,9 +54,31 @@ UNIT_ATTRIBUTES: Final = {
 _hash = mmh3.hash
 
 
-def bucket(salt: str, unit_value: str) -> int:
-    """The bucket (0–9999, basis points) of ``unit_value`` under ``salt``."""
-    return _hash(f"{salt}:{unit_value}", 0, False) % BUCKETS
+def unit_key(prefix: str, unit: object) -> str | bytes | None:
+    """What is hashed for ``unit`` after ``prefix`` (``"<salt>:"``): the text itself
+    when it is plain ASCII (the fast path), its UTF-8 bytes otherwise (lone surrogates
+    with ``surrogatepass``), an ``int``'s decimal text; None for a value that is not an
+    id (see the module docs)."""
+    if type(unit) is str:
+        text = prefix + unit
+        return text if text.isascii() else text.encode("utf-8", "surrogatepass")
+    if isinstance(unit, str):  # a str subclass
+        return unit_key(prefix, str.__str__(unit))
+    if isinstance(unit, int) and not isinstance(unit, bool):
+        return unit_key(prefix, int.__repr__(unit))
+    return None
+
+
+def bucket(salt: str, unit_value: object) -> int:
+    """The bucket (0–9999, basis points) of ``unit_value`` under ``salt``.
+
+    Raises:
+        TypeError: ``unit_value`` is not an id (a ``str`` or an ``int``).
+    """
+    key = unit_key(salt + ":", unit_value)
+    if key is None:
+        raise TypeError(f"not a bucketing unit (str or int): {type(unit_value).__name__}")
+    return _hash(key, 0, False) % BUCKETS
 
 
 def percent_to_bps(percent: float) -> int:

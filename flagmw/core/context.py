@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-__all__ = ["WELL_KNOWN_ATTRIBUTES", "EvaluationContext"]
+__all__ = ["WELL_KNOWN_ATTRIBUTES", "EvaluationContext", "valid_text"]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -21,6 +22,40 @@ WELL_KNOWN_ATTRIBUTES = (
     "run_id",
     "plan",
 )
+
+
+def valid_text(text: str) -> str:
+    """``text`` as valid Unicode: a lone surrogate (``"\\ud800"``: not encodable as
+    UTF-8, e.g. an undecodable byte of a header or an argument, which Python hands over as
+    ``"\\udcff"``) is replaced by its escape (the six characters ``\\ud800``); any
+    other text is returned as it is. Ids from requests go through it before they are
+    pinned, traced or canonicalised (RFC 8785 refuses lone surrogates)."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+#: The integers JSON (I-JSON, RFC 7493, which RFC 8785 canonicalisation requires) holds
+#: exactly: ±(2**53 - 1).
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _valid(value: Any) -> Any:
+    """``value`` itself unless it is text that :func:`valid_text` changes, an integer
+    outside ±(2**53 - 1) or a float that is not finite — those become their text, which
+    JSON, the pin and the trace can hold."""
+    kind = type(value)
+    if kind is str:
+        return value if value.isascii() else valid_text(value)
+    if kind is int and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        return str(value)
+    if kind is float and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 class EvaluationContext(NamedTuple):
@@ -83,6 +118,26 @@ class EvaluationContext(NamedTuple):
         if attributes:
             fields["attributes"] = MappingProxyType(attributes)
         return cls(**fields)
+
+    def valid(self) -> EvaluationContext:
+        """A copy that JSON, RFC 8785 and the pin can hold: text made valid Unicode
+        (:func:`valid_text` on every field, free attribute name and string value), free
+        attribute integers beyond ±(2**53 - 1) and non-finite floats as their text;
+        ``self`` when nothing changes. The LangGraph
+        wrapper applies it to every run's context, so a lone surrogate in a user id can
+        neither crash a run nor make its pin unencodable."""
+        changed: dict[str, Any] = {}
+        for name in WELL_KNOWN_ATTRIBUTES:
+            value = getattr(self, name)
+            clean = _valid(value)
+            if clean is not value:
+                changed[name] = clean
+        attrs = self.attributes
+        if attrs and not all(_valid(k) is k and _valid(v) is v for k, v in attrs.items()):
+            changed["attributes"] = MappingProxyType(
+                {valid_text(k): _valid(v) for k, v in attrs.items()}
+            )
+        return self._replace(**changed) if changed else self
 
     def frozen(self) -> EvaluationContext:
         """A copy whose free attributes are a read-only snapshot (used when a context is

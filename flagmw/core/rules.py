@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from flagmw.core.bucketing import BUCKETS, UNIT_ATTRIBUTES, bucket, percent_to_bps
+from flagmw.core.bucketing import BUCKETS, UNIT_ATTRIBUTES, bucket, percent_to_bps, unit_key
 from flagmw.core.bucketing import _hash as _murmur3
 from flagmw.core.candidate import Candidate, make_candidate
 from flagmw.core.conditions import Predicate, compile_when
@@ -58,9 +58,13 @@ def rule_predicate(
     index = CTX_INDEX[UNIT_ATTRIBUTES[rollout["unit"]]]
 
     def in_rollout(ctx: EvaluationContext) -> bool:
-        # bucketing.bucket(salt, unit) inlined: this runs on every evaluation
+        # bucketing.bucket(salt, unit) inlined: this runs on every evaluation; an ASCII
+        # str id is hashed as is, anything else through bucketing.unit_key
         unit: Any = ctx[index]
-        return unit is not None and _murmur3(prefix + unit, 0, False) % BUCKETS < bps
+        if unit is None:
+            return False
+        key = prefix + unit if type(unit) is str and unit.isascii() else unit_key(prefix, unit)
+        return key is not None and _murmur3(key, 0, False) % BUCKETS < bps
 
     if cond is True:
         return in_rollout
@@ -75,6 +79,8 @@ def why_not(rule: Mapping[str, Any], ctx: EvaluationContext) -> str:
         unit: Any = getattr(ctx, attr)
         if unit is None:
             return f"rollout needs {attr}, which the context lacks"
+        if unit_key("", unit) is None:
+            return f"rollout needs {attr} to be a str or int id, not {type(unit).__name__}"
         b = bucket(rollout["salt"], unit)
         if b >= percent_to_bps(rollout["percent"]):
             return f"bucket {b} is outside the {rollout['percent']:g} % rollout"
@@ -254,7 +260,15 @@ class Experiment:
         unit: Any = ctx[self.unit_index]
         if unit is None:
             return -1
-        b = _murmur3(self.prefix + unit, 0, False) % BUCKETS  # bucketing.bucket, inlined
+        # bucketing.bucket, inlined (ASCII str ids hashed as is; see bucketing.unit_key)
+        if type(unit) is str and unit.isascii():
+            key: str | bytes = self.prefix + unit
+        else:
+            found = unit_key(self.prefix, unit)
+            if found is None:
+                return -1
+            key = found
+        b = _murmur3(key, 0, False) % BUCKETS
         for i, upper in enumerate(self.bounds):
             if b < upper:
                 return i

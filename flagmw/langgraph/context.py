@@ -103,7 +103,7 @@ def context_from_config(
         fields["run_id"] = str(config.get("run_id"))
     if "route" not in fields and route is not None:
         fields["route"] = route
-    return EvaluationContext(**fields, attributes=attributes).frozen()
+    return EvaluationContext(**fields, attributes=attributes).valid().frozen()
 
 
 # the configurable keys that address a checkpoint lineage of its own

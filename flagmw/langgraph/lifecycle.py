@@ -292,7 +292,7 @@ class _Invocation:
                 f"flagmw.wrap(context=...) must return an EvaluationContext, got "
                 f"{type(ctx).__name__}"
             )
-        return ctx
+        return ctx.valid()
 
     def checkpointer(self, graph: AnyGraph) -> BaseCheckpointSaver[Any] | None:
         if graph.checkpointer is False:
