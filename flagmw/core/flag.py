@@ -171,9 +171,9 @@ class Flag:
         setter(self, "model", model)
         validator = None
         if schema is not None:
-            import jsonschema
+            from flagmw.core.json_schema import compile_schema
 
-            validator = jsonschema.Draft202012Validator(dict(schema))
+            validator = compile_schema(schema)  # checked by flag_problems above
         setter(self, "_validator", validator)
         setter(self, "default", None)
         setter(self, "default", self.coerce(default))
@@ -280,8 +280,14 @@ class Flag:
             )
         if self._validator is not None:
             import jsonschema
+            from referencing.exceptions import Unresolvable
 
-            best = jsonschema.exceptions.best_match(self._validator.iter_errors(value))
+            try:
+                best = jsonschema.exceptions.best_match(self._validator.iter_errors(value))
+            except (Unresolvable, RecursionError) as exc:
+                raise _BadValue(
+                    f"{key} cannot be checked against its JSON schema: {exc}", "", "schema"
+                ) from None
             if best is not None:
                 where = "/".join(str(p) for p in best.absolute_path)
                 raise _BadValue(

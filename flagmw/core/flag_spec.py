@@ -205,19 +205,10 @@ def flag_problems(
                     )
                 )
             else:
-                import jsonschema
+                from flagmw.core.json_schema import schema_problems
 
-                try:
-                    jsonschema.Draft202012Validator.check_schema(dict(schema))
-                except jsonschema.SchemaError as exc:
-                    out.append(
-                        locator.problem(
-                            (*path, "schema"),
-                            f"not a valid JSON schema: {exc.message}",
-                            "",
-                            "schema",
-                        )
-                    )
+                for message in schema_problems(schema):
+                    out.append(locator.problem((*path, "schema"), message, "", "schema"))
     elif schema is not None or model is not None:
         out.append(
             locator.problem(
