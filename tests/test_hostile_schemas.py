@@ -24,7 +24,7 @@ def server() -> Iterator[tuple[str, list[str]]]:
     seen: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             seen.append(self.path)
             body = b'{"type": "object", "properties": {"secret": {"const": "leaked"}}}'
             self.send_response(200)
