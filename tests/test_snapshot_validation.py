@@ -428,7 +428,7 @@ def test_a_document_that_is_not_a_mapping(registry: FlagRegistry, tmp_path: Path
         validate_document(path, registry)
     (problem,) = info.value.errors
     assert problem.location == f"{path}:1"
-    assert "must be a mapping of sections" in problem.message
+    assert "a flags file is a mapping" in problem.message
 
 
 def test_a_mapping_can_carry_its_locator(registry: FlagRegistry) -> None:

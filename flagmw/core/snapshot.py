@@ -76,8 +76,11 @@ def validate_document(
     Args:
         source: a path to a YAML or JSON file, or the document as a mapping. A
             ``flags:`` section in the document is ignored here (it is the registry).
+            With ``locator`` given, ``source`` is content already loaded
+            (:func:`~flagmw.core.source.load_document`) and is never read as a path:
+            None is the empty snapshot, anything but a mapping is a problem.
         registry: the flags the document may set.
-        locator: where a mapping came from (for locations), when ``source`` is a mapping.
+        locator: where the loaded content came from (for locations).
 
     Returns:
         the :class:`Snapshot` with the normalised document and any warnings.
@@ -86,10 +89,30 @@ def validate_document(
         ValidationError: every error found, each with its location (``file:line`` for
             YAML) and a fix hint. ``.warnings`` of a successful result hold the rest.
     """
-    if isinstance(source, Mapping):
-        data, loc = dict(source), locator or Locator("<document>")
+    data: Any
+    if locator is not None or source is None or isinstance(source, Mapping):
+        # content already loaded (never a path: a file whose whole content is a string
+        # naming another file must not publish that file)
+        data, loc = source, locator or Locator("<document>")
     else:
         data, loc = load_document(source)
+    if data is None:  # an empty document: the empty snapshot
+        data = {}
+    if not isinstance(data, Mapping):
+        kinds: dict[type, str] = {list: "a list", str: "a string"}
+        kind = kinds.get(type(data), f"a {type(data).__name__}")
+        raise ValidationError(
+            [
+                loc.problem(
+                    (),
+                    f"a flags file is a mapping (flags:, values:, tenants: …), not {kind}",
+                    "start the file with a key such as `values:`; an empty file is the "
+                    "empty snapshot",
+                    "wrong_type",
+                )
+            ],
+            loc.source,
+        )
     v = DocumentValidator(registry, loc)
     doc = v.document(data)
     v.problems.extend(registry.expiry_warnings(loc))
