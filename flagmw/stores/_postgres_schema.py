@@ -156,8 +156,9 @@ def ensure_schema(
     if version is None and not create:
         raise StoreUnavailableError(
             name,
-            f"no flagmw store in schema {schema!r} of this database (create it with "
-            "`flagmw init --store URL`, or PostgresStore(..., create=True))",
+            f"no flagmw store in schema {schema!r} of this database (create it "
+            "explicitly: PostgresStore(..., create=True), or the first "
+            "`flagmw publish FILE --store URL`)",
         )
     if version is not None and version > SCHEMA_VERSION:
         raise StoreUnavailableError(
