@@ -1,13 +1,23 @@
-"""Stores: where snapshots, overrides and the audit log live (see :mod:`flagmw.stores.base`)."""
+"""Stores: where snapshots, overrides and the audit log live (see :mod:`flagmw.stores.base`).
+
+``PostgresStore`` (extra ``flagmw[postgres]``) is imported on first use, so importing
+this package never imports psycopg.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from flagmw.stores.base import AuditEntry, SnapshotInfo, SnapshotRecord, Store, StoreState
 from flagmw.stores.memory import MemoryStore
 from flagmw.stores.sqlite import SQLiteStore
 from flagmw.stores.url import open_store
 
+if TYPE_CHECKING:  # pragma: no cover
+    from flagmw.stores.postgres import PostgresStore
+
 __all__ = [
     "AuditEntry",
     "MemoryStore",
+    "PostgresStore",
     "SQLiteStore",
     "SnapshotInfo",
     "SnapshotRecord",
@@ -15,3 +25,11 @@ __all__ = [
     "StoreState",
     "open_store",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PostgresStore":
+        from flagmw.stores.postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

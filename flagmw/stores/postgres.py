@@ -1,7 +1,8 @@
 """PostgresStore: the store of a fleet, in one schema of a PostgreSQL database.
 
-The store is split by concept: this module holds :class:`PostgresStore` (the pool,
-transactions and the :class:`~flagmw.stores.base.Store` operations) and the URL opener;
+The store is split by concept: this module holds :class:`PostgresStore` (the
+:class:`~flagmw.stores.base.Store` operations) and the URL opener;
+:mod:`flagmw.stores._postgres_pool` the pool and the read / write transactions;
 :mod:`flagmw.stores._postgres_schema` the versioned migrations and the check at open;
 :mod:`flagmw.stores._postgres_changes` LISTEN/NOTIFY behind
 :meth:`PostgresStore.change_token`. Rows map to records as in the SQLite store
@@ -20,18 +21,17 @@ import json
 import os
 import threading
 import weakref
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
-from psycopg import IsolationLevel
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg.conninfo import make_conninfo
 
 from flagmw.core.overrides import Override
 from flagmw.errors import ConflictError, NotFoundError, StoreUnavailableError
-from flagmw.stores._postgres_changes import ChangeListener, payload
+from flagmw.stores._postgres_changes import ChangeListener
+from flagmw.stores._postgres_pool import Cursor, Transactions, describe, reason
 from flagmw.stores._postgres_schema import SCHEMA_VERSION as SCHEMA_VERSION
 from flagmw.stores._postgres_schema import check_schema_name, ensure_schema
 from flagmw.stores._sqlite_rows import (
@@ -47,22 +47,8 @@ from flagmw.stores.base import AuditEntry, SnapshotInfo, SnapshotRecord, StoreSt
 
 __all__ = ["PostgresStore", "open_url"]
 
-R = TypeVar("R")
-Cursor = psycopg.Cursor[Any]
 
-
-def _describe(conninfo: str, schema: str) -> str:
-    """``postgresql://user@host:port/db?schema=s`` without the password."""
-    try:
-        p = conninfo_to_dict(conninfo)
-    except psycopg.ProgrammingError:
-        return f"postgresql:?schema={schema}"
-    user = f"{p['user']}@" if p.get("user") else ""
-    port = f":{p['port']}" if p.get("port") else ""
-    return f"postgresql://{user}{p.get('host', '')}{port}/{p.get('dbname', '')}?schema={schema}"
-
-
-class PostgresStore(ChangeListener):
+class PostgresStore(Transactions, ChangeListener):
     """A store in one schema of a PostgreSQL database, shared by a fleet of processes.
 
     Args:
@@ -109,7 +95,7 @@ class PostgresStore(ChangeListener):
         self._s = check_schema_name(schema)
         self.schema = schema
         self.conninfo = conninfo
-        self.name = _describe(conninfo, schema)
+        self.name = describe(conninfo, schema)
         self.channel = f"flagmw.{schema}"
         self.listen_conninfo = listen_conninfo or conninfo
         self.max_size = max_size
@@ -119,7 +105,7 @@ class PostgresStore(ChangeListener):
         self.stale_after = max(3 * poll_interval, 2.0) if stale_after is None else stale_after
         self._changes_sql = f"SELECT snapshot_seq, override_seq FROM {self._s}.changes"
         self._pool_lock = threading.Lock()
-        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._pool = None
         self._init_listener()
         try:
             with psycopg.connect(
@@ -129,7 +115,7 @@ class PostgresStore(ChangeListener):
                     conn, schema, create=create, migrate=migrate, name=self.name
                 )
         except psycopg.Error as exc:
-            raise StoreUnavailableError(self.name, _reason(exc)) from None
+            raise StoreUnavailableError(self.name, reason(exc)) from None
         ref = weakref.ref(self)
 
         def _child() -> None:
@@ -140,83 +126,6 @@ class PostgresStore(ChangeListener):
         os.register_at_fork(after_in_child=_child)
 
     # -- connections ---------------------------------------------------------------------
-
-    def _get_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
-        pool = self._pool
-        if pool is not None:
-            return pool
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ConnectionPool(
-                    self.conninfo,
-                    min_size=1,
-                    max_size=self.max_size,
-                    open=False,
-                    # a connection the server dropped is replaced before it is used
-                    check=ConnectionPool.check_connection,
-                    kwargs={
-                        "application_name": "flagmw",
-                        "connect_timeout": max(1, round(self.connect_timeout)),
-                    },
-                    timeout=self.timeout,
-                    name=f"flagmw-{self.schema}",
-                )
-                self._pool.open(wait=False)
-            return self._pool
-
-    def _after_fork(self) -> None:
-        # Connections and threads do not cross fork(): abandon the parent's (closing
-        # them would end the parent's sessions) and start again lazily in the child.
-        self._pool = None
-        self._pool_lock = threading.Lock()
-        self._init_listener()
-
-    def _read(self, work: Callable[[Cursor], R]) -> R:
-        """Run ``work`` in a ``REPEATABLE READ READ ONLY`` transaction."""
-        try:
-            with self._get_pool().connection() as conn:
-                conn.isolation_level = IsolationLevel.REPEATABLE_READ
-                conn.read_only = True
-                with conn.transaction(), conn.cursor() as cur:
-                    return work(cur)
-        except (psycopg.Error, PoolTimeout) as exc:
-            raise StoreUnavailableError(self.name, _reason(exc)) from None
-
-    def _write(self, which: int, work: Callable[[Cursor], tuple[R, dict[str, Any]]]) -> R:
-        """Run ``work`` in a write transaction holding the ``changes`` row lock; bump
-        sequence ``which`` (0: snapshots, 1: overrides) and notify listeners with the
-        ids ``work`` returns, in the same transaction."""
-        s = self._s
-        try:
-            with self._get_pool().connection() as conn:
-                conn.isolation_level = IsolationLevel.READ_COMMITTED
-                conn.read_only = False
-                with conn.transaction(), conn.cursor() as cur:
-                    row = cur.execute(
-                        f"SELECT snapshot_seq, override_seq FROM {s}.changes FOR UPDATE"
-                    ).fetchone()
-                    assert row is not None
-                    result, ids = work(cur)
-                    seqs = [int(row[0]), int(row[1])]
-                    seqs[which] += 1
-                    cur.execute(f"UPDATE {s}.changes SET snapshot_seq=%s, override_seq=%s", seqs)
-                    cur.execute(
-                        "SELECT pg_notify(%s, %s)",
-                        (self.channel, payload((seqs[0], seqs[1]), **ids)),
-                    )
-        except (psycopg.Error, PoolTimeout) as exc:
-            raise StoreUnavailableError(
-                self.name, f"{_reason(exc)} (the change was not committed)"
-            ) from None
-        self._advance((seqs[0], seqs[1]))  # this process knows at once
-        return result
-
-    def _wake_listener(self) -> None:
-        try:
-            with self._get_pool().connection(timeout=1.0) as conn:
-                conn.execute("SELECT pg_notify(%s, 'wake')", (self.channel,))
-        except (psycopg.Error, PoolTimeout):
-            pass  # the listener wakes at its next poll instead
 
     # -- state ---------------------------------------------------------------------------
 
@@ -544,12 +453,6 @@ class PostgresStore(ChangeListener):
         return f"PostgresStore({self.name!r})"
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-#: query parameters of a store URL that are flagmw's, not libpq's
 _OWN_PARAMS = ("schema", "listen_host", "listen_port")
 
 
