@@ -334,3 +334,49 @@ def test_the_command_line_with_a_postgres_store(url: str, schema: str, tmp_path:
     assert [i["rev"] for i in json.loads(history.stdout)["snapshots"]] == [1]
     with PostgresStore(url, schema=schema) as store:
         assert [e.action for e in store.audit()] == ["kill.set", "publish"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork() is POSIX only")
+def test_a_forked_child_opens_its_own_connections_and_leaves_the_parents(
+    url: str, schema: str
+) -> None:
+    with PostgresStore(url, schema=schema, create=True) as store:
+        _publish(store, None, 1)
+        token = store.change_token()  # the listener runs, the pool holds a connection
+        parent_listener = store.listener_pid
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 0
+            try:
+                out = {
+                    "token": list(store.change_token()),
+                    "head": store.head().rev,  # type: ignore[union-attr]
+                    "listener": store.listener_pid,
+                }
+                out["rev"] = _publish(store, 1, 2).rev
+                os.write(w, json.dumps(out).encode())
+            except BaseException as exc:
+                os.write(w, json.dumps({"error": repr(exc)}).encode())
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(w)
+        data = b""
+        while chunk := os.read(r, 65536):
+            data += chunk
+        os.close(r)
+        os.waitpid(pid, 0)
+        child = json.loads(data)
+        assert "error" not in child, child
+        assert child["token"] == list(token)
+        assert child["head"] == 1
+        assert child["rev"] == 2
+        assert child["listener"] not in (None, parent_listener), "its own listener"
+        # the parent's sessions survived the child: its listener hears the child's publish
+        deadline = time.monotonic() + 5
+        while store.change_token() == token:
+            assert time.monotonic() < deadline, "the parent's listener is gone"
+            time.sleep(0.005)
+        assert store.listener_pid == parent_listener
+        assert store.head().rev == 2  # type: ignore[union-attr]

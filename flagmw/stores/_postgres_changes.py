@@ -81,9 +81,11 @@ class ChangeListener:
     _listen_lock: threading.Lock
     #: the backend pid of the listener's connection while it is connected, else None
     listener_pid: int | None
+    _advance_lock: threading.Lock
 
     def _init_listener(self) -> None:
         self.listener_pid = None
+        self._advance_lock = threading.Lock()
         self._seqs = (-1, -1)  # before the first resync: no store returns this
         self._last_ok = float("-inf")
         self._listener = None
@@ -123,9 +125,10 @@ class ChangeListener:
 
     def _advance(self, seqs: tuple[int, int]) -> None:
         """Fold sequences learnt anywhere into the token (they only grow)."""
-        old = self._seqs
-        if seqs[0] > old[0] or seqs[1] > old[1]:
-            self._seqs = (max(seqs[0], old[0]), max(seqs[1], old[1]))
+        with self._advance_lock:  # the listener thread and writers both advance it
+            old = self._seqs
+            if seqs[0] > old[0] or seqs[1] > old[1]:
+                self._seqs = (max(seqs[0], old[0]), max(seqs[1], old[1]))
 
     # -- the listener thread -------------------------------------------------------------
 

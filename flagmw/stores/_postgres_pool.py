@@ -96,8 +96,9 @@ class Transactions:
             return self._pool
 
     def _after_fork(self) -> None:
-        # Connections and threads do not cross fork(): abandon the parent's (closing
-        # them would end the parent's sessions) and start again lazily in the child.
+        # Connections and threads do not cross fork(): abandon the parent's and start
+        # again lazily in the child (psycopg never closes, in a child, a connection
+        # opened by its parent, so the parent's sessions are left alone).
         self._pool = None
         self._pool_lock = threading.Lock()
         self._init_listener()
