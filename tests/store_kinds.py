@@ -5,6 +5,12 @@ Each entry builds a fresh, empty, isolated store and returns it with a cleanup f
 a temporary SQLite file, a private PostgreSQL schema, a private Redis key prefix. Server
 backends read ``FLAGMW_TEST_POSTGRES_URL`` / ``FLAGMW_TEST_REDIS_URL`` and skip with a
 clear reason when unset (``.ci/run`` sets them and turns a skip into a failure).
+
+Two optional hooks per backend serve the notification and reconnect contract tests:
+:data:`SECOND_INSTANCE` (open another instance on the same store that learns of changes
+by notification only) and :data:`DISCONNECTED` (a context manager that cuts the
+instance's notification connection and keeps it cut until the block ends). A backend
+without an entry skips those tests with the reason.
 """
 
 from __future__ import annotations

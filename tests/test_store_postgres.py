@@ -15,6 +15,7 @@ itself runs in ``tests/test_stores.py`` and ``tests/test_store_contract.py``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -28,10 +29,13 @@ from typing import Any
 
 import pytest
 from conftest import FLAGS_YAML, snapshot_part
+from hypothesis import given
+from hypothesis import strategies as st
 
 psycopg = pytest.importorskip("psycopg")
 
 from flagmw import ConflictError, FlagClient, FlagRegistry, StoreUnavailableError  # noqa: E402
+from flagmw.stores._postgres_changes import ChangeListener, payload  # noqa: E402
 from flagmw.stores.postgres import SCHEMA_VERSION, PostgresStore, open_url  # noqa: E402
 from flagmw.stores.url import open_store  # noqa: E402
 
@@ -380,3 +384,35 @@ def test_a_forked_child_opens_its_own_connections_and_leaves_the_parents(
             time.sleep(0.005)
         assert store.listener_pid == parent_listener
         assert store.head().rev == 2  # type: ignore[union-attr]
+
+
+# -- the token (pure: no server) ---------------------------------------------------------
+
+_seqs = st.tuples(st.integers(0, 50), st.integers(0, 50))
+
+
+@given(st.lists(_seqs, max_size=30))
+def test_the_token_only_grows_whatever_order_sequences_arrive_in(
+    arrivals: list[tuple[int, int]],
+) -> None:
+    # notifications, resyncs, polls and a store's own writes all fold into the token, in
+    # any order (threads): it is the componentwise maximum of all, never going back
+    listener = ChangeListener()
+    listener._init_listener()
+    seen = [listener._seqs]
+    for seqs in arrivals:
+        listener._advance(seqs)
+        seen.append(listener._seqs)
+    for before, after in itertools.pairwise(seen):
+        assert after[0] >= before[0]
+        assert after[1] >= before[1]
+    if arrivals:
+        assert listener._seqs == (max(a[0] for a in arrivals), max(a[1] for a in arrivals))
+
+
+@given(st.dictionaries(st.sampled_from(["seq", "rev", "ov", "x"]), st.integers(0, 2**62)))
+def test_notification_payloads_are_small(ids: dict[str, int]) -> None:
+    seqs = (ids.pop("seq", 0), ids.pop("x", 0))
+    text = payload(seqs, **ids)
+    assert len(text.encode()) < 200
+    assert json.loads(text)["seq"] == list(seqs)
