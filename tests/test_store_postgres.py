@@ -416,3 +416,29 @@ def test_notification_payloads_are_small(ids: dict[str, int]) -> None:
     text = payload(seqs, **ids)
     assert len(text.encode()) < 200
     assert json.loads(text)["seq"] == list(seqs)
+
+
+def test_a_store_whose_sessions_were_all_terminated_recovers(url: str, schema: str) -> None:
+    """As after a server restart or a failover: every pooled connection and the listener
+    are cut; the next read and write use fresh connections, the listener reconnects."""
+    with (
+        PostgresStore(url, schema=schema, create=True) as store,
+        PostgresStore(url, schema=schema) as writer,
+    ):
+        _publish(store, None, 1)
+        token = store.change_token()
+        with psycopg.connect(url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name IN (%s, %s)",
+                (f"flagmw:{schema}", f"flagmw-listen:{schema}"),
+            ).fetchall()
+        assert len(rows) >= 2, "the listener and the pooled session(s)"
+        assert store.head().rev == 1  # type: ignore[union-attr]
+        _publish(writer, 1, 2)
+        deadline = time.monotonic() + 10
+        while store.change_token() == token:
+            assert time.monotonic() < deadline, "the listener never came back"
+            time.sleep(0.01)
+        assert store.read_state(0).token == store.change_token()
+        assert store.head().rev == 2  # type: ignore[union-attr]

@@ -44,6 +44,8 @@ _monotonic = time.monotonic
 
 #: the longest pause between two reconnect attempts (seconds)
 _MAX_BACKOFF = 2.0
+#: the longest single wait for notifications (seconds)
+_MAX_WAIT = 1.0
 
 
 def payload(seqs: tuple[int, int], **ids: Any) -> str:
@@ -58,13 +60,14 @@ class ChangeListener:
     """The change-signal half of :class:`~flagmw.stores.postgres.PostgresStore` (a
     mixin): the listener thread and :meth:`change_token`.
 
-    The store supplies ``name``, ``channel``, ``listen_conninfo``, ``connect_timeout``,
+    The store supplies ``name``, ``schema``, ``channel``, ``listen_conninfo``, ``connect_timeout``,
     ``poll_interval``, ``stale_after`` and ``_changes_sql`` (the query of the two
     sequences).
     """
 
     if TYPE_CHECKING:
         name: str
+        schema: str
         channel: str
         listen_conninfo: str
         connect_timeout: float
@@ -156,7 +159,7 @@ class ChangeListener:
         self._last_ok = float("-inf")
         if thread is not None and thread is not threading.current_thread():
             self._wake_listener()
-            thread.join(self.poll_interval + 1.0)
+            thread.join(_MAX_WAIT + 1.0)
 
     def _wake_listener(self) -> None:
         """Overridden by the store: send a notification so a waiting listener wakes."""
@@ -169,7 +172,7 @@ class ChangeListener:
                     self.listen_conninfo,
                     autocommit=True,
                     connect_timeout=max(1, round(self.connect_timeout)),
-                    application_name="flagmw-listener",
+                    application_name=f"flagmw-listen:{self.schema}",
                     # a dead peer (no RST) is noticed in seconds, not hours
                     keepalives=1,
                     keepalives_idle=5,
@@ -204,7 +207,9 @@ class ChangeListener:
     def _serve(self, conn: psycopg.Connection[Any], stop: threading.Event) -> None:
         next_poll = _monotonic() + self.poll_interval
         while not stop.is_set():
-            wait = max(0.0, next_poll - _monotonic())
+            # at most _MAX_WAIT at a time, so a stop is noticed soon even when the wake-up
+            # notification of close() cannot be sent
+            wait = max(0.0, min(next_poll - _monotonic(), _MAX_WAIT))
             for note in conn.notifies(timeout=wait):
                 if stop.is_set():
                     return

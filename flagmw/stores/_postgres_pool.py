@@ -83,7 +83,8 @@ class Transactions:
                     # a connection the server dropped is replaced before it is used
                     check=ConnectionPool.check_connection,
                     kwargs={
-                        "application_name": "flagmw",
+                        # pg_stat_activity shows which store a session serves
+                        "application_name": f"flagmw:{self.schema}",
                         # no server-side prepared statements: they do not survive
                         # pgbouncer's transaction pooling
                         "prepare_threshold": None,
