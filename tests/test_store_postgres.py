@@ -442,3 +442,26 @@ def test_a_store_whose_sessions_were_all_terminated_recovers(url: str, schema: s
             time.sleep(0.01)
         assert store.read_state(0).token == store.change_token()
         assert store.head().rev == 2  # type: ignore[union-attr]
+
+
+def test_a_lost_listener_is_reported_within_half_a_second(
+    url: str, schema: str, registry: FlagRegistry
+) -> None:
+    PostgresStore(url, schema=schema, create=True).close()
+    store = PostgresStore(url, schema=schema)  # poll_interval 1 s, stale_after 3 s
+    good = store.listen_conninfo
+    try:
+        client = FlagClient(registry, store)
+        assert client.status().healthy
+        store.listen_conninfo = psycopg.conninfo.make_conninfo(good, dbname="flagmw_no_such_db")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", (store.listener_pid,))
+        lost = time.monotonic()
+        while client.status().healthy:
+            client.poll()
+            assert time.monotonic() - lost < 1.0, "not reported within one poll interval"
+            time.sleep(0.01)
+        assert client.status().stale
+    finally:
+        store.listen_conninfo = good
+        store.close()

@@ -18,10 +18,11 @@ the step boundary. The thread also
   each successful wait or poll also proves the connection alive;
 * reconnects with a growing pause (0.05 s … 2 s) when the connection fails.
 
-Fail safe: when the thread has shown no sign of a live connection for ``stale_after``
-seconds, :meth:`change_token` raises :class:`~flagmw.errors.StoreUnavailableError`, so
-the client reports the store unreachable (and stale) instead of silently trusting a
-token nobody updates.
+Fail safe: when the listener's connection fails and is not back (and resynced) within
+0.5 s (or ``poll_interval`` when shorter), or when the thread has shown no sign of a
+live connection for ``stale_after`` seconds (a silent network), :meth:`change_token`
+raises :class:`~flagmw.errors.StoreUnavailableError`, so the client reports the store
+unreachable (and stale) instead of silently trusting a token nobody updates.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ _monotonic = time.monotonic
 _MAX_BACKOFF = 2.0
 #: the longest single wait for notifications (seconds)
 _MAX_WAIT = 1.0
+#: seconds a lost listener connection may take to come back before the store is
+#: reported unavailable (or ``poll_interval`` when shorter)
+_LOST_GRACE = 0.5
 
 
 def payload(seqs: tuple[int, int], **ids: Any) -> str:
@@ -193,6 +197,12 @@ class ChangeListener:
                 self.listener_pid = None
                 if stop.is_set():
                     break
+                # a lost connection is known now: stale within _LOST_GRACE unless the
+                # listener is back (and has resynced) by then, so a short blip is silent
+                self._last_ok = min(
+                    self._last_ok,
+                    _monotonic() - self.stale_after + min(self.poll_interval, _LOST_GRACE),
+                )
                 first = self._listen_error is None
                 self._listen_error = str(exc).strip().splitlines()[0] if str(exc) else repr(exc)
                 if first:
