@@ -185,6 +185,10 @@ class ChangeListener:
                 ) as conn:
                     conn.execute(f'LISTEN "{self.channel}"')
                     self._resync(conn)  # after LISTEN: nothing committed later is missed
+                    if self._listen_error is not None:
+                        log.info(
+                            "flagmw: change listener of %s reconnected and resynced", self.name
+                        )
                     self._listen_error = None
                     self.listener_pid = conn.info.backend_pid
                     ready.set()
