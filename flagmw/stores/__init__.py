@@ -1,7 +1,8 @@
 """Stores: where snapshots, overrides and the audit log live (see :mod:`flagmw.stores.base`).
 
 ``PostgresStore`` (extra ``flagmw[postgres]``) is imported on first use, so importing
-this package never imports psycopg.
+this package never imports psycopg (it is left out of ``__all__`` for the same reason:
+``from flagmw.stores import *`` works without the extra).
 """
 
 from typing import TYPE_CHECKING, Any
@@ -12,12 +13,11 @@ from flagmw.stores.sqlite import SQLiteStore
 from flagmw.stores.url import open_store
 
 if TYPE_CHECKING:  # pragma: no cover
-    from flagmw.stores.postgres import PostgresStore
+    from flagmw.stores.postgres import PostgresStore as PostgresStore
 
 __all__ = [
     "AuditEntry",
     "MemoryStore",
-    "PostgresStore",
     "SQLiteStore",
     "SnapshotInfo",
     "SnapshotRecord",
@@ -29,7 +29,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "PostgresStore":
-        from flagmw.stores.postgres import PostgresStore
+        from flagmw.stores.postgres import PostgresStore as PostgresStore
 
         return PostgresStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
