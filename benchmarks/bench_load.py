@@ -93,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| load, pure-Python composer (before) | {py:.2f} s |")
     print(f"| load, libyaml C composer (now) | {c:.2f} s |")
     print(f"| validate_document (load + validate), C composer | {v:.2f} s |")
-    print(f"\nspeed-up of the load: {py / c:.1f}x. {info['date']}, {info['cpu']}, Python {info['python']}")
+    print(
+        f"\nspeed-up of the load: {py / c:.1f}x. {info['date']}, {info['cpu']}, "
+        f"Python {info['python']}"
+    )
     return 0
 
 
