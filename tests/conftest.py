@@ -164,7 +164,7 @@ def make_client(tmp_path: Path, registry: FlagRegistry, clock: FixedClock) -> It
     ) -> FlagClient:
         where = Path(path) if path is not None else tmp_path
         db = where if where.suffix == ".db" else where / "flagmw.db"
-        store = SQLiteStore(db, **dict(store_options or {}))
+        store = SQLiteStore(db, **{"create": True, **dict(store_options or {})})
         client = FlagClient(registry, store, environment=environment, clock=clock, **client_options)
         made.append(client)
         if document is not None:

@@ -85,16 +85,24 @@ def line_of(path: Path, needle: str) -> int:
 def test_end_to_end_as_processes(tmp_path: Path) -> None:
     work = tmp_path
 
-    # init writes a valid starter and refuses to overwrite it
+    # nothing but init creates a store: publish and kill on a missing one fail, and
+    # leave nothing behind
+    for args in (["publish", "flags.yaml", "-m", "x"], ["kill", "agent.enabled", "--reason", "x"]):
+        r = sh(work, *args)
+        assert r.code in (1, 2), r.err
+        assert not (work / "flagmw.db").exists()
+    # init writes a valid starter and creates the store; again, it keeps both
     r = sh(work, "init")
     assert r.code == 0, r.err
     flags = work / "flags.yaml"
     assert flags.is_file()
+    assert (work / "flagmw.db").is_file()
+    flags.write_text(flags.read_text() + "# mine\n")
     again = sh(work, "init")
-    assert again.code == 2
-    assert again.err_lines == [
-        f"flagmw: error: {flags.relative_to(work)} already exists; pass --force to overwrite it"
-    ]
+    assert again.code == 0, again.err
+    assert "kept flags.yaml" in again.out
+    assert "exists (no snapshot yet)" in again.out
+    assert flags.read_text().endswith("# mine\n")
 
     r = sh(work, "validate")
     assert r.code == 0, r.err
@@ -438,6 +446,7 @@ def test_kill_refusals_are_one_line(published: Path, cli: Invoke) -> None:
 
 def test_override_values_are_type_checked(cli: Invoke, tmp_path: Path) -> None:
     (tmp_path / "flags.yaml").write_text(CUSTOM)
+    assert cli("init").code == 0
     assert cli("publish", "flags.yaml", "-m", "custom").code == 0
     ok = cli("override", "support.retries", "3", "--reason", "flaky upstream", "--json")
     assert ok.code == 0, ok.err
@@ -480,6 +489,7 @@ def test_renew_moves_the_expiry(published: Path, cli: Invoke) -> None:
 
 def test_explain_free_attributes_and_environment(cli: Invoke, tmp_path: Path) -> None:
     (tmp_path / "flags.yaml").write_text(CUSTOM)
+    assert cli("init").code == 0
     assert cli("publish", "flags.yaml", "-m", "custom").code == 0
     big = cli("explain", "support.bulk_refunds", "--attr", "seats=40", "--json").json()
     assert big["value"] is True
@@ -514,8 +524,8 @@ def test_environment_from_option_and_variable(
 
 
 def test_store_option_positions_and_schemes(cli: Invoke, tmp_path: Path) -> None:
-    assert cli("init").code == 0
     db = tmp_path / "stores" / "ops.db"
+    assert cli("--store", str(db), "init").code == 0
     r = cli("--store", str(db), "publish", "flags.yaml", "-m", "first")
     assert r.code == 0, r.err
     assert not (tmp_path / "flagmw.db").exists()
@@ -540,8 +550,8 @@ def test_store_option_positions_and_schemes(cli: Invoke, tmp_path: Path) -> None
 def test_store_from_environment_variable(
     cli: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert cli("init").code == 0
     monkeypatch.setenv("FLAGMW_STORE", str(tmp_path / "env.db"))
+    assert cli("init").code == 0
     assert cli("publish", "flags.yaml", "-m", "via env").code == 0
     assert (tmp_path / "env.db").is_file()
     assert not (tmp_path / "flagmw.db").exists()
@@ -551,15 +561,28 @@ def test_store_from_environment_variable(
     assert "no flagmw store at" in r.err_lines[0]
 
 
-def test_read_commands_do_not_create_a_store(cli: Invoke, tmp_path: Path) -> None:
-    for args in (["history"], ["audit"], ["overrides"], ["diff", "1", "2"], ["status"]):
+def test_no_command_but_init_creates_a_store(cli: Invoke, tmp_path: Path) -> None:
+    (tmp_path / "flags.yaml").write_text(starter_flags_yaml())
+    for args in (
+        ["history"],
+        ["audit"],
+        ["overrides"],
+        ["diff", "1", "2"],
+        ["status"],
+        ["publish", "flags.yaml", "-m", "x"],
+        ["kill", "agent.enabled", "--reason", "x"],
+        ["override", "loop.max_iterations", "3", "--reason", "x"],
+        ["rollback", "1", "-m", "x"],
+    ):
         r = cli(*args)
-        assert r.code == 2, args
+        assert r.code == 2, (args, r.out, r.err)
         assert r.err_lines == [
-            "flagmw: error: no flagmw store at flagmw.db: publish a snapshot first (flagmw "
-            "publish flags.yaml), or name the store with --store or FLAGMW_STORE"
+            "flagmw: error: no flagmw store at flagmw.db: create it once with `flagmw init`, "
+            "or name the store with --store or FLAGMW_STORE (nothing creates a store by "
+            "accident: a moved or unmounted folder is not replaced by an empty store)"
         ], args
     assert not (tmp_path / "flagmw.db").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["flags.yaml"]  # nothing left behind
 
 
 def test_not_a_store_is_one_line(cli: Invoke, tmp_path: Path) -> None:
@@ -587,6 +610,7 @@ def test_registry_falls_back_to_the_store(
 
 
 def test_no_registry_anywhere(cli: Invoke) -> None:
+    assert cli("init", "--no-flags-file").code == 0
     r = cli("kill", "agent.enabled", "--reason", "x")
     assert r.code == 2
     assert r.err_lines[0].startswith("flagmw: error: no flag registry found")
@@ -645,7 +669,7 @@ def test_init_into_a_folder_and_force(cli: Invoke, tmp_path: Path) -> None:
     target = tmp_path / "deploy" / "flags" / "flags.yaml"
     assert target.read_text() == starter_flags_yaml()
     target.write_text("# mine\n")
-    assert cli("init", "deploy/flags").code == 2
+    assert cli("init", "deploy/flags").code == 0  # kept, not overwritten
     assert target.read_text() == "# mine\n"
     assert cli("init", "deploy/flags", "--force").code == 0
     assert target.read_text() == starter_flags_yaml()

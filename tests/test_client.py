@@ -150,7 +150,7 @@ def _doc() -> dict[str, Any]:
 
 @pytest.fixture
 def outage(tmp_path: Path) -> Outage:
-    return Outage(SQLiteStore(tmp_path / "flagmw.db"))
+    return Outage(SQLiteStore(tmp_path / "flagmw.db", create=True))
 
 
 def test_store_outage_serves_the_last_good_snapshot(
@@ -636,7 +636,7 @@ def test_status_and_lifecycle(make_client: Any, tmp_path: Path, clock: FixedCloc
         "last_refresh_at": T0,
     }
     assert "rev=1" in repr(client)
-    with FlagClient(client.registry, SQLiteStore(tmp_path / "x.db")) as scoped:
+    with FlagClient(client.registry, SQLiteStore(tmp_path / "x.db", create=True)) as scoped:
         assert scoped.snapshot_rev is None
 
 

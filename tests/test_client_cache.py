@@ -298,7 +298,7 @@ def test_fork_while_another_thread_holds_the_refresh_lock(
 ) -> None:
     """A refresh holds the client's lock across its read of the store; a fork() at that
     moment must not leave the child a client whose every refresh waits forever."""
-    store = SQLiteStore(tmp_path / "flagmw.db")
+    store = SQLiteStore(tmp_path / "flagmw.db", create=True)
     client = FlagClient(registry, store)
     client.publish(_doc(), author="w", message="rev 1")
     client._lock.acquire()  # as a refreshing thread would hold it at the fork

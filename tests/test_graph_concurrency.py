@@ -75,7 +75,9 @@ def check_run(log: list[dict[str, Any]]) -> int:
 @pytest.mark.parametrize("seed", [1, 2])
 def test_every_run_sees_pinned_values_from_one_rev(tmp_path: Path, store: str, seed: int) -> None:
     rng = random.Random(seed)
-    backend = MemoryStore() if store == "memory" else SQLiteStore(tmp_path / "flags.db")
+    backend = (
+        MemoryStore() if store == "memory" else SQLiteStore(tmp_path / "flags.db", create=True)
+    )
     client = FlagClient(make_registry(), backend, environment="test")
     publish(client, 1)
     graph = flagmw.wrap(

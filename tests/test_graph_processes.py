@@ -85,7 +85,7 @@ def test_crash_mid_run_then_a_fresh_process_resumes_with_the_pinned_config(
 ) -> None:
     store, checkpoints = tmp_path / "flags.db", tmp_path / "checkpoints.sqlite"
     thread = f"crash-{uuid.uuid4().hex[:8]}"
-    client = FlagClient(make_registry(), SQLiteStore(store), environment="test")
+    client = FlagClient(make_registry(), SQLiteStore(store, create=True), environment="test")
     publish(client, 1)
     args = [str(store), str(checkpoints), thread, str(tmp_path)]
     worker = subprocess.Popen(
@@ -192,7 +192,7 @@ def how(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def sqlite_client(tmp_path: Path) -> Iterator[tuple[FlagClient, Path]]:
     store = tmp_path / "flags.db"
-    client = FlagClient(make_registry(), SQLiteStore(store), environment="test")
+    client = FlagClient(make_registry(), SQLiteStore(store, create=True), environment="test")
     publish(client, 1)
     yield client, store
     client.close()

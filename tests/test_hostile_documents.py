@@ -132,6 +132,7 @@ def test_the_api_refuses_each_hostile_file(case: str, cli_dir: Path, tmp_path: P
 def test_an_empty_file_is_the_empty_snapshot_through_validate_and_publish(tmp_path: Path) -> None:
     (tmp_path / "flags.yaml").write_text(BASE)
     (tmp_path / "empty.yaml").write_text("")
+    assert _flagmw(tmp_path, "init").returncode == 0
     assert _flagmw(tmp_path, "publish", "flags.yaml", "-m", "first").returncode == 0
     done = _flagmw(tmp_path, "validate", "empty.yaml")
     assert done.returncode == 0, done.stdout + done.stderr

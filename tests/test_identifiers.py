@@ -83,7 +83,7 @@ def test_flagmw_explain_with_an_undecodable_user_argument_does_not_crash(tmp_pat
     run = [str(script)] if script.is_file() else [sys.executable, "-m", "flagmw.cli.app"]
     env_store = ["--store", str(tmp_path / "s.db")]
     init = subprocess.run(
-        [*run, "init", str(tmp_path), "--force"], capture_output=True, cwd=tmp_path
+        [*run, *env_store, "init", str(tmp_path), "--force"], capture_output=True, cwd=tmp_path
     )
     assert init.returncode == 0, init.stderr
     pub = subprocess.run(

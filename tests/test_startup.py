@@ -97,7 +97,7 @@ def test_flagmw_kill_does_not_load_rich_or_the_integrations(tmp_path: Path) -> N
     tops = _tops(_modules_after(_RUN.format(args=kill), cwd=tmp_path))
     unwanted = {"rich", "langgraph", "opentelemetry", "langchain_core"}
     assert tops.isdisjoint(unwanted), sorted(tops & unwanted)
-    store = flagmw.SQLiteStore(tmp_path / "flagmw.db")
+    store = flagmw.SQLiteStore(tmp_path / "flagmw.db", create=True)
     try:
         [ov] = store.list_overrides()
     finally:

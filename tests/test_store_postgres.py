@@ -329,6 +329,12 @@ def test_the_command_line_with_a_postgres_store(url: str, schema: str, tmp_path:
     assert missing.returncode != 0
     assert "no flagmw store" in missing.stderr
     assert "Traceback" not in missing.stderr
+    refused = run("publish", str(flags), "--store", spec, "--author", "a", "--message", "m")
+    assert refused.returncode == 2  # only init creates a store
+    assert "flagmw init" in refused.stderr
+    created = run("init", "--no-flags-file", "--store", spec)
+    assert created.returncode == 0, created.stderr
+    assert "created store" in created.stdout
     done = run("publish", str(flags), "--store", spec, "--author", "a", "--message", "m")
     assert done.returncode == 0, done.stderr
     killed = run("kill", "tools.refund_api.enabled", "--reason", "r", "--actor", "a", env=env)

@@ -326,7 +326,9 @@ def test_audit_is_append_only_and_filterable(store: Store) -> None:
     ],
 )
 def test_a_returned_snapshot_cannot_change_the_stored_rev(kind: str, tmp_path: Path) -> None:
-    store: Store = MemoryStore() if kind == "memory" else SQLiteStore(tmp_path / "s.db")
+    store: Store = (
+        MemoryStore() if kind == "memory" else SQLiteStore(tmp_path / "s.db", create=True)
+    )
     _publish(store, None, 1)
     document = store.get_snapshot(1).document
     document["values"][KEY] = 99  # type: ignore[index]  # e.g. to prepare the next publish
@@ -339,7 +341,9 @@ def test_idle_polls_never_read_the_store(
     kind: str, tmp_path: Path, registry: FlagRegistry, clock: FixedClock
 ) -> None:
     store: CountingMemoryStore | CountingSQLiteStore = (
-        CountingMemoryStore() if kind == "memory" else CountingSQLiteStore(tmp_path / "c.db")
+        CountingMemoryStore()
+        if kind == "memory"
+        else CountingSQLiteStore(tmp_path / "c.db", create=True)
     )
     client = FlagClient(registry, store, clock=clock)
     client.publish(snapshot_part(), author="a", message="m")
@@ -363,7 +367,7 @@ def test_idle_polls_never_read_the_store(
 
 def test_sqlite_file_layout_and_persistence(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "dir" / "flagmw.db"
-    with SQLiteStore(path) as store:
+    with SQLiteStore(path, create=True) as store:
         _publish(store, None, 1)
         store.add_override(_override(), audit_action="override.set")
         assert store.name == f"sqlite:{path}"
@@ -392,7 +396,7 @@ def test_sqlite_file_layout_and_persistence(tmp_path: Path) -> None:
 )
 def test_snapshots_and_audit_rows_are_immutable(tmp_path: Path, table: str, statement: str) -> None:
     path = tmp_path / "flagmw.db"
-    with SQLiteStore(path) as store:
+    with SQLiteStore(path, create=True) as store:
         _publish(store, None, 1)
         before = (store.get_snapshot(1), store.audit())
     conn = sqlite3.connect(path, isolation_level=None)
@@ -426,7 +430,7 @@ def test_sqlite_store_that_cannot_be_opened(tmp_path: Path) -> None:
 
 def test_sqlite_store_of_another_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "flagmw.db"
-    SQLiteStore(path).close()
+    SQLiteStore(path, create=True).close()
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("UPDATE meta SET value=99 WHERE key='schema_version'")
     conn.close()
@@ -436,7 +440,7 @@ def test_sqlite_store_of_another_schema_version(tmp_path: Path) -> None:
 
 def test_change_counter_survives_deletion_of_its_file(tmp_path: Path) -> None:
     path = tmp_path / "flagmw.db"
-    writer = SQLiteStore(path)
+    writer = SQLiteStore(path, create=True)
     reader = SQLiteStore(path, verify_interval=0.0)  # verify at every check
     _publish(writer, None, 1)
     assert reader.change_token() == reader.read_state(T0).token
@@ -463,7 +467,7 @@ def test_change_counter_survives_deletion_of_its_file(tmp_path: Path) -> None:
 
 
 def test_two_stores_on_one_file_see_each_others_changes(tmp_path: Path) -> None:
-    a = SQLiteStore(tmp_path / "flagmw.db", verify_interval=3600)
+    a = SQLiteStore(tmp_path / "flagmw.db", create=True, verify_interval=3600)
     b = SQLiteStore(tmp_path / "flagmw.db", verify_interval=3600)
     a.change_token()
     b.change_token()  # both now read the memory-mapped counter
@@ -710,7 +714,7 @@ def test_forked_child_resolves_and_sees_the_parents_later_publish(make_client: A
 def test_a_closed_sqlite_store_reopens_on_the_next_use(
     tmp_path: Path, registry: FlagRegistry
 ) -> None:
-    store = SQLiteStore(tmp_path / "flagmw.db")
+    store = SQLiteStore(tmp_path / "flagmw.db", create=True)
     client = FlagClient(registry, store)
     client.publish(snapshot_part(), author="a", message="m")
     store.close()

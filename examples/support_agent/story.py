@@ -47,7 +47,7 @@ class Story(Runner):  # type: ignore[misc,unused-ignore]
                 )
         self.wd.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(FLAGS_PATH, self.flags)
-        self.ops = FlagClient(self.registry, SQLiteStore(self.db))
+        self.ops = FlagClient(self.registry, SQLiteStore(self.db, create=True))
         res = self.ops.publish(
             self.flags,
             author="platform-team",

@@ -55,7 +55,7 @@ def _set_override(
     force: bool,
     environment: str | None,
 ) -> None:
-    with g.client(create=True) as client:
+    with g.client() as client:
         common: dict[str, Any] = {
             "reason": reason,
             "actor": g.actor,

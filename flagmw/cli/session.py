@@ -219,7 +219,7 @@ class Session:
         """A :class:`FlagClient` on the store.
 
         Args:
-            create: create a missing SQLite store (commands that write).
+            create: create a missing store (``flagmw init`` only).
             document: the loaded file being published, whose ``flags:`` section is a
                 registry candidate (see :meth:`find_registry`).
             registry: ``"required"`` (:meth:`find_registry`, an error when none),

@@ -18,7 +18,7 @@ from flagmw.cli.errors import (
 from flagmw.cli.options import AuthorOpt, MessageOpt, ParentOpt, with_session
 from flagmw.cli.output import format_time, format_value, problems_table, table
 from flagmw.cli.session import Session
-from flagmw.errors import Problem, ValidationError
+from flagmw.errors import FlagmwError, Problem, ValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
@@ -28,43 +28,85 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["register"]
 
 
-@with_session()
+@with_session(exclude=("registry", "actor", "max_ttl"))
 def init(
     g: Session,
     path: Annotated[
         Path, typer.Argument(help="The folder to write flags.yaml into.", show_default=True)
     ] = Path("."),
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing flags.yaml.")
+    ] = False,
+    no_flags_file: Annotated[
+        bool,
+        typer.Option("--no-flags-file", help="Only create the store; write no flags.yaml."),
+    ] = False,
 ) -> None:
-    """Write a starter flags.yaml (registry + first snapshot, commented) into PATH."""
+    """Create the store (--store; the only command that creates one) and write a starter
+    flags.yaml (registry + first snapshot, commented) into PATH.
+
+    An existing store is kept as it is, and so is an existing flags.yaml unless --force:
+    running init again is harmless.
+    """
     from flagmw.cli.starter import starter_flags_yaml
 
     target = path / "flags.yaml"
-    if target.exists() and not force:
-        raise CliError(f"{target} already exists; pass --force to overwrite it")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        target.write_text(starter_flags_yaml(), encoding="utf-8")
-    except OSError as exc:
-        raise CliError(f"cannot write {target}: {exc.strerror or exc}") from None
-    # The starter must always be valid; checking it here catches a broken template.
-    from flagmw.core.registry import FlagRegistry
-    from flagmw.core.snapshot import validate_document
+    wrote = False
+    flags = 0
+    if not no_flags_file and (force or not target.exists()):
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            target.write_text(starter_flags_yaml(), encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"cannot write {target}: {exc.strerror or exc}") from None
+        wrote = True
+        # The starter must always be valid; checking it here catches a broken template.
+        from flagmw.core.registry import FlagRegistry
+        from flagmw.core.snapshot import validate_document
 
-    registry = FlagRegistry.from_yaml(target)
-    snapshot = validate_document(target, registry)
+        registry = FlagRegistry.from_yaml(target)
+        validate_document(target, registry)
+        flags = len(registry)
+    existed = _store_exists(g)
+    store = g.open_store(create=True)
+    try:
+        head = store.head()
+        name = store.name
+    finally:
+        store.close()
     doc = {
-        "path": str(target),
-        "flags": len(registry),
-        "content_hash": snapshot.content_hash,
+        "flags_file": str(target) if wrote else None,
+        "flags": flags,
+        "store": name,
+        "store_created": not existed,
+        "head_rev": head.rev if head is not None else None,
     }
 
     def render(out: Console) -> None:
-        out.print(f"wrote {target} ({len(registry)} flags, valid)")
-        out.print(f"next: flagmw validate {target}")
-        out.print(f'      flagmw publish {target} --message "first snapshot"')
+        if wrote:
+            out.print(f"wrote {target} ({flags} flags, valid)")
+        elif not no_flags_file:
+            out.print(f"kept {target} (pass --force to overwrite it)")
+        if existed:
+            rev = "no snapshot yet" if head is None else f"head rev {head.rev}"
+            out.print(f"store {name} exists ({rev}); left as it is")
+        else:
+            out.print(f"created store {name}")
+        if head is None:
+            out.print(f"next: flagmw validate {target}")
+            out.print(f'      flagmw publish {target} --message "first snapshot"')
 
     g.emit(doc, render)
+
+
+def _store_exists(g: Session) -> bool:
+    """Whether the store init is about to open exists already (for the message)."""
+    try:
+        store = g.open_store(create=False)
+    except (CliError, FlagmwError):
+        return False
+    store.close()
+    return True
 
 
 @with_session()
@@ -147,7 +189,7 @@ def publish(
     kwargs: dict[str, Any] = {} if parent is None else {"parent_rev": parent}
     try:
         data, locator = load_document(file)
-        with g.client(create=True, document=(data, locator)) as client:
+        with g.client(document=(data, locator)) as client:
             result = client.publish(file, author=author or g.actor, message=message, **kwargs)
     except ValidationError as exc:
         raise ProblemsError(exc.problems, exc.source, "nothing was published") from None

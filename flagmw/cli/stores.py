@@ -21,8 +21,9 @@ def open_store(spec: str, *, create: bool) -> Store:
 
     Args:
         spec: the store's name.
-        create: create a missing store (commands that write); otherwise a missing store
-            is an error, so a typo in ``--store`` does not silently read an empty store.
+        create: create a missing store — ``flagmw init`` only; for every other command a
+            missing store is an error, so a typo in ``--store`` or a moved folder never
+            turns into a new, empty store (where a kill would be written and lost).
 
     Raises:
         CliError: an unknown scheme, a bad path, or a missing SQLite file.
@@ -38,10 +39,15 @@ def open_store(spec: str, *, create: bool) -> Store:
         if not location:
             raise CliError("--store sqlite: needs a file path, e.g. sqlite:/srv/flagmw.db")
         path = Path(location).expanduser()
-        if not create and not path.exists():
+        try:
+            missing = not create and not path.exists()
+        except OSError as exc:  # e.g. a name too long for the file system
+            raise CliError(f"--store {spec}: {exc.strerror or exc}") from None
+        if missing:
             raise CliError(
-                f"no flagmw store at {path}: publish a snapshot first (flagmw publish "
-                "flags.yaml), or name the store with --store or FLAGMW_STORE"
+                f"no flagmw store at {path}: create it once with `flagmw init`, or name "
+                "the store with --store or FLAGMW_STORE (nothing creates a store by "
+                "accident: a moved or unmounted folder is not replaced by an empty store)"
             )
     try:
         return _open(spec, create=create)

@@ -157,8 +157,8 @@ def ensure_schema(
         raise StoreUnavailableError(
             name,
             f"no flagmw store in schema {schema!r} of this database (create it "
-            "explicitly: PostgresStore(..., create=True), or the first "
-            "`flagmw publish FILE --store URL`)",
+            "explicitly: PostgresStore(..., create=True), or "
+            "`flagmw init --store URL`)",
         )
     if version is not None and version > SCHEMA_VERSION:
         raise StoreUnavailableError(

@@ -44,11 +44,12 @@ class SQLiteStore(ChangeSignal):
     """A store in one SQLite file (WAL mode), shared by any number of processes.
 
     Args:
-        path: the database file (created if missing, with its folder). ``FLAGMW_STORE``
-            names it for the command line.
-        create: create the file (and its folder) when it does not exist; with False a
-            missing file raises :class:`~flagmw.errors.StoreUnavailableError` instead
-            (read-only tools should not create an empty store on a typo).
+        path: the database file. ``FLAGMW_STORE`` names it for the command line.
+        create: create the file (and its folder) when it does not exist. False (the
+            default): a missing file raises :class:`~flagmw.errors.StoreUnavailableError`
+            — nothing creates a store by accident (a moved or unmounted folder must not
+            turn into a new, empty store that a kill is written to and lost with). Create
+            a store once with ``flagmw init`` or ``create=True``.
         timeout: seconds to wait for another process's write lock before failing.
         verify_interval: seconds between authoritative checks of the change sequences
             in :meth:`change_token` (the memory-mapped counter is read in between).
@@ -62,7 +63,7 @@ class SQLiteStore(ChangeSignal):
         self,
         path: str | os.PathLike[str] = "flagmw.db",
         *,
-        create: bool = True,
+        create: bool = False,
         timeout: float = 5.0,
         verify_interval: float = 1.0,
     ) -> None:
@@ -78,7 +79,9 @@ class SQLiteStore(ChangeSignal):
         self._unpack = SEQS.unpack_from
         if not create and not self.path.is_file():
             raise StoreUnavailableError(
-                self.name, "no such store file (publish a snapshot first, or check the path)"
+                self.name,
+                "no such store file (create the store once with `flagmw init`, or check the "
+                "path: a moved or unmounted folder is not replaced by an empty store)",
             )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
