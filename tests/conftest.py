@@ -164,7 +164,7 @@ def make_client(tmp_path: Path, registry: FlagRegistry, clock: FixedClock) -> It
     ) -> FlagClient:
         where = Path(path) if path is not None else tmp_path
         db = where if where.suffix == ".db" else where / "flagmw.db"
-        store = SQLiteStore(db, **{"create": True, **dict(store_options or {})})
+        store = SQLiteStore(db, **{"create": True, "clock": clock, **dict(store_options or {})})
         client = FlagClient(registry, store, environment=environment, clock=clock, **client_options)
         made.append(client)
         if document is not None:
@@ -190,7 +190,11 @@ def memory_client(registry: FlagRegistry, clock: FixedClock) -> MakeClient:
         **client_options: Any,
     ) -> FlagClient:
         client = FlagClient(
-            registry, MemoryStore(), environment=environment, clock=clock, **client_options
+            registry,
+            MemoryStore(clock=clock),
+            environment=environment,
+            clock=clock,
+            **client_options,
         )
         if document is not None:
             client.publish(document, author="fixture", message="fixture snapshot")

@@ -207,7 +207,7 @@ def test_change_token_moves_on_every_change_and_only_then(store: Store) -> None:
 
     _publish(store, None, 1)
     moved()
-    ov = store.add_override(_override(), audit_action="override.set")
+    ov = store.add_override(_override())
     moved()
     store.renew_override(ov.id, T0 + 7200, actor="a", reason="r", at=T0 + 1)
     moved()
@@ -235,15 +235,14 @@ def test_read_state_token_is_the_change_token(store: Store) -> None:
     assert store.read_state(T0).token == store.change_token()
     _publish(store, None, 1)
     assert store.read_state(T0).token == store.change_token()
-    store.add_override(_override(), audit_action="override.set")
+    store.add_override(_override())
     assert store.read_state(T0).token == store.change_token()
 
 
 def test_overrides_lifecycle(store: Store) -> None:
-    a = store.add_override(_override(created_at=T0), audit_action="override.set")
+    a = store.add_override(_override(created_at=T0))
     b = store.add_override(
-        _override(created_at=T0 + 1, scope=ScopeKind.TENANT, target="acme", value=4),
-        audit_action="override.set",
+        _override(created_at=T0 + 1, scope=ScopeKind.TENANT, target="acme", value=4)
     )
     assert a.id != b.id
     assert a.id.startswith("ov-")
@@ -271,10 +270,7 @@ def test_overrides_lifecycle(store: Store) -> None:
 
 def test_list_overrides_by_key_and_newest_first_at_the_same_time(store: Store) -> None:
     made = [
-        store.add_override(
-            _override(key="agent.enabled" if i % 2 else KEY), audit_action="override.set"
-        )
-        for i in range(12)
+        store.add_override(_override(key="agent.enabled" if i % 2 else KEY)) for i in range(12)
     ]  # all created at the same time: creation order decides
     assert [o.id for o in store.list_overrides()] == [o.id for o in reversed(made)]
     assert [o.id for o in store.list_overrides(key=KEY)] == [o.id for o in reversed(made[::2])]
@@ -285,10 +281,10 @@ def test_list_overrides_by_key_and_newest_first_at_the_same_time(store: Store) -
 
 
 def test_read_state_leaves_out_ended_and_expired_overrides(store: Store) -> None:
-    live = store.add_override(_override(ttl=100), audit_action="override.set")
-    ended = store.add_override(_override(ttl=100), audit_action="override.set")
+    live = store.add_override(_override(ttl=100))
+    ended = store.add_override(_override(ttl=100))
     store.end_override(ended.id, actor="a", reason="r", at=T0 + 1)
-    short = store.add_override(_override(ttl=10), audit_action="override.set")
+    short = store.add_override(_override(ttl=10))
     assert {o.id for o in store.read_state(T0 + 9.999).overrides} == {live.id, short.id}
     assert {o.id for o in store.read_state(T0 + 10).overrides} == {live.id}
     assert store.read_state(T0 + 100).overrides == []
@@ -298,10 +294,8 @@ def test_read_state_leaves_out_ended_and_expired_overrides(store: Store) -> None
 
 def test_audit_is_append_only_and_filterable(store: Store) -> None:
     _publish(store, None, 1)
-    ov = store.add_override(
-        _override(kind=OverrideKind.KILL, value=False), audit_action="kill.forced"
-    )
-    store.add_override(_override(), audit_action="override.set")
+    ov = store.add_override(_override(kind=OverrideKind.KILL, value=False, force=True))
+    store.add_override(_override())
     store.end_override(ov.id, actor="x", reason="y", at=T0 + 5)
     entries = store.audit()
     assert [e.action for e in entries] == ["kill.end", "override.set", "kill.forced", "publish"]
@@ -369,7 +363,7 @@ def test_sqlite_file_layout_and_persistence(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "dir" / "flagmw.db"
     with SQLiteStore(path, create=True) as store:
         _publish(store, None, 1)
-        store.add_override(_override(), audit_action="override.set")
+        store.add_override(_override())
         assert store.name == f"sqlite:{path}"
         assert store.signal_path == path.with_name("flagmw.db-changes")
     assert path.exists()
@@ -721,3 +715,64 @@ def test_a_closed_sqlite_store_reopens_on_the_next_use(
     assert store.head() is not None  # reads reopen the connection
     assert client.poll() == client.generation  # and so must the change check
     assert store.change_token() == store.read_state(T0).token
+
+
+def test_the_audit_log_cannot_be_forged_through_the_store_api(store: Store) -> None:
+    """Issue 9 item 9: actions are derived from the operation, times from the store."""
+    with pytest.raises(TypeError):
+        store.add_override(_override(), audit_action="publish")  # type: ignore[call-arg]
+    for action, rollback_of in (("kill.set", None), ("publish", 1), ("rollback", None)):
+        with pytest.raises(ValueError, match="action"):
+            store.publish(
+                {"values": {}},
+                {"flags": {}},
+                content_hash="sha256:x",
+                registry_fingerprint="f",
+                parent_rev=None,
+                author="a",
+                message="m",
+                at=T0,
+                action=action,
+                rollback_of=rollback_of,
+            )
+    assert store.head() is None
+    # a caller's time (a client clock set to the epoch) does not date the audit entry
+    store.add_override(_override(created_at=0.0, kind=OverrideKind.KILL, value=False))
+    (entry,) = store.audit()
+    assert entry.action == "kill.set"
+    assert entry.at > 1_700_000_000
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM {s}overrides",
+        "UPDATE {s}overrides SET reason='nothing happened'",
+        "UPDATE {s}overrides SET value='true'",
+        "UPDATE {s}overrides SET created_at=0",
+        "UPDATE {s}overrides SET ended_at=1 WHERE ended_at IS NOT NULL",
+    ],
+)
+@pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
+def test_overrides_are_append_only_in_the_database(store: Store, statement: str) -> None:
+    """Issue 9 item 9: whoever connects to the database, an override can only be renewed
+    or ended once (SQLite and PostgreSQL triggers)."""
+    a = store.add_override(_override())
+    b = store.add_override(_override())
+    store.end_override(b.id, actor="e", reason="done", at=T0 + 1)
+    before = store.list_overrides(include_ended=True)
+    if isinstance(store, SQLiteStore):
+        conn = sqlite3.connect(store.path, isolation_level=None)  # type: ignore[attr-defined]
+        try:
+            with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+                conn.execute(statement.format(s=""))
+        finally:
+            conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(store.conninfo, autocommit=True) as conn:  # type: ignore[attr-defined]
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement.format(s=f'"{store.schema}".'))  # type: ignore[attr-defined]
+    assert store.list_overrides(include_ended=True) == before
+    store.renew_override(a.id, T0 + 9000, actor="r", reason="more", at=T0 + 2)  # still allowed

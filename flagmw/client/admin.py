@@ -343,10 +343,7 @@ class AdminOperations:
             force=force,
             environment=environment,
         )
-        action = (
-            f"{kind.value}.forced" if force and kind is OverrideKind.KILL else f"{kind.value}.set"
-        )
-        stored = self.store.add_override(ov, audit_action=action)
+        stored = self.store.add_override(ov)
         self.refresh()
         return stored
 

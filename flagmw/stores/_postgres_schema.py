@@ -107,6 +107,37 @@ CREATE TRIGGER audit_append_only_truncate BEFORE TRUNCATE ON {s}.audit
     FOR EACH STATEMENT EXECUTE FUNCTION {s}.refuse_change('the audit log is append-only');
 """,
     ),
+    (
+        2,
+        "overrides append-only: only a renewal or one end change an override",
+        """
+CREATE FUNCTION {s}.overrides_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        RAISE EXCEPTION 'flagmw overrides: DELETE refused (end an override early instead)'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF (NEW.seq, NEW.id, NEW.key, NEW.value, NEW.kind, NEW.scope, NEW.target, NEW.reason,
+        NEW.actor, NEW.created_at, NEW.force, NEW.environment)
+       IS DISTINCT FROM
+       (OLD.seq, OLD.id, OLD.key, OLD.value, OLD.kind, OLD.scope, OLD.target, OLD.reason,
+        OLD.actor, OLD.created_at, OLD.force, OLD.environment)
+       OR (OLD.ended_at IS NOT NULL
+           AND (NEW.ended_at, NEW.ended_by, NEW.end_reason, NEW.expires_at)
+               IS DISTINCT FROM (OLD.ended_at, OLD.ended_by, OLD.end_reason, OLD.expires_at))
+    THEN
+        RAISE EXCEPTION 'flagmw overrides: only a renewal or one end change an override'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER overrides_append_only BEFORE UPDATE OR DELETE ON {s}.overrides
+    FOR EACH ROW EXECUTE FUNCTION {s}.overrides_guard();
+CREATE TRIGGER overrides_append_only_truncate BEFORE TRUNCATE ON {s}.overrides
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.refuse_change('overrides are append-only');
+""",
+    ),
 )
 
 #: The schema version this flagmw reads and writes (the last migration's).

@@ -6,7 +6,9 @@ Layout of ``flagmw.db``:
   ``override_seq``), bumped in the same transaction as every change;
 * ``snapshots`` — one row per rev, immutable (triggers refuse UPDATE and DELETE);
 * ``registries`` — the registries snapshots were validated against, by fingerprint;
-* ``overrides`` — the emergency layer;
+* ``overrides`` — the emergency layer, append-only as far as SQLite allows: triggers
+  refuse DELETE, and every UPDATE but a renewal (``expires_at``) or the one end of an
+  override (``ended_*``; schema version 2);
 * ``audit`` — the append-only log (triggers refuse UPDATE and DELETE).
 """
 
@@ -19,11 +21,32 @@ from flagmw.errors import StoreUnavailableError
 
 __all__ = ["SCHEMA_VERSION", "connect"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-_SCHEMA = """
+# schema version 2: the overrides table is append-only too (issue 9 item 9)
+_OVERRIDES_TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS overrides_append_only_delete BEFORE DELETE ON overrides
+BEGIN SELECT RAISE(ABORT, 'flagmw overrides are append-only (end one early instead)'); END;
+CREATE TRIGGER IF NOT EXISTS overrides_append_only_update BEFORE UPDATE ON overrides
+WHEN NEW.seq IS NOT OLD.seq
+    OR (OLD.id IS NOT NULL AND NEW.id IS NOT OLD.id)
+    OR NEW.key IS NOT OLD.key OR NEW.value IS NOT OLD.value OR NEW.kind IS NOT OLD.kind
+    OR NEW.scope IS NOT OLD.scope OR NEW.target IS NOT OLD.target
+    OR NEW.reason IS NOT OLD.reason OR NEW.actor IS NOT OLD.actor
+    OR NEW.created_at IS NOT OLD.created_at OR NEW.force IS NOT OLD.force
+    OR NEW.environment IS NOT OLD.environment
+    OR (OLD.ended_at IS NOT NULL AND (NEW.ended_at IS NOT OLD.ended_at
+        OR NEW.ended_by IS NOT OLD.ended_by OR NEW.end_reason IS NOT OLD.end_reason
+        OR NEW.expires_at IS NOT OLD.expires_at))
+BEGIN
+    SELECT RAISE(ABORT, 'flagmw overrides are append-only (only renew or end change one)');
+END;
+"""
+
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', 1), ('snapshot_seq', 0),
+INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', 2), ('snapshot_seq', 0),
     ('override_seq', 0);
 CREATE TABLE IF NOT EXISTS registries (
     fingerprint TEXT PRIMARY KEY,
@@ -81,38 +104,35 @@ BEGIN SELECT RAISE(ABORT, 'the flagmw audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the flagmw audit log is append-only'); END;
 """
+    + _OVERRIDES_TRIGGERS
+)
 
 
 def connect(path: Path, timeout: float, name: str) -> sqlite3.Connection:
-    """Open ``path`` in WAL mode (autocommit, usable from any thread), create the schema
-    if missing, and check its version.
+    """Open ``path`` (autocommit, usable from any thread) and check its schema.
+
+    The schema is set up (or migrated from version 1) in a write transaction only when it
+    is missing or older: opening an up-to-date store takes no write lock, so a reader is
+    never blocked by a writer holding the lock, and a read-only store file can be read.
 
     Args:
         path: the database file.
-        timeout: seconds to wait for another process's write lock.
+        timeout: seconds to wait for another process's write lock (setup and writes).
         name: the store's name, for error messages (``sqlite:<path>``).
 
     Raises:
         StoreUnavailableError: the file cannot be opened, is not a flagmw store, or has
-            another schema version than :data:`SCHEMA_VERSION`.
+            a newer schema version than :data:`SCHEMA_VERSION`.
     """
     try:
         conn = sqlite3.connect(
             str(path), timeout=timeout, isolation_level=None, check_same_thread=False
         )
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        version = _version(conn)
+        if version != SCHEMA_VERSION and (version is None or version < SCHEMA_VERSION):
+            version = _set_up(conn, version)
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _split_sql(_SCHEMA):
-                conn.execute(statement)
-            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            version = row[0]
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        conn.execute("PRAGMA synchronous=FULL")  # per connection: every commit is durable
     except sqlite3.DatabaseError as exc:
         raise StoreUnavailableError(name, f"{exc} (is it a flagmw store?)") from None
     if version != SCHEMA_VERSION:
@@ -121,6 +141,39 @@ def connect(path: Path, timeout: float, name: str) -> sqlite3.Connection:
             name, f"schema version {version}; this flagmw reads version {SCHEMA_VERSION}"
         )
     return conn
+
+
+def _version(conn: sqlite3.Connection) -> int | None:
+    """The schema version, read without a write lock; None for an empty database."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise
+    return None if row is None else int(row[0])
+
+
+def _set_up(conn: sqlite3.Connection, found: int | None) -> int:
+    """Create the schema (a new file) or migrate it, in one write transaction."""
+    conn.execute("PRAGMA journal_mode=WAL")  # persistent: set once, with the schema
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = _version(conn)  # again, under the lock: another process may have won
+        if version is None:
+            for statement in _split_sql(_SCHEMA):
+                conn.execute(statement)
+        elif version < SCHEMA_VERSION:  # 1 → 2: the overrides triggers
+            for statement in _split_sql(_OVERRIDES_TRIGGERS):
+                conn.execute(statement)
+            conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (SCHEMA_VERSION,))
+        version = _version(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    assert version is not None
+    return version
 
 
 def _split_sql(script: str) -> list[str]:

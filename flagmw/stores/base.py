@@ -32,9 +32,17 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from flagmw.core.overrides import Override
+from flagmw.core.overrides import Override, OverrideKind
 
-__all__ = ["AuditEntry", "SnapshotInfo", "SnapshotRecord", "Store", "StoreState"]
+__all__ = [
+    "AuditEntry",
+    "SnapshotInfo",
+    "SnapshotRecord",
+    "Store",
+    "StoreState",
+    "check_publish_action",
+    "override_audit_action",
+]
 
 #: An opaque value compared with ``==`` (a tuple for MemoryStore, 16 bytes for SQLiteStore).
 ChangeToken = Hashable
@@ -207,15 +215,20 @@ class Store(Protocol):
         rollback_of: int | None = None,
     ) -> SnapshotInfo:
         """Publish ``document`` as rev ``parent_rev + 1`` (rev 1 when ``parent_rev`` is
-        None), with its audit entry, atomically.
+        None), with its audit entry, atomically. ``action`` is ``"publish"`` or
+        ``"rollback"`` (which needs ``rollback_of``); the audit entry's time is the
+        store's clock.
 
         Raises:
             ConflictError: ``parent_rev`` is not the current head rev.
+            ValueError: another ``action`` (:func:`check_publish_action`).
         """
         ...
 
-    def add_override(self, override: Override, *, audit_action: str) -> Override:
-        """Store a new override (its ``id`` is assigned here) and its audit entry."""
+    def add_override(self, override: Override) -> Override:
+        """Store a new override (its ``id`` is assigned here) and its audit entry, whose
+        action is derived from the override (:func:`override_audit_action`) and whose
+        time is the store's clock."""
         ...
 
     def renew_override(
@@ -264,3 +277,29 @@ class Store(Protocol):
 def override_target(ov: Override) -> str:
     """The audit ``target`` of an override."""
     return f"{ov.id} {ov.key} ({ov.scope_label})"
+
+
+def override_audit_action(ov: Override) -> str:
+    """The audit action of storing ``ov``: ``kill.forced`` (a kill with ``force``),
+    ``kill.set`` or ``override.set``. Derived, never given by a caller, so the audit log
+    cannot be made to say "publish" for a kill (issue 9 item 9)."""
+    if ov.kind is OverrideKind.KILL:
+        return "kill.forced" if ov.force else "kill.set"
+    return "override.set"
+
+
+def check_publish_action(action: str, rollback_of: int | None) -> None:
+    """Refuse a publish ``action`` other than ``"publish"`` or ``"rollback"`` (with
+    ``rollback_of``).
+
+    Raises:
+        ValueError: any other action, or a rollback without ``rollback_of``.
+    """
+    if action == "publish" and rollback_of is None:
+        return
+    if action == "rollback" and isinstance(rollback_of, int) and rollback_of >= 1:
+        return
+    raise ValueError(
+        f"a snapshot is published with action 'publish', or 'rollback' with rollback_of; "
+        f"got action={action!r}, rollback_of={rollback_of!r}"
+    )

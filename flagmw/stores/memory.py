@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flagmw.core.overrides import Override
@@ -15,6 +16,8 @@ from flagmw.stores.base import (
     SnapshotInfo,
     SnapshotRecord,
     StoreState,
+    check_publish_action,
+    override_audit_action,
     override_target,
 )
 
@@ -38,7 +41,9 @@ class MemoryStore:
 
     name = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        #: the store's clock (seconds since the epoch): the time of every audit entry
+        self.clock = clock
         self._lock = threading.Lock()
         self._snapshots: list[SnapshotRecord] = []
         self._overrides: dict[str, Override] = {}
@@ -96,6 +101,7 @@ class MemoryStore:
         action: str = "publish",
         rollback_of: int | None = None,
     ) -> SnapshotInfo:
+        check_publish_action(action, rollback_of)
         with self._lock:
             head = len(self._snapshots) or None
             if parent_rev != head:
@@ -116,7 +122,7 @@ class MemoryStore:
                 SnapshotRecord(info, copy.deepcopy(dict(document)), copy.deepcopy(dict(registry)))
             )
             self._append_audit(
-                at,
+                self.clock(),
                 action,
                 author,
                 message,
@@ -130,14 +136,14 @@ class MemoryStore:
 
     # -- overrides -----------------------------------------------------------------------
 
-    def add_override(self, override: Override, *, audit_action: str) -> Override:
+    def add_override(self, override: Override) -> Override:
         with self._lock:
             ov = override.with_changes(id=f"ov-{self._next_ov}")
             self._next_ov += 1
             self._overrides[ov.id] = ov
             self._append_audit(
-                ov.created_at,
-                audit_action,
+                self.clock(),
+                override_audit_action(ov),
                 ov.actor,
                 ov.reason,
                 override_target(ov),
@@ -156,7 +162,7 @@ class MemoryStore:
             new = old.with_changes(expires_at=expires_at)
             self._overrides[override_id] = new
             self._append_audit(
-                at,
+                self.clock(),
                 f"{old.kind.value}.renew",
                 actor,
                 reason,
@@ -174,7 +180,7 @@ class MemoryStore:
             new = old.with_changes(ended_at=at, ended_by=actor, end_reason=reason)
             self._overrides[override_id] = new
             self._append_audit(
-                at,
+                self.clock(),
                 f"{old.kind.value}.end",
                 actor,
                 reason,

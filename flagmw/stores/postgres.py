@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -43,7 +44,15 @@ from flagmw.stores._sqlite_rows import (
     row_to_info,
     row_to_override,
 )
-from flagmw.stores.base import AuditEntry, SnapshotInfo, SnapshotRecord, StoreState, override_target
+from flagmw.stores.base import (
+    AuditEntry,
+    SnapshotInfo,
+    SnapshotRecord,
+    StoreState,
+    check_publish_action,
+    override_audit_action,
+    override_target,
+)
 
 __all__ = ["PostgresStore", "open_url"]
 
@@ -91,7 +100,10 @@ class PostgresStore(Transactions, ChangeListener):
         poll_interval: float = 1.0,
         stale_after: float | None = None,
         listen_conninfo: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        #: the store's clock (seconds since the epoch): the time of every audit entry
+        self.clock = clock
         self._s = check_schema_name(schema)
         self.schema = schema
         self.conninfo = conninfo
@@ -212,6 +224,7 @@ class PostgresStore(Transactions, ChangeListener):
         action: str = "publish",
         rollback_of: int | None = None,
     ) -> SnapshotInfo:
+        check_publish_action(action, rollback_of)
         doc_text = dumps(document)
         reg_text = dumps(registry)
         s = self._s
@@ -246,7 +259,7 @@ class PostgresStore(Transactions, ChangeListener):
             )
             self._audit_row(
                 cur,
-                at,
+                self.clock(),
                 action,
                 author,
                 message,
@@ -272,7 +285,7 @@ class PostgresStore(Transactions, ChangeListener):
 
     # -- overrides -----------------------------------------------------------------------
 
-    def add_override(self, override: Override, *, audit_action: str) -> Override:
+    def add_override(self, override: Override) -> Override:
         s = self._s
 
         def work(cur: Cursor) -> tuple[Override, dict[str, Any]]:
@@ -301,8 +314,8 @@ class PostgresStore(Transactions, ChangeListener):
             )
             self._audit_row(
                 cur,
-                ov.created_at,
-                audit_action,
+                self.clock(),
+                override_audit_action(ov),
                 ov.actor,
                 ov.reason,
                 override_target(ov),
@@ -326,7 +339,7 @@ class PostgresStore(Transactions, ChangeListener):
             new = old.with_changes(expires_at=expires_at)
             self._audit_row(
                 cur,
-                at,
+                self.clock(),
                 f"{old.kind.value}.renew",
                 actor,
                 reason,
@@ -350,7 +363,7 @@ class PostgresStore(Transactions, ChangeListener):
             new = old.with_changes(ended_at=at, ended_by=actor, end_reason=reason)
             self._audit_row(
                 cur,
-                at,
+                self.clock(),
                 f"{old.kind.value}.end",
                 actor,
                 reason,

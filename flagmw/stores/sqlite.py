@@ -14,8 +14,9 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,15 @@ from flagmw.stores._sqlite_rows import (
 )
 from flagmw.stores._sqlite_schema import SCHEMA_VERSION as SCHEMA_VERSION
 from flagmw.stores._sqlite_schema import connect
-from flagmw.stores.base import AuditEntry, SnapshotInfo, SnapshotRecord, StoreState, override_target
+from flagmw.stores.base import (
+    AuditEntry,
+    SnapshotInfo,
+    SnapshotRecord,
+    StoreState,
+    check_publish_action,
+    override_audit_action,
+    override_target,
+)
 
 __all__ = ["SQLiteStore"]
 
@@ -66,7 +75,10 @@ class SQLiteStore(ChangeSignal):
         create: bool = False,
         timeout: float = 5.0,
         verify_interval: float = 1.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        #: the store's clock (seconds since the epoch): the time of every audit entry
+        self.clock = clock
         self.path = Path(path)
         self.name = f"sqlite:{self.path}"
         self.timeout = timeout
@@ -227,6 +239,7 @@ class SQLiteStore(ChangeSignal):
         action: str = "publish",
         rollback_of: int | None = None,
     ) -> SnapshotInfo:
+        check_publish_action(action, rollback_of)
         doc_text = dumps(document)
         reg_text = dumps(registry)
         with self._write() as (conn, seqs):
@@ -257,7 +270,7 @@ class SQLiteStore(ChangeSignal):
             )
             insert_audit(
                 conn,
-                at,
+                self.clock(),
                 action,
                 author,
                 message,
@@ -273,7 +286,7 @@ class SQLiteStore(ChangeSignal):
 
     # -- overrides -----------------------------------------------------------------------
 
-    def add_override(self, override: Override, *, audit_action: str) -> Override:
+    def add_override(self, override: Override) -> Override:
         with self._write() as (conn, seqs):
             cur = conn.execute(
                 "INSERT INTO overrides(key, value, kind, scope, target, reason, actor, created_at,"
@@ -296,8 +309,8 @@ class SQLiteStore(ChangeSignal):
             conn.execute("UPDATE overrides SET id=? WHERE seq=?", (ov.id, cur.lastrowid))
             insert_audit(
                 conn,
-                ov.created_at,
-                audit_action,
+                self.clock(),
+                override_audit_action(ov),
                 ov.actor,
                 ov.reason,
                 override_target(ov),
@@ -317,7 +330,7 @@ class SQLiteStore(ChangeSignal):
             new = old.with_changes(expires_at=expires_at)
             insert_audit(
                 conn,
-                at,
+                self.clock(),
                 f"{old.kind.value}.renew",
                 actor,
                 reason,
@@ -339,7 +352,7 @@ class SQLiteStore(ChangeSignal):
             new = old.with_changes(ended_at=at, ended_by=actor, end_reason=reason)
             insert_audit(
                 conn,
-                at,
+                self.clock(),
                 f"{old.kind.value}.end",
                 actor,
                 reason,
