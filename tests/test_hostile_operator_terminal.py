@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile_operator_cli import Run, cli, env, project
+from hostile_operator_cli import FLAGS, Run, cli, env, project
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -250,3 +250,54 @@ def test_the_human_output_is_valid_utf8_even_with_a_surrogate(tmp_path: Path) ->
         done = cli(folder, "explain", "prompt.style", "--user", b"\xff\x1b", *extra, environ=strict)
         assert done.code == 0, done.err
         assert_safe(done)
+
+
+# -- commands that show other people's documents and checkpoints ----------------------------
+
+
+def test_resolve_at_and_validate_show_hostile_content_escaped(tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    bad = folder / "bad.yaml"
+    # a value of the wrong type, holding escape sequences, reported in the problems table
+    bad.write_text(json.dumps({"values": {"loop.max": HOSTILE}}), encoding="utf-8")
+    runs = [
+        cli(folder, "resolve", "--at", "2100-01-01T00:00:00Z", "--user", HOSTILE),
+        cli(folder, "validate", "bad.yaml"),
+        cli(folder, "publish", "bad.yaml", "-m", "x"),
+    ]
+    for done in runs:
+        assert done.code in (0, 1), done.err
+        assert "Traceback" not in done.err
+        assert_safe(done)
+        assert SHOWN in done.out + done.err
+
+
+def test_pin_show_escapes_what_a_checkpoint_holds(tmp_path: Path) -> None:
+    """A checkpoint database is not trusted: ids pinned from a run's config (valid text,
+    escape sequences and all) are shown escaped by ``flagmw pin show``."""
+    import sqlite3
+    from typing import TypedDict
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+    from langgraph.graph import START, StateGraph
+
+    import flagmw
+    from flagmw import FlagClient, FlagRegistry, MemoryStore
+
+    class S(TypedDict, total=False):
+        out: str
+
+    builder = StateGraph(S)
+    builder.add_node("n", lambda state: {"out": str(flagmw.current()["loop.max"])})
+    builder.add_edge(START, "n")
+    client = FlagClient(FlagRegistry.from_dict({"flags": FLAGS}), MemoryStore())
+    conn = sqlite3.connect(tmp_path / "cp.db", check_same_thread=False)
+    graph = flagmw.wrap(builder.compile(checkpointer=SqliteSaver(conn)), client)
+    conf = {"thread_id": "t-1", "user_id": HOSTILE, "tenant_id": HOSTILE, "note": HOSTILE}
+    graph.invoke({}, {"configurable": conf})
+    conn.close()
+    for extra in ((), ("--json",)):
+        done = cli(tmp_path, "pin", "show", "--checkpointer", "cp.db", "--thread", "t-1", *extra)
+        assert done.code == 0, done.err
+        assert_safe(done)
+    assert SHOWN in cli(tmp_path, "pin", "show", "--checkpointer", "cp.db", "--thread", "t-1").out
