@@ -80,7 +80,8 @@ def printable(text: str, *, newlines: bool = False) -> str:
     """
     if text.isprintable():
         return text
-    return "".join([_shown(ch, newlines) for ch in text])
+    shown = "".join([_shown(ch, newlines) for ch in text])
+    return text if shown == text else shown
 
 
 def write_lines(lines: Iterable[str], *, stderr: bool = False) -> None:
