@@ -35,6 +35,7 @@ from flagmw.cli.options import (
     StoreOpt,
     VerboseOpt,
 )
+from flagmw.cli.output import write_lines
 from flagmw.cli.session import root_session
 
 __all__ = ["app", "main"]
@@ -94,10 +95,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         ctx = getattr(exc, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-        sys.stderr.write(f"flagmw: error: {one_line(format_message())}{hint}\n")
+        write_lines([f"flagmw: error: {one_line(format_message())}{hint}"], stderr=True)
         sys.exit(exit_code)
     except KeyboardInterrupt:
-        sys.stderr.write("flagmw: interrupted\n")
+        write_lines(["flagmw: interrupted"], stderr=True)
         sys.exit(130)
     sys.exit(rv if isinstance(rv, int) else EXIT_OK)
 

@@ -3,7 +3,6 @@ stderr and an exit code (never a traceback for a :class:`~flagmw.errors.FlagmwEr
 
 from __future__ import annotations
 
-import sys
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -91,7 +90,7 @@ def fail(
 ) -> NoReturn:
     """Report an error: with ``--json`` one JSON document on stdout; always one line
     ``flagmw: error: …`` on stderr; then exit with ``exit_code``."""
-    from flagmw.cli.output import console, problems_table, write_json
+    from flagmw.cli.output import console, problems_table, write_json, write_lines
 
     line = one_line(message)
     if session.json:
@@ -106,8 +105,7 @@ def fail(
         )
     elif problems:
         console(stderr=True).print(problems_table(problems))
-    sys.stderr.write(f"flagmw: error: {line}\n")
-    sys.stderr.flush()
+    write_lines([f"flagmw: error: {line}"], stderr=True)
     raise typer.Exit(exit_code)
 
 
@@ -130,11 +128,15 @@ def reporting(session: Session) -> Iterator[None]:
     except FlagmwError as exc:
         fail(session, str(exc), EXIT_ERROR)
     except KeyboardInterrupt:
-        sys.stderr.write("flagmw: interrupted\n")
+        from flagmw.cli.output import write_lines
+
+        write_lines(["flagmw: interrupted"], stderr=True)
         raise typer.Exit(130) from None
     except Exception as exc:
         if session.verbose:
-            traceback.print_exc()
+            from flagmw.cli.output import write_lines
+
+            write_lines(traceback.format_exc().splitlines(), stderr=True)
         fail(
             session,
             f"internal error: {type(exc).__name__}: {exc} (this is a flagmw bug; "

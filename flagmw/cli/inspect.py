@@ -18,7 +18,14 @@ from flagmw.cli.context_options import (
 )
 from flagmw.cli.errors import EXIT_CODES_EPILOG, EXIT_PROBLEMS
 from flagmw.cli.options import KeyArg, with_session
-from flagmw.cli.output import format_time, format_value, problems_table, styled, table
+from flagmw.cli.output import (
+    format_time,
+    format_value,
+    printable,
+    problems_table,
+    styled,
+    table,
+)
 from flagmw.cli.session import Session
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,12 +70,13 @@ def explain(
 
         p = ex.provenance
         head = Text()
-        head.append(f"{key} = ", style="bold")
-        head.append(format_value(ex.value), style="bold green")
+        head.append(printable(f"{key} = "), style="bold")
+        head.append(printable(format_value(ex.value)), style="bold green")
         if ex.description:
-            head.append(f"   ({ex.description})", style="dim")
+            head.append(printable(f"   ({ex.description})"), style="dim")
         out.print(head)
-        out.print(f"winner: {p.describe()}" + (f" — reason: {p.reason}" if p.reason else ""))
+        reason = f" — reason: {p.reason}" if p.reason else ""
+        out.print(printable(f"winner: {p.describe()}{reason}"))
         ctx_text = (
             " ".join(
                 f"{k}={format_value(v) if k == 'attributes' else v}"
@@ -77,8 +85,10 @@ def explain(
             or "(empty)"
         )
         out.print(
-            f"snapshot rev {_rev(ex.snapshot_rev)} · environment {environment} · "
-            f"context {ctx_text} · at {format_time(ex.at)}"
+            printable(
+                f"snapshot rev {_rev(ex.snapshot_rev)} · environment {environment} · "
+                f"context {ctx_text} · at {format_time(ex.at)}"
+            )
         )
         t = table(
             "layer", "scope", "rule / experiment / override", "rev", "value", "status", "note"
@@ -128,9 +138,12 @@ def audit(
 
     Publishes, rollbacks, overrides and kills with actor, reason and before → after.
     """
+    from flagmw.client.arguments import check_limit, check_text
+
+    check_text("audit", "action", action, optional=True)
     store = g.open_store()
     try:
-        entries = store.audit(limit, action=action)
+        entries = store.audit(check_limit("audit", limit), action=action)
     finally:
         store.close()
 

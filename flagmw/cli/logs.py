@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import sys
 
 from flagmw.cli.errors import one_line
+from flagmw.cli.output import write_lines
 
 __all__ = ["configure_logging"]
 
@@ -18,7 +18,7 @@ class _StderrHandler(logging.Handler):
             text = one_line(record.getMessage())
             if not text.startswith("flagmw:"):
                 text = f"flagmw: {text}"
-            sys.stderr.write(text + "\n")
+            write_lines([text], stderr=True)
         except Exception:  # pragma: no cover - logging must never break the command
             self.handleError(record)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,18 +102,19 @@ class Session:
         commands an on-call engineer runs in an incident (``kill``, ``override``,
         ``renew``, ``unkill``), whose output is a few lines, so they start without
         loading rich."""
-        if self.json:
-            from flagmw.cli.output import write_json
+        from flagmw.cli.output import write_json, write_lines
 
+        if self.json:
             write_json(document)
         else:
-            sys.stdout.write("".join(f"{line}\n" for line in lines))
-            sys.stdout.flush()
+            write_lines(lines)
 
     def note(self, message: str) -> None:
         """A ``--verbose`` remark on stderr."""
         if self.verbose:
-            sys.stderr.write(f"flagmw: {one_line(message)}\n")
+            from flagmw.cli.output import write_lines
+
+            write_lines([f"flagmw: {one_line(message)}"], stderr=True)
 
     # -- store, registry, client --
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,7 +15,7 @@ from flagmw.cli.errors import (
     summary_line,
 )
 from flagmw.cli.options import AuthorOpt, MessageOpt, ParentOpt, with_session
-from flagmw.cli.output import format_time, format_value, problems_table, table
+from flagmw.cli.output import format_time, format_value, problems_table, table, write_lines
 from flagmw.cli.session import Session
 from flagmw.errors import FlagmwError, Problem, ValidationError
 
@@ -163,7 +162,7 @@ def validate(
 
     g.emit(doc, render)
     if errors:
-        sys.stderr.write(f"flagmw: error: {summary_line(problems, source)}\n")
+        write_lines([f"flagmw: error: {summary_line(problems, source)}"], stderr=True)
         raise typer.Exit(EXIT_PROBLEMS)
 
 
@@ -237,9 +236,11 @@ def history(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many revs.")] = 20,
 ) -> None:
     """The most recent snapshot revs, newest first."""
+    from flagmw.client.arguments import check_limit
+
     store = g.open_store()
     try:
-        infos = store.history(limit)
+        infos = store.history(check_limit("history", limit))
     finally:
         store.close()
 

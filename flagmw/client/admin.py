@@ -3,7 +3,9 @@ end kills and overrides; read history and the audit log.
 
 Every operation validates against the client's registry, writes through the
 :class:`~flagmw.stores.Store` protocol (which audits it in the same transaction), and then
-refreshes the client's cache so the client reads its own writes.
+refreshes the client's cache so the client reads its own writes. Arguments are checked
+first (:mod:`flagmw.client.arguments`): a wrongly typed or unstorable one is a
+:class:`~flagmw.errors.ValidationError` and nothing is read or written.
 """
 
 from __future__ import annotations
@@ -12,6 +14,17 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from flagmw.client.arguments import (
+    MAX_REV,
+    check_flag,
+    check_int,
+    check_limit,
+    check_required_text,
+    check_source,
+    check_text,
+    check_ttl,
+    check_value_text,
+)
 from flagmw.client.results import PublishResult
 from flagmw.core.compiled import CompiledSnapshot
 from flagmw.core.flag_spec import FlagType
@@ -19,7 +32,7 @@ from flagmw.core.overrides import Override, OverrideKind, ScopeKind, format_dura
 from flagmw.core.registry import FlagRegistry
 from flagmw.core.snapshot import Change, Snapshot, diff_documents, validate_document
 from flagmw.core.source import Locator, load_document
-from flagmw.errors import OverrideError, Problem, ValidationError
+from flagmw.errors import ConflictError, NotFoundError, OverrideError, Problem, ValidationError
 from flagmw.stores.base import AuditEntry, SnapshotInfo, SnapshotRecord, Store
 
 __all__ = ["AdminOperations"]
@@ -84,8 +97,9 @@ class AdminOperations:
             ConflictError: ``parent_rev`` is not the head any more.
             OverrideError: missing author or message.
         """
-        _require(author, "author")
-        _require(message, "message")
+        check_source("publish", source)
+        check_required_text("publish", "author", author)
+        check_required_text("publish", "message", message)
         data, locator = load_document(source)
         snapshot = validate_document(data, self.registry, locator=locator)
         warnings = list(snapshot.warnings)
@@ -125,9 +139,14 @@ class AdminOperations:
         action: str = "publish",
         rollback_of: int | None = None,
     ) -> PublishResult:
+        if parent_rev is not _HEAD and parent_rev is not None:
+            check_int(action, "parent_rev", parent_rev)
         head = self.store.head()
         if parent_rev is _HEAD:
             parent_rev = head.rev if head else None
+        elif parent_rev is not None and not 0 <= parent_rev <= MAX_REV:
+            # no store holds such a rev: it cannot be the head
+            raise ConflictError(parent_rev, head.rev if head else None)
         if (
             head is not None
             and parent_rev == head.rev
@@ -159,9 +178,13 @@ class AdminOperations:
             NotFoundError: no such rev.
             ValidationError: the old content does not fit the current registry.
             ConflictError: someone published meanwhile.
+            ValidationError: a wrongly typed argument.
         """
-        _require(author, "author")
-        _require(message, "message")
+        self._check_rev("rollback", "rev", rev)
+        check_required_text("rollback", "author", author)
+        check_required_text("rollback", "message", message)
+        if parent_rev is not _HEAD and parent_rev is not None:
+            check_int("rollback", "parent_rev", parent_rev)
         record = self.store.get_snapshot(rev)
         snapshot = validate_document(
             record.document, self.registry, locator=Locator(f"{self.store.name} rev {rev}")
@@ -176,18 +199,43 @@ class AdminOperations:
         )
 
     def history(self, limit: int = 50) -> list[SnapshotInfo]:
-        """The most recent snapshot revs, newest first."""
-        return self.store.history(limit)
+        """The most recent snapshot revs, newest first (``limit`` at least 1; a larger
+        one than any store holds means all).
+
+        Raises:
+            ValidationError: ``limit`` is not an int of at least 1.
+        """
+        return self.store.history(check_limit("history", limit))
 
     def get_snapshot(self, rev: int | None = None) -> SnapshotRecord:
-        """One snapshot rev (the head when None)."""
+        """One snapshot rev (the head when None).
+
+        Raises:
+            NotFoundError: no such rev.
+            ValidationError: ``rev`` is not an int.
+        """
+        if rev is not None:
+            self._check_rev("get_snapshot", "rev", rev)
         return self.store.get_snapshot(rev)
 
     def diff(self, rev_a: int, rev_b: int) -> list[Change]:
-        """The changes from rev ``rev_a`` to rev ``rev_b``."""
+        """The changes from rev ``rev_a`` to rev ``rev_b``.
+
+        Raises:
+            NotFoundError: no such rev.
+            ValidationError: a rev that is not an int.
+        """
+        self._check_rev("diff", "rev_a", rev_a)
+        self._check_rev("diff", "rev_b", rev_b)
         a = self.store.get_snapshot(rev_a).document
         b = self.store.get_snapshot(rev_b).document
         return diff_documents(a, b)
+
+    def _check_rev(self, operation: str, name: str, rev: Any) -> None:
+        """``rev`` is an int; one no store can hold is not found."""
+        check_int(operation, name, rev)
+        if not 0 <= rev <= MAX_REV:
+            raise NotFoundError(f"no snapshot rev {rev} in {self.store.name}")
 
     # -- overrides -----------------------------------------------------------------------
 
@@ -221,7 +269,10 @@ class AdminOperations:
             OverrideError: missing reason or actor, a non-bool flag, a TTL above the
                 maximum, both tenant and route, or a tenant-scoped kill of a protected
                 flag the tenant requires, without ``force``.
+            ValidationError: a wrongly typed or unstorable argument (see
+                :mod:`flagmw.client.arguments`).
         """
+        check_text("kill", "key", key)
         flag = self.registry[key]
         if flag.type is not FlagType.BOOL:
             raise OverrideError(
@@ -259,10 +310,13 @@ class AdminOperations:
 
         Raises:
             UnknownFlagError, OverrideError: as :meth:`kill`.
-            ValidationError: ``value`` does not fit the flag's type.
+            ValidationError: ``value`` does not fit the flag's type, or a wrongly typed
+                or unstorable argument.
         """
+        check_text("override", "key", key)
         flag = self.registry[key]
         value = flag.coerce(value)
+        check_value_text("override", "value", value)
         return self._set(
             key,
             value,
@@ -276,9 +330,10 @@ class AdminOperations:
             environment=environment,
         )
 
-    def _ttl(self, ttl: str | float | None) -> float:
+    def _ttl(self, operation: str, ttl: str | float | None) -> float:
         if ttl is None:
             return self.default_ttl
+        check_ttl(operation, ttl)
         try:
             seconds = parse_duration(ttl)
         except ValueError as exc:
@@ -305,13 +360,18 @@ class AdminOperations:
         force: bool,
         environment: str | None,
     ) -> Override:
-        _require(reason, "reason")
-        _require(actor, "actor")
+        operation = kind.value
+        check_required_text(operation, "reason", reason)
+        check_required_text(operation, "actor", actor)
+        check_text(operation, "tenant", tenant, optional=True)
+        check_text(operation, "route", route, optional=True)
+        check_text(operation, "environment", environment, optional=True)
+        check_flag(operation, "force", force)
         if tenant is not None and route is not None:
             raise OverrideError(
                 "give a tenant or a route, not both (the scope is one of global, tenant, route)"
             )
-        seconds = self._ttl(ttl)
+        seconds = self._ttl(operation, ttl)
         flag = self.registry[key]
         if flag.protected and value is False and not force and tenant is not None:
             tdoc = self._compiled.document["tenants"].get(tenant)
@@ -350,6 +410,7 @@ class AdminOperations:
     def exempt_tenants(self, key: str) -> list[str]:
         """Tenants of the served snapshot that require ``key`` (a global kill without
         ``force`` does not reach them)."""
+        check_text("exempt_tenants", "key", key)
         return sorted(
             t
             for t, doc in self._compiled.document["tenants"].items()
@@ -364,10 +425,12 @@ class AdminOperations:
         Raises:
             NotFoundError: no such override.
             OverrideError: it already ended or expired, or the TTL is above the maximum.
+            ValidationError: a wrongly typed or unstorable argument.
         """
-        _require(reason, "reason")
-        _require(actor, "actor")
-        seconds = self._ttl(ttl)
+        check_text("renew", "override_id", override_id)
+        check_required_text("renew", "reason", reason)
+        check_required_text("renew", "actor", actor)
+        seconds = self._ttl("renew", ttl)
         now = self.clock()
         ov = self.store.get_override(override_id)
         if not ov.active_at(now):
@@ -386,9 +449,11 @@ class AdminOperations:
         Raises:
             NotFoundError: no such override.
             OverrideError: it already ended, or a missing reason or actor.
+            ValidationError: a wrongly typed or unstorable argument.
         """
-        _require(reason, "reason")
-        _require(actor, "actor")
+        check_text("end_override", "override_id", override_id)
+        check_required_text("end_override", "reason", reason)
+        check_required_text("end_override", "actor", actor)
         ov = self.store.get_override(override_id)
         if ov.ended_at is not None:
             raise OverrideError(f"{override_id} already ended at {ov.ended_at} by {ov.ended_by}")
@@ -403,7 +468,13 @@ class AdminOperations:
     def overrides(
         self, *, include_ended: bool = False, include_expired: bool = False
     ) -> list[Override]:
-        """Overrides in the store, newest first (by default only those in force now)."""
+        """Overrides in the store, newest first (by default only those in force now).
+
+        Raises:
+            ValidationError: a flag that is not a bool.
+        """
+        check_flag("overrides", "include_ended", include_ended)
+        check_flag("overrides", "include_expired", include_expired)
         now = self.clock()
         out = self.store.list_overrides(include_ended=include_ended)
         if not include_expired:
@@ -411,14 +482,15 @@ class AdminOperations:
         return out
 
     def audit(self, limit: int = 100, *, action: str | None = None) -> list[AuditEntry]:
-        """The most recent audit entries, newest first."""
-        return self.store.audit(limit, action=action)
+        """The most recent audit entries, newest first (``limit`` as :meth:`history`;
+        ``action`` an action or family such as ``"kill"``).
+
+        Raises:
+            ValidationError: a wrongly typed or unstorable argument.
+        """
+        check_text("audit", "action", action, optional=True)
+        return self.store.audit(check_limit("audit", limit), action=action)
 
 
 def _article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
-
-
-def _require(value: str | None, what: str) -> None:
-    if value is None or not str(value).strip():
-        raise OverrideError(f"a {what} is required and must not be empty")

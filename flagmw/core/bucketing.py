@@ -29,7 +29,12 @@ keeps its bucket:
 * any other value (``bool``, ``float``, ``bytes``, a container …) is not an id: the
   rollout or experiment does not apply, as when the context lacks the unit.
 
-:func:`unit_key` is the one place that applies the rule.
+:func:`unit_key` is the one place that applies the rule. Ids reach it through an
+:class:`~flagmw.core.context.EvaluationContext`, which already normalises them when it is
+built (a lone surrogate becomes its visible escape, an ``int`` or UUID its text, any other
+value None), so a run resolved by ``client.resolve``, by ``flagmw explain --user`` and by a
+wrapped graph gets the same bucket for the same id; the ``surrogatepass`` and ``int``
+cases above keep a direct call of :func:`bucket` from crashing too.
 """
 
 from __future__ import annotations

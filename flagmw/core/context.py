@@ -1,11 +1,33 @@
-"""The evaluation context: what a run is, as far as targeting is concerned."""
+"""The evaluation context: what a run is, as far as targeting is concerned.
+
+**Identifiers are untrusted input** (a user id comes from a request header, a JSON body,
+a command-line argument). :class:`EvaluationContext` normalises every id field
+(``tenant_id``, ``user_id``, ``route``, ``thread_id``, ``run_id``, ``plan``,
+``environment``) when it is built, so that no id can crash the resolver, the hash, the
+pin, the trace or a terminal, and every valid id stays exactly as it was (its bucket
+does not move):
+
+* a ``str`` that is valid Unicode is kept as it is (the same object);
+* a ``str`` holding a lone surrogate (``"\\udcff"``: an undecodable byte, which Python
+  hands over that way) becomes its visible escape, the six characters ``\\udcff``
+  (:func:`valid_text`) — the id the run is resolved, pinned and traced with;
+* an ``int`` (not a ``bool``) and a :class:`uuid.UUID` become their text: user ``42``
+  and ``"42"`` are the same user;
+* None, and any other value (``bool``, ``float``, ``bytes``, a list, a mapping, an
+  object) — not an id — is None: the context has no such id, so an overlay, rollout or
+  experiment on it does not apply.
+
+Free attributes are made JSON-safe by :meth:`EvaluationContext.valid` (text made valid
+Unicode, huge integers and non-finite floats as text).
+"""
 
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 
 __all__ = ["WELL_KNOWN_ATTRIBUTES", "EvaluationContext", "valid_text"]
 
@@ -44,6 +66,23 @@ def valid_text(text: str) -> str:
 MAX_SAFE_INTEGER = 2**53 - 1
 
 
+def context_id(value: object) -> str | None:
+    """An id field's value as the context keeps it (see the module docs): valid text
+    unchanged, a lone surrogate escaped, an ``int`` or a UUID as its text, anything else
+    None."""
+    if type(value) is str:
+        return value if value.isascii() else valid_text(value)
+    if value is None:
+        return None
+    if isinstance(value, str):  # a str subclass: plain text
+        return valid_text(str.__str__(value))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int.__repr__(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return None
+
+
 def _valid(value: Any) -> Any:
     """``value`` itself unless it is text that :func:`valid_text` changes, an integer
     outside ±(2**53 - 1) or a float that is not finite — those become their text, which
@@ -58,10 +97,24 @@ def _valid(value: Any) -> Any:
     return value
 
 
-class EvaluationContext(NamedTuple):
+class _ContextFields(NamedTuple):
+    tenant_id: str | None = None
+    user_id: str | None = None
+    route: str | None = None
+    thread_id: str | None = None
+    run_id: str | None = None
+    plan: str | None = None
+    environment: str | None = None
+    attributes: Mapping[str, Any] = _EMPTY
+
+
+class EvaluationContext(_ContextFields):
     """What a run is: the input of targeting rules, rollouts and experiments.
 
-    An immutable tuple; build a changed copy with ``ctx._replace(route="x")``.
+    An immutable tuple; build a changed copy with ``ctx._replace(route="x")``. Every id
+    field is normalised when the context is built (:func:`context_id`: valid text
+    as it is, a lone surrogate escaped, an ``int`` or UUID as text, any other value
+    None), so no id crashes the resolver and valid ids keep their buckets.
 
     Attributes:
         tenant_id: the customer (tenant overlay, ``unit: tenant`` bucketing).
@@ -76,14 +129,36 @@ class EvaluationContext(NamedTuple):
             ``{"region": "eu", "seats": 40}``. Treat the mapping as immutable.
     """
 
-    tenant_id: str | None = None
-    user_id: str | None = None
-    route: str | None = None
-    thread_id: str | None = None
-    run_id: str | None = None
-    plan: str | None = None
-    environment: str | None = None
-    attributes: Mapping[str, Any] = _EMPTY
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        tenant_id: str | None = None,
+        user_id: str | None = None,
+        route: str | None = None,
+        thread_id: str | None = None,
+        run_id: str | None = None,
+        plan: str | None = None,
+        environment: str | None = None,
+        attributes: Mapping[str, Any] = _EMPTY,
+    ) -> EvaluationContext:
+        return tuple.__new__(
+            cls,
+            (
+                context_id(tenant_id),
+                context_id(user_id),
+                context_id(route),
+                context_id(thread_id),
+                context_id(run_id),
+                context_id(plan),
+                context_id(environment),
+                _EMPTY if attributes is None else attributes,
+            ),
+        )
+
+    def _replace(self, **changes: Any) -> Self:
+        """A copy with ``changes``, normalised as the constructor does."""
+        return type(self)(**{**self._asdict(), **changes})
 
     def get(self, name: str, default: Any = None) -> Any:
         """The value of attribute ``name`` (a field or a free attribute)."""
@@ -133,9 +208,11 @@ class EvaluationContext(NamedTuple):
             if clean is not value:
                 changed[name] = clean
         attrs = self.attributes
-        if attrs and not all(_valid(k) is k and _valid(v) is v for k, v in attrs.items()):
+        if attrs and not all(
+            type(k) is str and _valid(k) is k and _valid(v) is v for k, v in attrs.items()
+        ):
             changed["attributes"] = MappingProxyType(
-                {valid_text(k): _valid(v) for k, v in attrs.items()}
+                {valid_text(k if type(k) is str else str(k)): _valid(v) for k, v in attrs.items()}
             )
         return self._replace(**changed) if changed else self
 

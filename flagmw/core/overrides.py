@@ -11,6 +11,7 @@ time ``< t`` and inactive at ``t``.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -39,17 +40,32 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
+#: The longest duration :func:`parse_duration` accepts: 100 years of 365 days (every
+#: expiry stays a time that a date can show; TTLs are capped far lower, by ``max_ttl``).
+MAX_DURATION_SECONDS = 100 * 365 * 86400
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}… ({len(text)} characters)"
+
+
 def parse_duration(value: str | int | float) -> float:
     """Seconds in a duration: a number of seconds, or text like ``"4h"``, ``"90m"``,
-    ``"1h30m"``, ``"2d"``, ``"45s"``.
+    ``"1h30m"``, ``"2d"``, ``"45s"``; finite, positive and at most
+    :data:`MAX_DURATION_SECONDS` (100 years).
 
     Raises:
-        ValueError: not a positive duration.
+        ValueError: not a positive duration (also ``inf``, ``nan``, a 400-digit
+            number, a value that is not text or a number).
     """
-    if isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"not a duration: {_shown(value)} (write e.g. 4h, 90m, 1h30m, 2d)")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond the float range
+            seconds = math.inf
     else:
         text = value.strip().replace(" ", "")
         if re.fullmatch(r"\d+(\.\d+)?", text):
@@ -63,9 +79,13 @@ def parse_duration(value: str | int | float) -> float:
                 seconds += float(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()]
                 pos = m.end()
             if pos != len(text) or not text:
-                raise ValueError(f"not a duration: {value!r} (write e.g. 4h, 90m, 1h30m, 2d)")
+                raise ValueError(f"not a duration: {_shown(value)} (write e.g. 4h, 90m, 1h30m, 2d)")
+    if math.isnan(seconds):
+        raise ValueError(f"not a duration: {_shown(value)} (write e.g. 4h, 90m, 1h30m, 2d)")
     if seconds <= 0:
-        raise ValueError(f"a duration must be positive, got {value!r}")
+        raise ValueError(f"a duration must be positive, got {_shown(value)}")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(f"a duration must be at most 100 years (36500d), got {_shown(value)}")
     return seconds
 
 

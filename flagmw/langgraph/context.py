@@ -13,7 +13,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import merge_configs
 from langgraph.config import get_config
 
-from flagmw.core.context import WELL_KNOWN_ATTRIBUTES, EvaluationContext
+from flagmw.core.context import WELL_KNOWN_ATTRIBUTES, EvaluationContext, valid_text
 
 log = logging.getLogger("flagmw")
 
@@ -73,7 +73,13 @@ def context_from_config(
 
     Reads ``config["configurable"]``: ``tenant_id``, ``user_id``, ``thread_id``,
     ``plan`` and ``route`` (defaulting to ``route``, the graph's name), ``run_id``
-    (or else ``config["run_id"]``); every other scalar entry (str, int, float, bool)
+    (or else ``config["run_id"]``), each as its text (``str(value)``). Ids are untrusted
+    and never crash the run: text that is not valid Unicode (a lone surrogate, e.g. an
+    undecodable header byte) is used as its visible escape (``"\\ud800"``, see
+    :class:`~flagmw.core.context.EvaluationContext`), a value whose text cannot even be
+    taken is left out (the run has no such id); either way a warning is logged on the
+    ``flagmw`` logger, and the id the run used is the one pinned and traced. Every other
+    scalar entry (str, int, float, bool)
     becomes a free attribute, except LangGraph's own keys (``__*``,
     ``checkpoint_*``), ``environment`` (the client decides the environment) and keys
     that name a secret (:func:`is_secret_key`: one of their words is ``key``,
@@ -89,21 +95,53 @@ def context_from_config(
     fields: dict[str, str] = {}
     attributes: dict[str, Any] = {}
     for key, value in conf.items():
-        if value is None or key.startswith("__") or key.startswith("checkpoint_"):
+        if not isinstance(key, str) or value is None:
+            continue
+        if key.startswith("__") or key.startswith("checkpoint_"):
             continue
         if key in WELL_KNOWN_ATTRIBUTES:
             if key != "environment":
-                fields[key] = str(value)
+                text = _id_text(key, value)
+                if text is not None:
+                    fields[key] = text
             continue
         if key in _NOT_ATTRIBUTES or is_secret_key(key):
             continue
         if isinstance(value, str | int | float | bool):
             attributes[key] = value
     if "run_id" not in fields and config.get("run_id") is not None:
-        fields["run_id"] = str(config.get("run_id"))
+        text = _id_text("run_id", config.get("run_id"))
+        if text is not None:
+            fields["run_id"] = text
     if "route" not in fields and route is not None:
         fields["route"] = route
     return EvaluationContext(**fields, attributes=attributes).valid().frozen()
+
+
+def _id_text(key: str, value: Any) -> str | None:
+    """The text of the id ``value`` for the context: ``str(value)`` made valid Unicode;
+    None (with a warning) when ``str`` itself fails."""
+    try:
+        text = value if type(value) is str else str(value)
+    except Exception as exc:  # an object whose __str__ raises: no id, never a crash
+        log.warning(
+            "flagmw: configurable %s has no usable text (%s); the run has no %s",
+            key,
+            type(exc).__name__,
+            key,
+        )
+        return None
+    if not isinstance(text, str):  # pragma: no cover - a broken __str__
+        return None
+    clean = valid_text(text)
+    if clean is not text:
+        log.warning(
+            "flagmw: configurable %s %r is not valid Unicode (a lone surrogate); the run "
+            "uses its escaped text",
+            key,
+            text,
+        )
+    return clean
 
 
 # the configurable keys that address a checkpoint lineage of its own
