@@ -453,7 +453,17 @@ def test_override_values_are_type_checked(cli: Invoke, tmp_path: Path) -> None:
     assert ok.json()["value"] == 3
     assert ok.json()["kind"] == "override"
     # text that YAML reads as a number stays text for a string flag
-    text = cli("override", "support.greeting", "123", "--reason", "test", "--route", "r1", "--json")
+    text = cli(
+        "override",
+        "support.greeting",
+        "123",
+        "--reason",
+        "test",
+        "--route",
+        "r1",
+        "--force",
+        "--json",
+    )
     assert text.code == 0, text.err
     assert text.json()["value"] == "123"
     assert cli("explain", "support.greeting", "--route", "r1", "--json").json()["value"] == "123"
@@ -864,3 +874,22 @@ def test_timestamps_are_utc_iso(published: Path, cli: Invoke) -> None:
     assert stamp is not None
     when = _dt.datetime.strptime(stamp.group(0), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.UTC)
     assert abs((_dt.datetime.now(_dt.UTC) - when).total_seconds()) < 300
+
+
+def test_a_kill_for_an_unknown_or_empty_tenant_or_route_is_refused(
+    published: Path, cli: Invoke
+) -> None:
+    """Issue 9 item 10: `--tenant ''` names nobody; a typo scopes a kill to nobody."""
+    before = (published / "flagmw.db").read_bytes()
+    for args, needle in (
+        (["--tenant", ""], "an empty tenant"),
+        (["--route", " "], "an empty route"),
+        (["--tenant", "acmee"], "tenant 'acmee' is not in snapshot rev 1 (did you mean 'acme'?)"),
+        (["--route", "refund-assistent"], "did you mean 'refund-assistant'?"),
+    ):
+        r = cli("kill", "tools.refund_api.enabled", "--reason", "x", *args)
+        assert r.code == 2, (args, r.out)
+        assert needle in r.err_lines[0], r.err
+    assert (published / "flagmw.db").read_bytes() == before
+    forced = cli("kill", "tools.refund_api.enabled", "--reason", "x", "--tenant", "beta", "--force")
+    assert forced.code == 0, forced.err

@@ -64,6 +64,8 @@ CORPUS: dict[str, tuple[str, str, str]] = {
     "a surrogate value": ("sur.json", '{"values": {"prompt.style": "\\ud800"}}', "prompt.style"),
     "a surrogate key": ("surk.json", '{"values": {"\\udc80x": 1}}', "values"),
     "not UTF-8": ("latin.yaml", "values: {prompt.style: v\xe9}", "UTF-8"),
+    "rules as a mapping": ("rules.yaml", "rules: {}", "rules"),
+    "experiments as a list": ("exps.yaml", "experiments: []", "experiments must be a mapping"),
 }
 
 
@@ -187,3 +189,21 @@ def test_the_validator_never_fails_but_with_a_validation_error(data: object) -> 
     for doc in (data, {"values": data}, {"tenants": {"acme": data}}, {"rules": data}):
         with contextlib.suppress(ValidationError):
             validate_document(doc, registry, locator=Locator("<fuzz>"))  # type: ignore[arg-type]
+
+
+def test_registry_fields_are_strictly_typed() -> None:
+    """Issue 9 item 8: `min: "1"`, `protected: "yes"` are problems, never coerced."""
+    for field, bad, needle in (
+        ("min", "1", "valid integer"),
+        ("max", True, "valid integer"),
+        ("protected", "yes", "valid boolean"),
+        ("run_kill", 1, "valid boolean"),
+        ("owner", 7, "valid string"),
+        ("tags", ["a", 2], "valid string"),
+    ):
+        spec = {"type": "int" if field in ("min", "max") else "bool", "default": 1, "owner": "t"}
+        if spec["type"] == "bool":
+            spec["default"] = True
+        spec[field] = bad
+        with pytest.raises(ValidationError, match=needle):
+            FlagRegistry.from_dict({"flags": {"a.b": spec}})

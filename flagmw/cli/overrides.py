@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flagmw.cli.errors import EXIT_CODES_EPILOG
+from flagmw.cli.errors import EXIT_CODES_EPILOG, CliError
 from flagmw.cli.options import (
     ForceOpt,
     KeyArg,
@@ -56,6 +56,9 @@ def _set_override(
     environment: str | None,
 ) -> None:
     with g.client() as client:
+        unknown = None if tenant and route else client.unknown_target(tenant=tenant, route=route)
+        if unknown is not None and not force:
+            raise CliError(f"{unknown}; pass --force if that is what you mean")
         common: dict[str, Any] = {
             "reason": reason,
             "actor": g.actor,

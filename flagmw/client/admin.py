@@ -10,6 +10,7 @@ first (:mod:`flagmw.client.arguments`): a wrongly typed or unstorable one is a
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from flagmw.client.arguments import (
     check_value_text,
 )
 from flagmw.client.results import PublishResult
+from flagmw.client.scope import unknown_target
 from flagmw.core.compiled import CompiledSnapshot
 from flagmw.core.flag_spec import FlagType
 from flagmw.core.overrides import Override, OverrideKind, ScopeKind, format_duration, parse_duration
@@ -36,6 +38,8 @@ from flagmw.errors import ConflictError, NotFoundError, OverrideError, Problem, 
 from flagmw.stores.base import AuditEntry, SnapshotInfo, SnapshotRecord, Store
 
 __all__ = ["AdminOperations"]
+
+log = logging.getLogger("flagmw")
 
 #: ``parent_rev`` default: the store's head at the time of the call.
 _HEAD: Any = object()
@@ -371,7 +375,16 @@ class AdminOperations:
             raise OverrideError(
                 "give a tenant or a route, not both (the scope is one of global, tenant, route)"
             )
+        for what, target in (("tenant", tenant), ("route", route)):
+            if target is not None and not target.strip():
+                raise OverrideError(
+                    f"an empty {what} names no {what}: give one, or leave the option out "
+                    "for a global override"
+                )
         seconds = self._ttl(operation, ttl)
+        unknown = unknown_target(self._compiled, tenant, route)
+        if unknown is not None:
+            log.warning("flagmw: %s", unknown)
         flag = self.registry[key]
         if flag.protected and value is False and not force and tenant is not None:
             tdoc = self._compiled.document["tenants"].get(tenant)

@@ -17,6 +17,7 @@ from flagmw.client.admin import AdminOperations
 from flagmw.client.cache import EvaluationCache
 from flagmw.client.env import read_env_values
 from flagmw.client.results import ClientStatus, PublishResult
+from flagmw.client.scope import unknown_target
 from flagmw.core.candidate import copy_json
 from flagmw.core.context import EvaluationContext
 from flagmw.core.explain import Explanation, explain
@@ -129,6 +130,12 @@ class FlagClient(EvaluationCache, AdminOperations):
         else:
             view, ov = self._scope(env)
         return resolve_key(view, ov, key, ctx, self.clock() if ov.slots else 0.0)
+
+    def unknown_target(self, *, tenant: str | None, route: str | None) -> str | None:
+        """Why an override scoped to ``tenant`` / ``route`` would reach no run the served
+        snapshot describes (no overlay of that name), else None
+        (:func:`flagmw.client.scope.unknown_target`)."""
+        return unknown_target(self._compiled, tenant, route)
 
     def value(self, key: str, ctx: EvaluationContext | None = None) -> Any:
         """The value of one flag for ``ctx``, for code outside a graph.

@@ -235,18 +235,19 @@ class FlagSpec(pydantic.BaseModel):
 
     model_config = pydantic.ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    type: str
+    # strict types: `min: "1"` or `protected: "yes"` is a problem, never coerced
+    type: pydantic.StrictStr
     default: Any = pydantic.Field(default=...)
-    description: str = ""
-    owner: str = ""
-    tags: list[str] = []
-    binding: str = "pinned"
+    description: pydantic.StrictStr = ""
+    owner: pydantic.StrictStr = ""
+    tags: list[pydantic.StrictStr] = []
+    binding: pydantic.StrictStr = "pinned"
     expires: _dt.date | None = None
-    protected: bool = False
-    run_kill: bool = False
-    sensitive: bool = False
+    protected: pydantic.StrictBool = False
+    run_kill: pydantic.StrictBool = False
+    sensitive: pydantic.StrictBool = False
     choices: list[Any] | None = None
-    min: int | float | None = None
-    max: int | float | None = None
+    min: pydantic.StrictInt | pydantic.StrictFloat | None = None
+    max: pydantic.StrictInt | pydantic.StrictFloat | None = None
     schema_: dict[str, Any] | None = pydantic.Field(default=None, alias="schema")
-    model: str | None = None  # informational (a registry exported from Python)
+    model: pydantic.StrictStr | None = None  # informational (a registry exported from Python)

@@ -40,6 +40,11 @@ def _pairs(items: list[Any]) -> Any:
     return items
 
 
+def _given(value: Any, empty: Any) -> Any:
+    """``value``, or ``empty`` when the section is absent or null."""
+    return empty if value is None else value
+
+
 class DocumentValidator:
     """Validates one document (:meth:`document`), collecting :attr:`problems`."""
 
@@ -381,8 +386,10 @@ class DocumentValidator:
             )
             if ov is not None:
                 doc["environments"][env] = ov
-        doc["values"] = self.values(data.get("values") or {}, ("values",))
-        doc["rules"] = self.rules(data.get("rules") or [], ("rules",))
+        # only an absent (or null) section is empty: `rules: {}` is a mapping where a list
+        # belongs, `experiments: []` a list where a mapping does — both are problems
+        doc["values"] = self.values(_given(data.get("values"), {}), ("values",))
+        doc["rules"] = self.rules(_given(data.get("rules"), []), ("rules",))
         for tenant, raw in self.named(data.get("tenants"), ("tenants",), "tenants").items():
             ov = self.overlay(raw, ("tenants", tenant), TenantSpec, "tenant")
             if ov is not None:
@@ -391,7 +398,7 @@ class DocumentValidator:
             ov = self.overlay(raw, ("routes", route), OverlaySpec, "route")
             if ov is not None:
                 doc["routes"][route] = ov
-        doc["experiments"] = self.experiments(data.get("experiments") or {}, ("experiments",))
+        doc["experiments"] = self.experiments(_given(data.get("experiments"), {}), ("experiments",))
         if data.get("description"):
             doc["description"] = str(data["description"])
         return doc
