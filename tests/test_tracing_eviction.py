@@ -134,10 +134,10 @@ def test_root_span_with_200_flags_drops_nothing(
     a = span.attributes or {}
     written = [k for k in a if k.endswith(".value")]
     assert len(a) <= DEFAULT_LIMIT
-    # budget 200 is fitted to the limit: 128 minus the 17 run-level keys written at start,
+    # budget 200 is fitted to the limit: 128 minus the 18 run-level keys written at start,
     # a reserve of 5 (outcome, error.type, pinned_override_ids, ...) and 2 x 8 for the
-    # effective values of changed hot keys (20 hot keys, at most 8) leaves room for 45
-    assert len(written) == (40 if budget == 40 else (DEFAULT_LIMIT - 17 - 5 - 2 * 8) // 2)
+    # effective values of changed hot keys (20 hot keys, at most 8) leaves room for 44
+    assert len(written) == (40 if budget == 40 else (DEFAULT_LIMIT - 18 - 5 - 2 * 8) // 2)
     # the kill (overridden) and the hot keys got the budget first
     assert written[0] == "flagmw.flag.feature.f199.enabled.value"
     assert "flagmw.flag.feature.f000.enabled.value" in written

@@ -299,14 +299,21 @@ class EvaluationCache:
 
     # -- what is served ------------------------------------------------------------------
 
+    @property
+    def serving_stale(self) -> bool:
+        """True when what is served may be older than the store's truth: the store is
+        unreachable, the head rev was rejected, or a newer head is not installed yet
+        (:attr:`ClientStatus.stale`, without building the status)."""
+        return (
+            not self._healthy
+            or self._rejected[0] is not None
+            or (self._head_rev is not None and self._head_rev != self._compiled.rev)
+        )
+
     def status(self) -> ClientStatus:
         """The client's view of its store (see :class:`ClientStatus`)."""
         rejected_rev, problems = self._rejected
-        stale = (
-            (not self._healthy)
-            or (rejected_rev is not None)
-            or (self._head_rev is not None and self._head_rev != self._compiled.rev)
-        )
+        stale = self.serving_stale
         return ClientStatus(
             store=self.store.name,
             environment=self.environment,

@@ -117,15 +117,19 @@ class ChangeSignal:
         return self._verify()
 
     def _verify(self) -> ChangeToken:
-        self._next_verify = time.monotonic() + self.verify_interval
         try:
             ino: int | None = os.stat(self.signal_path).st_ino
         except OSError:
             ino = None
-        if ino is None or ino != self._mm_ino:
-            self._open_signal()  # deleted or replaced: map the current file
-        with self._read() as conn:
-            seqs = self._db_seqs(conn)
+        try:
+            if ino is None or ino != self._mm_ino:
+                self._open_signal()  # deleted or replaced: map the current file
+            with self._read() as conn:
+                seqs = self._db_seqs(conn)
+        except BaseException:
+            self._next_verify = 0.0  # unverified: the next call verifies again
+            raise
+        self._next_verify = time.monotonic() + self.verify_interval
         if self._mm is not None and _behind(self._unpack(self._mm, 0), seqs):
             self._repair()
         if self._mm is None:

@@ -10,6 +10,7 @@ records.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -85,6 +86,7 @@ class SQLiteStore(ChangeSignal):
         self.verify_interval = verify_interval
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        self._conn_id: tuple[int, int] | None = None  # (st_dev, st_ino) of its file
         self._mm = None
         self._mm_ino = None
         self._next_verify = 0.0
@@ -99,7 +101,7 @@ class SQLiteStore(ChangeSignal):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreUnavailableError(self.name, str(exc)) from None
-        self._connect()
+        self._connect(create=create)
         self._open_signal()
         ref = weakref.ref(self)
 
@@ -112,12 +114,36 @@ class SQLiteStore(ChangeSignal):
 
     # -- connections ---------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _file_id(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except (OSError, ValueError):
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def _connect(self, *, create: bool = False) -> sqlite3.Connection:
+        """The connection, checked to still be on the file at :attr:`path` (one ``stat``):
+        a store file that was moved away, deleted or replaced is noticed at the next read
+        (at least every ``verify_interval``), not served on from an old handle. A missing
+        file is never recreated here (only ``create=True`` at construction creates one)."""
         conn = self._conn
+        file_id = self._file_id()
         if conn is not None:
-            return conn
+            if file_id is not None and file_id == self._conn_id:
+                return conn
+            self._conn = None  # gone or replaced: drop the handle on the old file
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        if file_id is None and not create:
+            raise StoreUnavailableError(
+                self.name,
+                "the store file is gone (moved, deleted, or its folder unmounted); it is "
+                "not recreated: clients serve their last good config, marked stale, until "
+                "it is back",
+            )
         conn = connect(self.path, self.timeout, self.name)
         self._conn = conn
+        self._conn_id = self._file_id()
         return conn
 
     def _after_fork(self) -> None:

@@ -41,6 +41,9 @@ CHANGE_COUNT = "flagmw.change_count"
 CHANGED_KEYS = "flagmw.changed_keys"
 EFFECTIVE_PREFIX = "flagmw.effective."
 RESUMED = "flagmw.resumed"
+#: true when the run was resolved while its client served stale config (its store
+#: unreachable, or the head snapshot rejected): the last good snapshot, not the newest
+STALE = "flagmw.stale"
 FLAG_COUNT = "flagmw.flag_count"
 FLAGS_TRUNCATED = "flagmw.flags_truncated"
 FLAGS_OMITTED = "flagmw.flags_omitted"

@@ -342,6 +342,7 @@ class RunTracer:
         summary[A.CHANGE_COUNT] = 0
         summary[A.CHANGED_KEYS] = []
         summary[A.RESUMED] = bool(run.resumed)
+        summary[A.STALE] = run.client is not None and run.client.serving_stale
 
         hot = run.client.registry.hot_keys if run.client is not None else frozenset()
         order = A.flag_order(rc, hot)
