@@ -17,6 +17,7 @@ sees the sequences and the data of one instant. See docs/stores-redis.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -455,10 +456,9 @@ class RedisStore(ChangeListener):
         self._redis.connection_pool.disconnect()
 
     def _wake_listener(self) -> None:
-        try:
+        # on failure the listener notices the stop within a second anyway
+        with contextlib.suppress(redis.RedisError):
             self._redis.publish(self._keys.channel, "wake")
-        except redis.RedisError:
-            pass  # the listener notices the stop within a second anyway
 
     def __enter__(self) -> RedisStore:
         return self
