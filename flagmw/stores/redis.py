@@ -156,8 +156,8 @@ class RedisStore(ChangeListener):
         if fmt is None:
             raise StoreUnavailableError(
                 self.name,
-                "no flagmw store under this prefix (create it with `flagmw init --store URL`,"
-                " or check the app, env or prefix)",
+                "no flagmw store under this prefix (publish a snapshot first, which creates"
+                " it, or check the app, env or prefix)",
             )
         if not str(fmt).isdigit() or int(fmt) > FORMAT:
             raise StoreUnavailableError(
