@@ -11,7 +11,8 @@ runs in ``tests/test_stores.py`` and ``tests/test_store_contract.py``.
 * a fault test on a private ``redis-server`` (AOF on) stopped mid-way: the client keeps
   its last good config and reports stale, a kill during the outage is refused (never
   reported as done), and after the restart the client recovers with nothing lost;
-* the URL opener and the ``flagmw`` command with ``--store redis://…`` / ``FLAGMW_STORE``.
+* the URL opener and the ``flagmw`` command with ``--store redis://…`` / ``FLAGMW_STORE``;
+* after ``fork()`` the child opens its own listener and pool and leaves the parent's alone.
 """
 
 from __future__ import annotations
@@ -377,3 +378,45 @@ def test_the_command_line_with_a_redis_store(url: str, app: str, tmp_path: Path)
     assert [i["rev"] for i in json.loads(history.stdout)["snapshots"]] == [1]
     with RedisStore(url, app=app, env="prod") as store:
         assert [e.action for e in store.audit()] == ["kill.set", "publish"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork() is POSIX only")
+def test_a_forked_child_opens_its_own_connections_and_leaves_the_parents(
+    url: str, app: str
+) -> None:
+    with RedisStore(url, app=app, env="prod", create=True) as store:
+        _publish(store, None, 1)
+        token = store.change_token()  # the listener runs, the pool holds a connection
+        parent_listener = store.listener_client_id
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 0
+            try:
+                out = {
+                    "token": list(store.change_token()),
+                    "head": store.head().rev,  # type: ignore[union-attr]
+                    "listener": store.listener_client_id,
+                }
+                out["rev"] = _publish(store, 1, 2).rev
+                os.write(w, json.dumps(out).encode())
+            except BaseException as exc:
+                os.write(w, json.dumps({"error": repr(exc)}).encode())
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(w)
+        data = b""
+        while chunk := os.read(r, 65536):
+            data += chunk
+        os.close(r)
+        os.waitpid(pid, 0)
+        child = json.loads(data)
+        assert "error" not in child, child
+        assert child["token"] == list(token)
+        assert (child["head"], child["rev"]) == (1, 2)
+        assert child["listener"] not in (None, parent_listener), "its own listener"
+        # the parent's connections survived the child: its listener hears the publish
+        _wait(lambda: store.change_token() != token, "the child's publish")
+        assert store.listener_client_id == parent_listener
+        assert store.head().rev == 2  # type: ignore[union-attr]
