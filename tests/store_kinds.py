@@ -64,10 +64,42 @@ def _postgres(tmp_path: Path) -> tuple[Store, Callable[[], None]]:
     return s, cleanup
 
 
+def _redis_url() -> str:
+    url = os.environ.get("FLAGMW_TEST_REDIS_URL")
+    if not url:
+        pytest.skip("set FLAGMW_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/0)")
+    return url
+
+
+def redis_cleanup(url: str, prefix: str) -> None:
+    """Delete every key under ``prefix`` (SCAN + DEL)."""
+    import redis
+
+    with redis.Redis.from_url(url) as r:
+        keys = list(r.scan_iter(match=prefix.replace("*", "\\*") + "*", count=1000))
+        if keys:
+            r.delete(*keys)
+
+
+def _redis(tmp_path: Path) -> tuple[Store, Callable[[], None]]:
+    from flagmw.stores.redis import RedisStore
+
+    url = _redis_url()
+    prefix = f"flagmw-test:{uuid.uuid4().hex[:16]}:"  # a private key prefix per test
+    s = RedisStore(url, prefix=prefix, create=True)
+
+    def cleanup() -> None:
+        s.close()
+        redis_cleanup(url, prefix)
+
+    return s, cleanup
+
+
 STORE_KINDS: dict[str, StoreFactory] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "postgres": _postgres,
+    "redis": _redis,
 }
 
 
@@ -89,9 +121,18 @@ def _postgres_second(store: Store) -> Store:
 
 #: name → open a second instance on the same store that learns of changes by
 #: notification only (its safety-net poll, if any, disabled); kinds without one skip.
+def _redis_second(store: Store) -> Store:
+    from flagmw.stores.redis import RedisStore
+
+    assert isinstance(store, RedisStore)
+    # no safety-net poll within the test: only a pub/sub message can move its token
+    return RedisStore(store.url, prefix=store.prefix, poll_interval=3600)
+
+
 SECOND_INSTANCE: dict[str, Callable[[Store], Store]] = {
     "sqlite": _sqlite_second,
     "postgres": _postgres_second,
+    "redis": _redis_second,
 }
 
 
@@ -124,6 +165,32 @@ def _postgres_disconnected(store: Store) -> Iterator[None]:
 
 #: name → a context manager during which the store's change notifications are cut (its
 #: listener disconnected); on leaving it may reconnect. Kinds without one skip.
+@contextmanager
+def redis_disconnected(store: Store) -> Iterator[None]:
+    """Kill the listener's connection (``CLIENT KILL ID``) and keep it from reconnecting
+    until the block ends (its URL points at a closed port meanwhile)."""
+    import redis
+
+    from flagmw.stores.redis import RedisStore
+
+    assert isinstance(store, RedisStore)
+    client_id = store.listener_client_id
+    assert client_id is not None, "the listener is not connected"
+    good = store.listen_url
+    store.listen_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    try:
+        with redis.Redis.from_url(store.url) as r:
+            assert r.client_kill_filter(_id=client_id) == 1
+        deadline = time.monotonic() + 10
+        while store.listener_client_id is not None:
+            assert time.monotonic() < deadline, "the listener did not notice"
+            time.sleep(0.001)
+        yield
+    finally:
+        store.listen_url = good
+
+
 DISCONNECTED: dict[str, Callable[[Store], AbstractContextManager[None]]] = {
     "postgres": _postgres_disconnected,
+    "redis": redis_disconnected,
 }
