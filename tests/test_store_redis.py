@@ -102,7 +102,7 @@ def _wait(cond: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
 def test_a_missing_store_is_an_error_and_nothing_is_created(url: str, app: str) -> None:
     with pytest.raises(StoreUnavailableError, match="no flagmw store under this prefix"):
         RedisStore(url, app=app, env="prod")
-    with pytest.raises(StoreUnavailableError, match="publish a snapshot first"):
+    with pytest.raises(StoreUnavailableError, match="flagmw init"):
         open_store(f"{url}?app={app}&env=prod")
     assert _keys(url, f"flagmw:{app}:*") == set()
     with RedisStore(url, app=app, env="prod", create=True) as store:
@@ -117,7 +117,7 @@ def test_every_key_is_under_its_prefix_and_environments_are_isolated(url: str, a
         RedisStore(url, app=app, env="staging", create=True) as staging,
     ):
         _publish(prod, None, 3)
-        prod.add_override(_kill(), audit_action="kill.set")
+        prod.add_override(_kill())
         assert staging.head() is None
         assert staging.list_overrides() == []
         assert staging.change_token() == (0, 0)
@@ -213,7 +213,7 @@ def test_concurrent_kills_get_distinct_ids_and_audit_seqs(url: str, app: str) ->
         def add(store: RedisStore) -> None:
             barrier.wait()
             for _ in range(10):
-                store.add_override(_kill(), audit_action="kill.set")
+                store.add_override(_kill())
 
         threads = [threading.Thread(target=add, args=(s,)) for s in stores]
         for t in threads:
@@ -238,7 +238,7 @@ def test_notification_payload_carries_only_ids(url: str, app: str) -> None:
             sub = r.pubsub(ignore_subscribe_messages=True)
             sub.subscribe(f"flagmw:{app}:prod:changes")
             _publish(store, None, 5)
-            ov = store.add_override(_kill(), audit_action="kill.set")
+            ov = store.add_override(_kill())
             got = []
             deadline = time.monotonic() + 5
             while len(got) < 2 and time.monotonic() < deadline:
@@ -288,7 +288,7 @@ def test_a_killed_listener_connection_resyncs_and_picks_up_what_it_missed(
         old_id = reader.listener_client_id
         with redis_disconnected(reader):  # CLIENT KILL ID <listener>, reconnect held off
             _publish(writer, 1, 2)
-            writer.add_override(_kill(), audit_action="kill.set")
+            writer.add_override(_kill())
             time.sleep(0.05)
             assert reader.change_token() == (1, 0), "its messages were lost"
         _wait(lambda: reader.change_token() == (2, 1), "the resync after reconnecting")
@@ -369,6 +369,9 @@ def test_the_command_line_with_a_redis_store(url: str, app: str, tmp_path: Path)
     assert "no flagmw store" in missing.stderr
     assert "Traceback" not in missing.stderr
     assert _keys(url, f"flagmw:{app}:*") == set()
+    refused = run("publish", str(flags), "--store", spec, "--author", "a", "--message", "m")
+    assert refused.returncode == 2  # only init creates a store
+    assert run("init", "--no-flags-file", "--store", spec).returncode == 0
     done = run("publish", str(flags), "--store", spec, "--author", "a", "--message", "m")
     assert done.returncode == 0, done.stderr
     killed = run("kill", REFUND, "--reason", "r", "--actor", "a", env=env)

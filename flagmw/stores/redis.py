@@ -44,7 +44,15 @@ from flagmw.stores._redis_keys import (
     payload,
 )
 from flagmw.stores._sqlite_rows import dumps
-from flagmw.stores.base import AuditEntry, SnapshotInfo, SnapshotRecord, StoreState, override_target
+from flagmw.stores.base import (
+    AuditEntry,
+    SnapshotInfo,
+    SnapshotRecord,
+    StoreState,
+    check_publish_action,
+    override_audit_action,
+    override_target,
+)
 
 __all__ = ["RedisStore", "open_url"]
 
@@ -102,7 +110,9 @@ class RedisStore(ChangeListener):
         poll_interval: float = 1.0,
         stale_after: float | None = None,
         listen_url: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.clock = clock  #: the store's clock: the time of every audit entry
         if prefix is None:
             prefix = f"flagmw:{check_part('app', app)}:{check_part('env', env)}:"
         if not prefix:
@@ -156,8 +166,8 @@ class RedisStore(ChangeListener):
         if fmt is None:
             raise StoreUnavailableError(
                 self.name,
-                "no flagmw store under this prefix (publish a snapshot first, which creates"
-                " it, or check the app, env or prefix)",
+                "no flagmw store under this prefix (create it once with `flagmw init --store "
+                "URL` or RedisStore(..., create=True), or check the app, env or prefix)",
             )
         if not str(fmt).isdigit() or int(fmt) > FORMAT:
             raise StoreUnavailableError(
@@ -287,6 +297,7 @@ class RedisStore(ChangeListener):
         action: str = "publish",
         rollback_of: int | None = None,
     ) -> SnapshotInfo:
+        check_publish_action(action, rollback_of)
         doc_text = dumps(document)
         reg_text = dumps(registry)
         k = self._keys
@@ -314,7 +325,7 @@ class RedisStore(ChangeListener):
                 p.rpush(k.history, dumps(info.to_dict()))
 
             entry = {
-                "at": at,
+                "at": self.clock(),
                 "action": action,
                 "actor": author,
                 "reason": message,
@@ -329,14 +340,14 @@ class RedisStore(ChangeListener):
 
     # -- overrides -----------------------------------------------------------------------
 
-    def add_override(self, override: Override, *, audit_action: str) -> Override:
+    def add_override(self, override: Override) -> Override:
         k = self._keys
 
         def work(pipe: Pipeline) -> Work[Override]:
             ov = override.with_changes(id=f"ov-{int(pipe.hlen(k.ov)) + 1}")
             entry = {
-                "at": ov.created_at,
-                "action": audit_action,
+                "at": self.clock(),
+                "action": override_audit_action(ov),
                 "actor": ov.actor,
                 "reason": ov.reason,
                 "target": override_target(ov),
@@ -367,7 +378,7 @@ class RedisStore(ChangeListener):
             old = self._get_override(pipe, override_id)
             new = old.with_changes(expires_at=expires_at)
             entry = {
-                "at": at,
+                "at": self.clock(),
                 "action": f"{old.kind.value}.renew",
                 "actor": actor,
                 "reason": reason,
@@ -385,7 +396,7 @@ class RedisStore(ChangeListener):
             old = self._get_override(pipe, override_id)
             new = old.with_changes(ended_at=at, ended_by=actor, end_reason=reason)
             entry = {
-                "at": at,
+                "at": self.clock(),
                 "action": f"{old.kind.value}.end",
                 "actor": actor,
                 "reason": reason,
