@@ -25,10 +25,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from flagmw.client.last_good import LastGood, load_last_good, save_last_good
 from flagmw.client.results import ClientStatus
 from flagmw.core.compiled import CompiledSnapshot, View
 from flagmw.core.override_index import OverrideIndex
@@ -36,7 +38,7 @@ from flagmw.core.overrides import Override
 from flagmw.core.registry import FlagRegistry
 from flagmw.core.snapshot import Snapshot, validate_document
 from flagmw.core.source import Locator
-from flagmw.errors import FlagmwError, Problem, ValidationError
+from flagmw.errors import FlagmwError, Problem, StoreUnavailableError, ValidationError
 from flagmw.stores.base import SnapshotInfo, Store, StoreState
 
 __all__ = ["EvaluationCache", "next_change_after"]
@@ -103,6 +105,9 @@ class EvaluationCache:
         environment: str,
         clock: Callable[[], float],
         env_values: Mapping[str, Any],
+        *,
+        last_good_file: str | os.PathLike[str] | None = None,
+        startup_timeout: float = 0.0,
     ) -> None:
         self.registry = registry
         self.store = store
@@ -126,8 +131,12 @@ class EvaluationCache:
         self._last_error_at: float | None = None
         self._rejected: tuple[int | None, tuple[Problem, ...]] = (None, ())
         self._last_refresh_at: float | None = None
+        self._last_good_file = last_good_file
+        self._served_info: SnapshotInfo | None = None
         _LIVE.add(self)
         self.refresh()
+        if not self._healthy and self._compiled.rev is None:
+            self._start_up(startup_timeout)
 
     # -- change detection ----------------------------------------------------------------
 
@@ -191,7 +200,56 @@ class EvaluationCache:
         except FlagmwError as exc:
             self._fail(exc)
             return False
-        return self._install(state, now)
+        changed = self._install(state, now)
+        if changed and self._healthy and self._last_good_file is not None:
+            snapshot = self._compiled.snapshot
+            save_last_good(
+                self._last_good_file,
+                self._served_info,
+                snapshot.document if snapshot is not None else {},
+                self._overrides.overrides,
+                now,
+            )
+        return changed
+
+    def _start_up(self, timeout: float) -> None:
+        """The store could not be read at start-up and nothing was ever served: start
+        from the last-known-good file, else keep trying for ``timeout`` seconds, else
+        raise — never serve registry defaults because the store was down."""
+        if self._last_good_file is not None:
+            last = load_last_good(self._last_good_file, self.registry.fingerprint)
+            if last is not None:
+                self._install_last_good(last)
+                return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+            self.refresh(force=True)
+            if self._healthy:
+                return
+        raise StoreUnavailableError(
+            self.store.name,
+            f"no snapshot could be read within {timeout:g} s and there is no usable "
+            "last-known-good file: refusing to serve registry defaults (start the client "
+            "with last_good_file=… to start from the last config it served)",
+        )
+
+    def _install_last_good(self, last: LastGood) -> None:
+        info = last.info
+        if info is not None:
+            snapshot = Snapshot(last.document, info.content_hash)
+            self._compiled = CompiledSnapshot(self.registry, snapshot, info.rev, self._env_values)
+            self._view = self._compiled.view(self.environment)
+            self._served_info = info
+        self._overrides = OverrideIndex(last.overrides, self.registry, self.environment)
+        self._next_change = self._next_change_after(self.clock())
+        self._generation += 1
+        age = max(0.0, self.clock() - last.saved_at)
+        self._last_error = (
+            f"{self._last_error}; serving the last-known-good config from "
+            f"{self._last_good_file} (rev {self._compiled.rev}, saved {age:.0f} s ago)"
+        )
+        log.warning("flagmw: %s", self._last_error)
 
     def _install(self, state: StoreState, now: float) -> bool:
         head = state.head
@@ -215,6 +273,7 @@ class EvaluationCache:
             compiled = self._load(head)
             if compiled is not None:
                 self._compiled = compiled
+                self._served_info = head
                 self._view = compiled.view(self.environment)
                 changed = True
             else:

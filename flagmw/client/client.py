@@ -9,6 +9,7 @@ audit). This module adds the evaluation API (``resolve``, ``resolve_hot``, ``val
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -46,9 +47,18 @@ class FlagClient(EvaluationCache, AdminOperations):
             development only; read once, here).
         default_ttl: TTL of a kill or override when none is given (default 4 h).
         max_ttl: the longest TTL accepted (default 24 h).
+        last_good_file: a local file where the client keeps the last snapshot and
+            overrides it served (:mod:`flagmw.client.last_good`), and starts from when the
+            store cannot be reached at start-up (then unhealthy and stale until the store
+            answers).
+        startup_timeout: seconds to keep trying an unreachable store at start-up when no
+            usable ``last_good_file`` exists, before raising: a client never starts
+            serving registry defaults because its store was down (0: try once).
 
     Raises:
         ValidationError: a ``FF_`` variable (with ``env_vars=True``) has a bad value.
+        StoreUnavailableError: the store could not be read within ``startup_timeout``
+            seconds and there is no usable ``last_good_file``.
 
     Example::
 
@@ -68,6 +78,8 @@ class FlagClient(EvaluationCache, AdminOperations):
         env_vars: bool = False,
         default_ttl: str | float = "4h",
         max_ttl: str | float = "24h",
+        last_good_file: str | os.PathLike[str] | None = None,
+        startup_timeout: float = 10.0,
     ) -> None:
         self.default_ttl = parse_duration(default_ttl)
         self.max_ttl = parse_duration(max_ttl)
@@ -81,7 +93,15 @@ class FlagClient(EvaluationCache, AdminOperations):
 
             store = MemoryStore()
         env_values = read_env_values(registry) if env_vars else {}
-        super().__init__(registry, store, environment, clock, env_values)
+        super().__init__(
+            registry,
+            store,
+            environment,
+            clock,
+            env_values,
+            last_good_file=last_good_file,
+            startup_timeout=startup_timeout,
+        )
 
     # -- resolution ----------------------------------------------------------------------
 
