@@ -99,3 +99,37 @@ def test_a_version_1_store_is_migrated_in_place(tmp_path: Path) -> None:
             conn.execute("DELETE FROM overrides")
     finally:
         conn.close()
+
+
+def test_a_read_only_store_file_is_readable_and_refuses_writes_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """Issue 9 item 10: a 0444 (here: immutable, which binds root too) store file can be
+    read by every read command; a write fails with one line, no traceback."""
+    import shutil
+
+    path = tmp_path / "flagmw.db"
+    _store_with_a_rev(path)
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(path)]).returncode != 0:
+        pytest.skip("chattr +i is not available on this file system")
+    try:
+        script = Path(sys.executable).with_name("flagmw")
+        run = [str(script)] if script.is_file() else [sys.executable, "-m", "flagmw.cli"]
+        for cmd in (["history"], ["status"], ["audit"], ["overrides"]):
+            done = subprocess.run(
+                [*run, "--store", str(path), *cmd], capture_output=True, text=True, timeout=60
+            )
+            assert done.returncode == 0, (cmd, done.stderr)
+        done = subprocess.run(
+            [*run, "--store", str(path), "kill", "agent.enabled", "--reason", "r"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2
+        assert len(done.stderr.strip().splitlines()) == 1
+        assert "readonly" in done.stderr
+        assert "Traceback" not in done.stderr
+    finally:
+        subprocess.run([chattr, "-i", str(path)], check=True)
