@@ -91,7 +91,7 @@ def _texts(text: str, seed: int) -> None:
         _check(
             f"load_text({fmt})",
             text,
-            lambda: load_text(text, f"f.{fmt}", fmt=fmt),
+            lambda fmt=fmt: load_text(text, f"f.{fmt}", fmt=fmt),
             (ValidationError,),
         )
     mutated = _mutate(seed)
