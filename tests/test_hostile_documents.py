@@ -186,7 +186,16 @@ def test_the_validator_never_fails_but_with_a_validation_error(data: object) -> 
     from flagmw.core.source import Locator
 
     registry = FlagRegistry.from_dict(load_text(BASE, "flags.yaml")[0])
-    for doc in (data, {"values": data}, {"tenants": {"acme": data}}, {"rules": data}):
+    conditions = {"rules": [{"name": "r", "when": data, "set": {"loop.max": 2}}]}
+    for doc in (
+        data,
+        {"values": data},
+        {"tenants": {"acme": data}},
+        {"rules": data},
+        conditions,  # the condition compiler
+        {"segments": {"s": data}},
+        {"experiments": {"e": data}},
+    ):
         with contextlib.suppress(ValidationError):
             validate_document(doc, registry, locator=Locator("<fuzz>"))  # type: ignore[arg-type]
 
