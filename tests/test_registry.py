@@ -189,7 +189,18 @@ def test_from_dict_accepts_the_flags_mapping_itself() -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["a.b", "tools.refund_api.enabled", "a1.b_2.c3", "x.1", "a" * 60 + "." + "b" * 67],
+    [
+        "a.b",
+        "tools.refund_api.enabled",
+        "a1.b_2.c3",
+        "x.1",
+        "a" * 60 + "." + "b" * 67,
+        "model",  # one segment (snake_case flags of FeatureFlag enums)
+        "use_v3_style",
+        "agent-new-planner",  # kebab-case (flagd, LaunchDarkly)
+        "tools.refund-api",
+        "checkout.new-flow.enabled",
+    ],
 )
 def test_valid_keys(key: str) -> None:
     assert KEY_PATTERN.match(key)
@@ -199,9 +210,9 @@ def test_valid_keys(key: str) -> None:
 @pytest.mark.parametrize(
     "key",
     [
-        "model",
         "Tools.Refund",
-        "tools.refund-api",
+        "USE_V3_STYLE",
+        "-agent",
         "tools..refund",
         "tools.refund.",
         ".tools.refund",
@@ -226,7 +237,7 @@ def test_invalid_key_hint_is_a_valid_key() -> None:
     with pytest.raises(ValidationError) as info:
         Flag("Tools.Refund-API", "bool", False)
     hint = info.value.errors[0].hint
-    assert hint == "e.g. 'tools.refund_api'"
+    assert hint == "e.g. 'tools.refund-api'"
 
 
 def test_duplicate_and_nested_keys_in_python() -> None:
@@ -458,3 +469,17 @@ def test_to_dict_is_the_yaml_spec(registry: FlagRegistry) -> None:
         "tags": ["x", "y"],
         "sensitive": True,
     }
+
+
+def test_keys_that_would_share_a_process_variable_are_refused() -> None:
+    """FF_<KEY>: upper case, '.' and '-' as '_' — unambiguous within a registry because a
+    registry refuses two keys with one variable."""
+    with pytest.raises(ValidationError, match="share the process variable FF_AGENT_NEW_PLANNER"):
+        FlagRegistry(
+            [Flag("agent-new-planner", "bool", False), Flag("agent_new.planner", "bool", False)]
+        )
+    from flagmw.core.registry import env_var_name
+
+    assert env_var_name("use_v3_style") == "FF_USE_V3_STYLE"
+    assert env_var_name("agent-new-planner") == "FF_AGENT_NEW_PLANNER"
+    assert env_var_name("tools.refund_api.enabled") == "FF_TOOLS_REFUND_API_ENABLED"

@@ -166,17 +166,32 @@ class FlagClient(EvaluationCache, AdminOperations):
         cand = self._candidate(key, ctx)
         return copy_json(cand.value) if cand.mutable else cand.value
 
-    def is_enabled(self, key: str, ctx: EvaluationContext | None = None) -> bool:
+    def is_enabled(self, key: str, ctx: EvaluationContext | None = None, **context: Any) -> bool:
         """The value of a bool flag for ``ctx``, for code outside a graph.
+
+        The context may be given as keyword arguments instead, as the systems teams
+        migrate from read: ``client.is_enabled("use_v3_style", user_id="u-1",
+        plan="pro")`` is ``client.is_enabled("use_v3_style", EvaluationContext(
+        user_id="u-1", plan="pro"))`` — the same evaluation. ``key`` may be a ``str``
+        Enum member (:meth:`FlagRegistry.from_enum`).
 
         Raises:
             UnknownFlagError: ``key`` is not in the registry.
-            TypeError: the flag is not a bool flag.
+            TypeError: the flag is not a bool flag, or both ``ctx`` and keywords.
         """
+        if context:
+            if ctx is not None:
+                raise TypeError("give the context as ctx or as keywords, not both")
+            ctx = EvaluationContext(**context)
         value = self._candidate(key, ctx)[0]
         if value is True or value is False:
             return value
         raise TypeError(f"{key} is not a bool flag; use client.value({key!r}, ctx)")
+
+    def is_enabled_for_org(self, key: str, org_id: str) -> bool:
+        """:meth:`is_enabled` for an organisation: its tenant overlay, rules and
+        tenant-unit rollouts (``org_id`` is the ``tenant_id``)."""
+        return self.is_enabled(key, tenant_id=org_id)
 
     def variant(self, experiment: str, ctx: EvaluationContext | None = None) -> str | None:
         """The variant ``experiment`` assigns to ``ctx``, or None when it does not apply.

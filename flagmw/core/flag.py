@@ -72,7 +72,9 @@ class Flag:
     """One typed, named knob.
 
     Args:
-        key: dotted lower case, e.g. ``"tools.refund_api.enabled"``.
+        key: lower case, dot-separated segments of letters, digits, ``_`` and ``-``,
+            e.g. ``"tools.refund_api.enabled"``, ``"use_v3_style"``,
+            ``"agent-new-planner"`` (:data:`~flagmw.core.flag_spec.KEY_PATTERN`).
         type: a :class:`FlagType` or its name (``"bool"``, ``"enum"``, ``"int"``,
             ``"float"``, ``"string"``, ``"json"``).
         default: the value of the ``default`` layer; must fit the type.

@@ -26,8 +26,12 @@ __all__ = [
     "flag_problems",
 ]
 
-#: Flag keys: dotted lower case, at least two segments, e.g. ``tools.refund_api.enabled``.
-KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+$")
+#: Flag keys: lower case segments of letters, digits, ``_`` and ``-``, joined by dots; the
+#: first character a letter. The shapes of the systems teams migrate from are all valid:
+#: ``tools.refund_api.enabled`` (dotted), ``use_v3_style`` (snake_case, one segment),
+#: ``agent-new-planner`` (kebab-case), and mixes. Upper case, spaces and control
+#: characters are not (a hint proposes the fixed key).
+KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_-]*(?:\.[a-z0-9][a-z0-9_-]*)*$")
 MAX_KEY_LENGTH = 128
 
 
@@ -80,12 +84,13 @@ def flag_problems(
     """Structural problems of one flag definition (not the default's value)."""
     out: list[Problem] = []
     if not isinstance(key, str) or not KEY_PATTERN.match(key) or len(key) > MAX_KEY_LENGTH:
-        fixed = re.sub(r"[^a-z0-9_.]+", "_", str(key).lower().replace("-", "_"))
+        fixed = re.sub(r"[^a-z0-9_.-]+", "_", str(key).lower()).strip("._-")
         out.append(
             locator.problem(
                 path,
-                f"invalid flag key {key!r}: keys are dotted lower case with at least two "
-                "segments (letters, digits, underscores), at most 128 characters",
+                f"invalid flag key {key!r}: keys are lower case letters, digits, '_' and "
+                "'-', in dot-separated segments starting with a letter (tools.refund_api."
+                "enabled, use_v3_style, agent-new-planner), at most 128 characters",
                 f"e.g. {fixed!r}"
                 if KEY_PATTERN.match(fixed)
                 else "e.g. 'tools.refund_api.enabled'",

@@ -19,6 +19,7 @@ time: ``"flase"`` is an error for a bool, ``"5"`` is an error for an int.
 from __future__ import annotations
 
 import datetime as _dt
+import enum
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -36,9 +37,13 @@ __all__ = ["FlagRegistry", "env_var_name"]
 
 
 def env_var_name(key: str) -> str:
-    """The ``FF_`` process variable for a key: ``tools.refund_api.enabled`` →
-    ``FF_TOOLS_REFUND_API_ENABLED``."""
-    return "FF_" + key.upper().replace(".", "_")
+    """The ``FF_`` process variable for a key: upper case, ``.`` and ``-`` as ``_``:
+    ``tools.refund_api.enabled`` → ``FF_TOOLS_REFUND_API_ENABLED``, ``use_v3_style`` →
+    ``FF_USE_V3_STYLE``, ``agent-new-planner`` → ``FF_AGENT_NEW_PLANNER`` (the names
+    ``FeatureFlag`` enums and 12-factor apps already use). Different keys can share a
+    name (``a.b`` and ``a_b``): a registry refuses such a pair, so within one application
+    every variable names exactly one flag."""
+    return "FF_" + key.upper().replace(".", "_").replace("-", "_")
 
 
 class FlagRegistry:
@@ -70,6 +75,7 @@ class FlagRegistry:
                 )
             self._flags[f.key] = f
         problems.extend(_prefix_problems(self._flags, Locator(source)))
+        problems.extend(_env_name_problems(self._flags, source))
         if problems:
             raise ValidationError(problems, source)
         self.hot_keys: frozenset[str] = frozenset(k for k, f in self._flags.items() if f.hot)
@@ -79,6 +85,70 @@ class FlagRegistry:
         self._fingerprint: str | None = None
 
     # -- construction -------------------------------------------------------------------
+
+    @classmethod
+    def from_enum(
+        cls,
+        enum: type[enum.Enum],
+        *,
+        defaults: Mapping[Any, Any] | None = None,
+        owner: str = "",
+        binding: str = "pinned",
+    ) -> FlagRegistry:
+        """A registry from a ``str`` Enum whose values are the flag keys — the
+        ``FeatureFlag`` enum many applications already have::
+
+            class FeatureFlag(StrEnum):
+                USE_V3_STYLE = "use_v3_style"
+                MAX_STEPS = "agent-max-steps"
+
+            registry = FlagRegistry.from_enum(FeatureFlag, defaults={FeatureFlag.MAX_STEPS: 8})
+            client.is_enabled(FeatureFlag.USE_V3_STYLE)
+
+        Each member is a flag whose type follows its default: ``bool``, ``int``,
+        ``float``, ``str`` (a string flag), a list or mapping (a json flag); a member
+        without a default is a bool flag defaulting to False. Members are accepted
+        wherever a key is (a ``str`` Enum member *is* its key).
+
+        Args:
+            enum: the Enum class (``StrEnum`` or ``class X(str, Enum)``).
+            defaults: member (or key) → default value.
+            owner: the owner recorded on every flag.
+            binding: ``"pinned"`` or ``"hot"`` for every flag.
+
+        Raises:
+            TypeError: a member's value is not a str, or a default of another type.
+            ValidationError: a value that is not a valid key (see ``KEY_PATTERN``).
+        """
+        given = {str(getattr(k, "value", k)): v for k, v in (defaults or {}).items()}
+        flags: list[Flag] = []
+        for member in enum:
+            key = member.value
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"{enum.__name__}.{member.name}: a flag key must be a str, got "
+                    f"{type(key).__name__}"
+                )
+            default = given.pop(key, False)
+            if isinstance(default, bool):
+                kind = "bool"
+            elif isinstance(default, int):
+                kind = "int"
+            elif isinstance(default, float):
+                kind = "float"
+            elif isinstance(default, str):
+                kind = "string"
+            elif isinstance(default, list | dict):
+                kind = "json"
+            else:
+                raise TypeError(
+                    f"{enum.__name__}.{member.name}: no flag type for a default of type "
+                    f"{type(default).__name__}"
+                )
+            flags.append(Flag(key, kind, default, owner=owner, binding=binding))
+        if given:
+            raise TypeError(f"defaults for keys {sorted(given)} that {enum.__name__} lacks")
+        return cls(flags, source=f"enum {enum.__module__}.{enum.__qualname__}")
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> FlagRegistry:
@@ -274,4 +344,24 @@ def _prefix_problems(
                         "key_prefix",
                     )
                 )
+    return out
+
+
+def _env_name_problems(flags: Mapping[str, Flag], source: str) -> list[Problem]:
+    """Keys that would share an ``FF_`` variable (``a.b`` and ``a_b``): ambiguous."""
+    seen: dict[str, str] = {}
+    out: list[Problem] = []
+    for key in sorted(flags):
+        name = env_var_name(key)
+        other = seen.setdefault(name, key)
+        if other != key:
+            out.append(
+                Problem(
+                    source,
+                    f"flags[{key}]",
+                    f"{key!r} and {other!r} would share the process variable {name}",
+                    "rename one: every FF_ variable must name exactly one flag",
+                    "invalid_key",
+                )
+            )
     return out
