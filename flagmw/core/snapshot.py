@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flagmw.core.canonical import content_hash
 from flagmw.core.registry import FlagRegistry
+from flagmw.core.snapshot_hash import document_hash
 from flagmw.core.snapshot_validation import DocumentValidator
 from flagmw.core.source import DocPath, Locator, format_path, load_document
 from flagmw.errors import Problem, ValidationError
@@ -51,7 +51,9 @@ class Snapshot:
         document: the normalised document (JSON primitives): ``version``,
             ``environments``, ``values``, ``rules``, ``segments``, ``tenants``,
             ``routes``, ``experiments`` — every section present, shorthands expanded.
-        content_hash: ``"sha256:…"`` over the canonical JSON of ``document``.
+        content_hash: ``"sha256:…"`` of ``document``: the canonical JSON of its base and
+            the multiset digest of its tenant and route overlays
+            (:mod:`flagmw.core.snapshot_hash`).
         warnings: non-blocking problems (e.g. expired flags, empty conditions).
     """
 
@@ -62,7 +64,7 @@ class Snapshot:
     @classmethod
     def from_normalised(cls, document: Mapping[str, Any]) -> Snapshot:
         """Wrap a document that was validated before (e.g. read back from a store)."""
-        return cls(document, content_hash(document))
+        return cls(document, document_hash(document))
 
 
 def validate_document(
@@ -119,7 +121,7 @@ def validate_document(
     errors = [p for p in v.problems if p.severity == "error"]
     if errors:
         raise ValidationError(v.problems, loc.source)
-    return Snapshot(doc, content_hash(doc), tuple(p for p in v.problems if p.severity != "error"))
+    return Snapshot(doc, document_hash(doc), tuple(p for p in v.problems if p.severity != "error"))
 
 
 def diff_documents(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[Change]:
