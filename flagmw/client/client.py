@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flagmw.client.admin import AdminOperations
+from flagmw.client.async_ops import AsyncOperations
 from flagmw.client.cache import EvaluationCache
 from flagmw.client.env import read_env_values
 from flagmw.client.overlay_publish import OverlayPublishing
@@ -36,7 +37,9 @@ __all__ = ["ClientStatus", "FlagClient", "PublishResult", "read_env_values"]
 _EMPTY_CTX = EvaluationContext()
 
 
-class FlagClient(EvaluationCache, AdminOperations, OverlayPublishing, SnapshotReads):
+class FlagClient(
+    EvaluationCache, AdminOperations, OverlayPublishing, SnapshotReads, AsyncOperations
+):
     """Resolves flags for runs from a store, and operates the store.
 
     Args:
