@@ -1,0 +1,182 @@
+"""The Redis store's overlay rows: a base per rev in ``snap:<rev>`` and, per tenant or
+route, a hash of the revs that changed it (:mod:`flagmw.stores._overlays`), and the
+format 1 → 2 migration that moves the overlays of revs written before it out of their
+documents.
+
+Keys (after the store's prefix; :mod:`flagmw.stores._redis_keys`):
+
+* ``overlay:<section>:<name>`` — hash: rev → the overlay's canonical JSON text, or
+  ``""`` when it was removed at that rev; the overlay at rev R is the field with the
+  greatest rev ≤ R (looked up server-side by :data:`AT_REV`, a Lua script);
+* ``overlays`` — set of ``<section>:<name>`` of every overlay ever written;
+* ``changed:<rev>`` — set of ``<section>:<name>`` written at that rev;
+* the rev's overlay digest is in its ``history`` entry (``overlay_digest``).
+
+Rows at revs ≤ R never change once written, so reading "the overlays at R" needs no
+transaction: a later publish only adds fields > R. Lookups run in chunks of
+:data:`CHUNK` keys, so no single script holds the server for long.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import redis
+from redis.client import Pipeline
+
+from flagmw.core.snapshot_hash import digest_hex
+from flagmw.stores._overlays import OverlayKey, OverlayRow, plan_document
+from flagmw.stores._redis_keys import FORMAT, Keys, member_key, overlay_member
+from flagmw.stores._sqlite_rows import dumps
+
+__all__ = [
+    "AT_REV",
+    "CHUNK",
+    "OverlayReader",
+    "migrate_to_overlays",
+    "queue_rows",
+]
+
+#: keys per script call or command when reading or writing many overlays
+CHUNK = 2000
+
+#: Lua: for each hash in KEYS, the body at the greatest rev field ≤ ARGV[1] (false when
+#: there is none or it is the removal marker ""); with ARGV[2] == "1", 1 instead of the
+#: body (names only).
+AT_REV = """
+local rev = tonumber(ARGV[1])
+local names = ARGV[2] == '1'
+local out = {}
+for i, key in ipairs(KEYS) do
+    local best = -1
+    for _, f in ipairs(redis.call('HKEYS', key)) do
+        local r = tonumber(f)
+        if r <= rev and r > best then best = r end
+    end
+    out[i] = false
+    if best >= 1 then
+        local body = redis.call('HGET', key, tostring(best))
+        if body ~= '' then
+            if names then out[i] = 1 else out[i] = body end
+        end
+    end
+end
+return out
+"""
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class OverlayReader:
+    """Reads overlays at a rev through ``client`` (its own connections; rows ≤ a rev
+    are immutable, so no transaction is needed)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._client = client
+        self._keys = keys
+        self._at_rev = client.register_script(AT_REV)
+
+    def _lookup(self, rev: int, keys: Sequence[OverlayKey], names: bool) -> list[Any]:
+        if not keys:
+            return []
+        k = self._keys
+        with self._client.pipeline(transaction=False) as pipe:
+            for chunk in _chunks(keys):
+                self._at_rev(
+                    keys=[k.overlay(s, n) for s, n in chunk],
+                    args=[rev, "1" if names else "0"],
+                    client=pipe,
+                )
+            replies = pipe.execute()
+        return [v for reply in replies for v in reply]
+
+    def all_names(self) -> list[OverlayKey]:
+        """Every overlay key ever written."""
+        members = self._client.smembers(self._keys.overlays)
+        return [member_key(m) for m in members]
+
+    def texts_at(self, rev: int | None) -> dict[OverlayKey, str]:
+        """Every overlay in force at ``rev`` (key → text); empty for None."""
+        if rev is None:
+            return {}
+        keys = self.all_names()
+        texts = self._lookup(rev, keys, False)
+        return {key: text for key, text in zip(keys, texts, strict=True) if text}
+
+    def names_at(self, rev: int) -> list[OverlayKey]:
+        """The keys of every overlay in force at ``rev``, sorted."""
+        keys = self.all_names()
+        hits = self._lookup(rev, keys, True)
+        return sorted(key for key, hit in zip(keys, hits, strict=True) if hit)
+
+    def texts_of(self, rev: int | None, keys: Iterable[OverlayKey]) -> dict[OverlayKey, str | None]:
+        """The texts of ``keys`` at ``rev`` (None: no such overlay)."""
+        wanted = list(dict.fromkeys((str(s), str(n)) for s, n in keys))
+        if rev is None:
+            return dict.fromkeys(wanted)
+        texts = self._lookup(rev, wanted, False)
+        return {key: text or None for key, text in zip(wanted, texts, strict=True)}
+
+    def changed_between(self, since: int, rev: int) -> set[OverlayKey]:
+        """The keys of the overlays written by the revs after ``since`` up to ``rev``."""
+        revs = list(range(max(since, 0) + 1, rev + 1))
+        out: set[OverlayKey] = set()
+        for chunk in _chunks(revs, 500):
+            with self._client.pipeline(transaction=False) as pipe:
+                for r in chunk:
+                    pipe.smembers(self._keys.changed(r))
+                for members in pipe.execute():
+                    out.update(member_key(m) for m in members)
+        return out
+
+
+def queue_rows(pipe: Pipeline, keys: Keys, rev: int, rows: Sequence[OverlayRow]) -> None:
+    """Queue the writes of the overlay rows of ``rev`` (inside the caller's MULTI)."""
+    for section, name, text in rows:
+        pipe.hset(keys.overlay(section, name), str(rev), "" if text is None else text)
+    members = [overlay_member(s, n) for s, n, _ in rows]
+    for chunk in _chunks(members, 10 * CHUNK):
+        pipe.sadd(keys.overlays, *chunk)
+        pipe.sadd(keys.changed(rev), *chunk)
+
+
+def migrate_to_overlays(client: redis.Redis, keys: Keys) -> None:
+    """Format 1 → 2: move every rev's tenant and route overlays out of its document
+    (``snap:<rev>``) into overlay rows (only the changed ones per rev), add each rev's
+    overlay digest to its ``history`` entry, and set ``format`` 2 — in one MULTI/EXEC
+    under WATCH of the marker and ``seq`` (a concurrent writer makes it start over;
+    another process that migrated first makes it a no-op). Content hashes already
+    recorded are kept."""
+    k = keys
+    with client.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(k.store, k.seq)  # type: ignore[no-untyped-call]
+                fmt = pipe.hget(k.store, "format")
+                if fmt is None or int(str(fmt)) >= FORMAT:
+                    return
+                infos = pipe.lrange(k.history, 0, -1)
+                docs = [pipe.get(k.snap(rev)) for rev in range(1, len(infos) + 1)]
+                pipe.multi()
+                head: dict[OverlayKey, str] = {}
+                for rev, (info, doc) in enumerate(zip(infos, docs, strict=True), 1):
+                    plan = plan_document(json.loads(doc or "{}"), head, "-")
+                    queue_rows(pipe, k, rev, plan.rows)
+                    pipe.set(k.snap(rev), dumps(plan.base))
+                    entry = {**json.loads(info), "overlay_digest": digest_hex(plan.digest)}
+                    pipe.lset(k.history, rev - 1, dumps(entry))
+                    for s, n, body in plan.rows:
+                        if body is None:
+                            head.pop((s, n), None)
+                        else:
+                            head[(s, n)] = body
+                pipe.hset(k.store, "format", FORMAT)
+                pipe.execute()
+                return
+            except redis.WatchError:
+                continue
