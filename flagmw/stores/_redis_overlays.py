@@ -34,6 +34,8 @@ from flagmw.stores._sqlite_rows import dumps
 __all__ = [
     "AT_REV",
     "CHUNK",
+    "MEMBERS",
+    "WRITE_ROWS",
     "OverlayReader",
     "migrate_to_overlays",
     "queue_rows",
@@ -44,7 +46,8 @@ CHUNK = 2000
 
 #: Lua: for each hash in KEYS, the body at the greatest rev field ≤ ARGV[1] (false when
 #: there is none or it is the removal marker ""); with ARGV[2] == "1", 1 instead of the
-#: body (names only).
+#: body (names only). The replies come back as one JSON array (``cjson``): one bulk
+#: string to parse instead of one reply per key.
 AT_REV = """
 local rev = tonumber(ARGV[1])
 local names = ARGV[2] == '1'
@@ -63,7 +66,28 @@ for i, key in ipairs(KEYS) do
         end
     end
 end
-return out
+return cjson.encode(out)
+"""
+
+#: Lua: every member of the set KEYS[1] as one JSON array.
+MEMBERS = """
+local m = redis.call('SMEMBERS', KEYS[1])
+if #m == 0 then return '[]' end
+return cjson.encode(m)
+"""
+
+#: Lua: write overlay rows of rev ARGV[1]: KEYS[1] the ``overlays`` set, KEYS[2] the
+#: rev's ``changed:<rev>`` set, KEYS[3..] the overlay hashes; ARGV[2..] pairs of
+#: (member, text) in the order of the hashes.
+WRITE_ROWS = """
+local rev = ARGV[1]
+for i = 3, #KEYS do
+    local j = 2 * (i - 3) + 2
+    redis.call('HSET', KEYS[i], rev, ARGV[j + 1])
+    redis.call('SADD', KEYS[1], ARGV[j])
+    redis.call('SADD', KEYS[2], ARGV[j])
+end
+return #KEYS - 2
 """
 
 
@@ -80,6 +104,7 @@ class OverlayReader:
         self._client = client
         self._keys = keys
         self._at_rev = client.register_script(AT_REV)
+        self._members = client.register_script(MEMBERS)
 
     def _lookup(self, rev: int, keys: Sequence[OverlayKey], names: bool) -> list[Any]:
         if not keys:
@@ -93,11 +118,11 @@ class OverlayReader:
                     client=pipe,
                 )
             replies = pipe.execute()
-        return [v for reply in replies for v in reply]
+        return [v for reply in replies for v in json.loads(reply)]
 
     def all_names(self) -> list[OverlayKey]:
         """Every overlay key ever written."""
-        members = self._client.smembers(self._keys.overlays)
+        members = json.loads(self._members(keys=[self._keys.overlays]))
         return [member_key(m) for m in members]
 
     def texts_at(self, rev: int | None) -> dict[OverlayKey, str]:
@@ -136,13 +161,14 @@ class OverlayReader:
 
 
 def queue_rows(pipe: Pipeline, keys: Keys, rev: int, rows: Sequence[OverlayRow]) -> None:
-    """Queue the writes of the overlay rows of ``rev`` (inside the caller's MULTI)."""
-    for section, name, text in rows:
-        pipe.hset(keys.overlay(section, name), str(rev), "" if text is None else text)
-    members = [overlay_member(s, n) for s, n, _ in rows]
-    for chunk in _chunks(members, 10 * CHUNK):
-        pipe.sadd(keys.overlays, *chunk)
-        pipe.sadd(keys.changed(rev), *chunk)
+    """Queue the writes of the overlay rows of ``rev`` (inside the caller's MULTI): one
+    :data:`WRITE_ROWS` script call per :data:`CHUNK` rows."""
+    for chunk in _chunks(rows):
+        args: list[str] = [str(rev)]
+        for section, name, text in chunk:
+            args += (overlay_member(section, name), "" if text is None else text)
+        hashes = [keys.overlay(s, n) for s, n, _ in chunk]
+        pipe.eval(WRITE_ROWS, 2 + len(hashes), keys.overlays, keys.changed(rev), *hashes, *args)
 
 
 def migrate_to_overlays(client: redis.Redis, keys: Keys) -> None:
