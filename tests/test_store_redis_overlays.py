@@ -161,3 +161,34 @@ def test_the_overlay_keys_of_a_publish(url: str, prefix: str) -> None:
         history = json.loads(r.lindex(f"{prefix}history", 0))
     assert {"overlay:tenants:a:b", "overlays", "changed:1", "snap:1"} <= keys
     assert len(history["overlay_digest"]) == 512
+
+
+def test_a_history_entry_without_a_digest_is_summarised_once(url: str, prefix: str) -> None:
+    doc = {"values": {}, "tenants": {"acme": {"values": {KEY: 1}}}, "routes": {}}
+    with RedisStore(url, prefix=prefix, create=True) as store:
+        store.publish(
+            doc,
+            {"flags": {}},
+            content_hash=document_hash(doc),
+            registry_fingerprint="sha256:reg",
+            parent_rev=None,
+            author="a",
+            message="m",
+            at=1.0,
+        )
+        with redis.Redis.from_url(url, decode_responses=True) as r:
+            entry = json.loads(r.lindex(f"{prefix}history", 0))
+            del entry["overlay_digest"]
+            r.lset(f"{prefix}history", 0, json.dumps(entry))
+        info = store.publish_overlays(
+            {("tenants", "hooli"): {"values": {}}},
+            {"flags": {}},
+            registry_fingerprint="sha256:reg",
+            parent_rev=1,
+            author="b",
+            message="one tenant",
+            at=2.0,
+        )
+        expected = {**doc, "tenants": {**doc["tenants"], "hooli": {"values": {}}}}
+        assert store.get_snapshot(2).document == expected
+        assert info.content_hash == document_hash(expected)

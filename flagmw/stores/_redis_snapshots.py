@@ -165,11 +165,17 @@ class RedisSnapshots:
             entry = json.loads(pipe.lindex(k.history, head - 1))  # type: ignore[arg-type]
             if base is None:
                 raise StoreUnavailableError(self.name, f"rev {head}'s document is missing")
+            base_doc = json.loads(base)
+            if "overlay_digest" in entry:
+                digest = digest_from_hex(entry["overlay_digest"])
+            else:  # not written by this layout: summarise the head's overlays once
+                texts = self._overlays.texts_at(head)
+                digest = plan_document(assemble(base_doc, texts), {}).digest
             plan = plan_changes(
                 changes,
-                base=json.loads(base),
+                base=base_doc,
                 head=self._overlays.texts_of(head, changes),
-                head_digest=digest_from_hex(entry["overlay_digest"]),
+                head_digest=digest,
             )
             return self._insert(
                 plan,
