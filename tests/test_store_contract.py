@@ -19,6 +19,7 @@ Backend hooks (a second instance, a way to cut notifications) live in
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -417,3 +418,32 @@ def test_any_patch_assembles_and_hashes_like_the_whole_document(
     assert store.get_snapshot(info.rev).document == expected
     assert info.content_hash == document_hash(expected)
     assert store.changed_overlays(head.rev, info.rev) <= set(changes)
+
+
+def test_concurrent_one_tenant_publishes_on_one_parent_exactly_one_wins(store: Store) -> None:
+    _publish_whole(store, _fleet_doc(), None)
+    barrier = threading.Barrier(4)
+    outcomes: dict[str, Any] = {}
+
+    def publish(name: str) -> None:
+        barrier.wait()
+        try:
+            outcomes[name] = _patch(store, {("tenants", name): {"values": {KEY: 1}}}, 1)
+        except ConflictError as exc:
+            outcomes[name] = exc
+
+    threads = [threading.Thread(target=publish, args=(f"t{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    winners = [n for n, o in outcomes.items() if not isinstance(o, ConflictError)]
+    assert len(outcomes) == 4
+    assert len(winners) == 1
+    head = store.head()
+    assert head is not None
+    assert head.rev == 2
+    assert store.changed_overlays(1, 2) == {("tenants", winners[0])}
+    expected = _fleet_doc()
+    expected["tenants"][winners[0]] = {"values": {KEY: 1}}
+    assert store.get_snapshot().document == expected
