@@ -169,6 +169,7 @@ class AdminOperations:
             at=self.clock(),
             action=action,
             rollback_of=rollback_of,
+            **({"overlay_texts": snapshot.overlay_texts} if snapshot.overlay_texts else {}),
         )
         self.refresh()
         return PublishResult(info.rev, info.content_hash, info.parent_rev, True, warnings)

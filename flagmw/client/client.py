@@ -17,6 +17,7 @@ from typing import Any
 from flagmw.client.admin import AdminOperations
 from flagmw.client.cache import EvaluationCache
 from flagmw.client.env import read_env_values
+from flagmw.client.overlay_publish import OverlayPublishing
 from flagmw.client.results import ClientStatus, PublishResult
 from flagmw.client.scope import unknown_target
 from flagmw.core.candidate import copy_json
@@ -34,7 +35,7 @@ __all__ = ["ClientStatus", "FlagClient", "PublishResult", "read_env_values"]
 _EMPTY_CTX = EvaluationContext()
 
 
-class FlagClient(EvaluationCache, AdminOperations):
+class FlagClient(EvaluationCache, AdminOperations, OverlayPublishing):
     """Resolves flags for runs from a store, and operates the store.
 
     Args:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flagmw.core.registry import FlagRegistry
-from flagmw.core.snapshot_hash import document_hash
+from flagmw.core.snapshot_hash import document_hash, hash_and_texts
 from flagmw.core.snapshot_validation import DocumentValidator
 from flagmw.core.source import DocPath, Locator, format_path, load_document
 from flagmw.errors import Problem, ValidationError
@@ -60,6 +60,9 @@ class Snapshot:
     document: Mapping[str, Any]
     content_hash: str
     warnings: tuple[Problem, ...] = ()
+    #: the canonical text of each overlay, ``(section, name)`` → text, when computed
+    #: with the hash (a store writes them as they are: computed once per publish)
+    overlay_texts: Mapping[tuple[str, str], str] | None = None
 
     @classmethod
     def from_normalised(cls, document: Mapping[str, Any]) -> Snapshot:
@@ -121,7 +124,8 @@ def validate_document(
     errors = [p for p in v.problems if p.severity == "error"]
     if errors:
         raise ValidationError(v.problems, loc.source)
-    return Snapshot(doc, document_hash(doc), tuple(p for p in v.problems if p.severity != "error"))
+    digest, texts = hash_and_texts(doc)
+    return Snapshot(doc, digest, tuple(p for p in v.problems if p.severity != "error"), texts)
 
 
 def diff_documents(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[Change]:

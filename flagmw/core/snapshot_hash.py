@@ -36,6 +36,7 @@ __all__ = [
     "digest_from_hex",
     "digest_hex",
     "document_hash",
+    "hash_and_texts",
     "overlay_element",
     "overlay_text",
     "overlays_of",
@@ -114,7 +115,21 @@ def document_hash(document: Mapping[str, Any]) -> str:
     Raises:
         CanonicalizationError: the document holds something JSON cannot represent.
     """
+    return hash_and_texts(document)[0]
+
+
+def hash_and_texts(
+    document: Mapping[str, Any],
+) -> tuple[str, dict[tuple[str, str], str]]:
+    """:func:`document_hash` and the canonical text of every overlay (``(section,
+    name)`` → text), which a store writes: computed once per publish.
+
+    Raises:
+        CanonicalizationError: the document holds something JSON cannot represent.
+    """
     digest = 0
+    texts: dict[tuple[str, str], str] = {}
     for section, name, overlay in overlays_of(document):
-        digest += overlay_element(section, name, overlay_text(overlay))
-    return snapshot_hash(document, digest % _MOD)
+        text = texts[(section, name)] = overlay_text(overlay)
+        digest += overlay_element(section, name, text)
+    return snapshot_hash(document, digest % _MOD), texts

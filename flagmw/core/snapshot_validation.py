@@ -45,6 +45,42 @@ class _PlainSpec:
         self.description = description
 
 
+class _PlainRule:
+    """What :meth:`DocumentValidator.rules` reads of a parsed :class:`RuleSpec`."""
+
+    __slots__ = ("description", "name", "rollout", "set_", "when")
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.name = raw["name"]
+        self.description = raw.get("description", "")
+        self.when = raw.get("when")
+        self.rollout = None
+        self.set_ = raw["set"]
+
+
+_PLAIN_RULE_FIELDS = frozenset({"name", "set", "when", "description"})
+
+
+def _plain_rule(raw: Any) -> _PlainRule | None:
+    """``raw`` as a rule when it is one the model accepts as it is (name, set, and
+    optionally when and description, well typed, no rollout); None: parse the model."""
+    if (
+        type(raw) is dict
+        and "name" in raw
+        and "set" in raw
+        and not raw.keys() - _PLAIN_RULE_FIELDS
+        and type(raw["name"]) is str
+        and raw["name"]
+        and type(raw["set"]) is dict
+        and type(raw.get("when", {})) is dict
+        and type(raw.get("description", "")) is str
+        and all(type(k) is str for k in raw["set"])
+        and all(type(k) is str for k in raw.get("when", ()))
+    ):
+        return _PlainRule(raw)
+    return None
+
+
 def _plain(structure: dict[str, Any], spec_cls: type[OverlaySpec]) -> bool:
     """True when ``structure`` (an overlay without values and rules) is one the spec
     model accepts as it is: no other fields, a str description, a list of str requires
@@ -154,7 +190,9 @@ class DocumentValidator:
         seen: dict[str, int] = {}
         for i, raw in enumerate(data):
             p = (*path, i)
-            spec = self.parse(RuleSpec, raw, p, "rule")
+            spec: Any = _plain_rule(raw)  # the common shape without building the model
+            if spec is None:
+                spec = self.parse(RuleSpec, raw, p, "rule")
             if spec is None:
                 continue
             if spec.name in seen:

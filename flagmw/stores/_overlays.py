@@ -64,18 +64,24 @@ class PublishPlan:
 
 
 def plan_document(
-    document: Mapping[str, Any], head: Mapping[OverlayKey, str], content_hash: str | None = None
+    document: Mapping[str, Any],
+    head: Mapping[OverlayKey, str],
+    content_hash: str | None = None,
+    texts: Mapping[OverlayKey, str] | None = None,
 ) -> PublishPlan:
     """Plan the publish of a whole normalised ``document`` on top of a head whose
     overlays are ``head`` (key → text; empty for the first rev). ``content_hash``: the
     caller's hash of the document (:func:`~flagmw.core.snapshot_hash.document_hash`),
-    recorded as given; computed when None."""
+    recorded as given; computed when None. ``texts``: the overlays' canonical texts
+    when the caller has them (:func:`~flagmw.core.snapshot_hash.hash_and_texts`)."""
     rows: list[OverlayRow] = []
     digest = 0
     seen: set[OverlayKey] = set()
     for section, name, overlay in overlays_of(document):
-        text = overlay_text(overlay)
         key = (section, name)
+        text = texts.get(key) if texts is not None else None
+        if text is None:
+            text = overlay_text(overlay)
         seen.add(key)
         digest += overlay_element(section, name, text)
         if head.get(key) != text:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -64,7 +65,8 @@ def names_at(conn: sqlite3.Connection, rev: int) -> list[OverlayKey]:
         "GROUP BY section, name",
         (rev,),
     )
-    return [(s, n) for s, n, gone, _ in rows if not gone]
+    intern = sys.intern  # one "tenants" object, not one per row
+    return [(intern(s), n) for s, n, gone, _ in rows if not gone]
 
 
 def texts_of(

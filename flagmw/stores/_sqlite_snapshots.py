@@ -86,7 +86,12 @@ class SQLiteSnapshots:
     ) -> dict[tuple[str, str], Mapping[str, Any]]:
         with self._read() as conn:
             self._rev_row(conn, rev, "rev")
-            texts = texts_of(conn, rev, keys)
+            keys = list(keys)
+            if len(keys) > 256:  # one scan of the rev's overlays beats many lookups
+                every = texts_at(conn, rev)
+                texts: dict[tuple[str, str], str | None] = {k: every.get(k) for k in keys}
+            else:
+                texts = texts_of(conn, rev, keys)
         return {k: json.loads(t) for k, t in texts.items() if t is not None}
 
     def changed_overlays(self, since_rev: int, rev: int) -> set[tuple[str, str]]:
@@ -113,13 +118,14 @@ class SQLiteSnapshots:
         at: float,
         action: str = "publish",
         rollback_of: int | None = None,
+        overlay_texts: Mapping[tuple[str, str], str] | None = None,
     ) -> SnapshotInfo:
         check_publish_action(action, rollback_of)
         with self._write() as (conn, seqs):
             head = conn.execute("SELECT MAX(rev) FROM snapshots").fetchone()[0]
             if parent_rev != head:
                 raise ConflictError(parent_rev, head)
-            plan = plan_document(document, texts_at(conn, head), content_hash)
+            plan = plan_document(document, texts_at(conn, head), content_hash, overlay_texts)
             return self._insert(
                 conn,
                 seqs,

@@ -245,12 +245,16 @@ class Store(Protocol):
         at: float,
         action: str = "publish",
         rollback_of: int | None = None,
+        overlay_texts: Mapping[tuple[str, str], str] | None = None,
     ) -> SnapshotInfo:
         """Publish ``document`` as rev ``parent_rev + 1`` (rev 1 when ``parent_rev`` is
         None), with its audit entry, atomically; of its tenant and route overlays only
         those that differ from the head's are written. ``action`` is ``"publish"`` or
         ``"rollback"`` (which needs ``rollback_of``); the audit entry's time is the
-        store's clock.
+        store's clock. ``overlay_texts``: the canonical text of each of the document's
+        overlays when the caller computed them with the hash
+        (:func:`flagmw.core.snapshot_hash.hash_and_texts`; written as given), else
+        computed here.
 
         Raises:
             ConflictError: ``parent_rev`` is not the current head rev.

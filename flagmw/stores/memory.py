@@ -157,11 +157,12 @@ class MemoryStore:
         at: float,
         action: str = "publish",
         rollback_of: int | None = None,
+        overlay_texts: Mapping[tuple[str, str], str] | None = None,
     ) -> SnapshotInfo:
         check_publish_action(action, rollback_of)
         with self._lock:
             head = self._check_parent(parent_rev)
-            plan = plan_document(document, self._texts_at(head), content_hash)
+            plan = plan_document(document, self._texts_at(head), content_hash, overlay_texts)
             return self._insert(
                 plan,
                 registry,
