@@ -164,13 +164,16 @@ class PostgresSnapshots:
         at: float,
         action: str = "publish",
         rollback_of: int | None = None,
+        overlay_texts: Mapping[OverlayKey, str] | None = None,
     ) -> SnapshotInfo:
         check_publish_action(action, rollback_of)
         reg_text = dumps(registry)
 
         def work(cur: Cursor) -> tuple[SnapshotInfo, dict[str, Any]]:
             head = self._check_parent(cur, parent_rev)
-            plan = plan_document(document, texts_at(cur, self._s, head), content_hash)
+            plan = plan_document(
+                document, texts_at(cur, self._s, head), content_hash, overlay_texts
+            )
             return self._insert(
                 cur,
                 plan,

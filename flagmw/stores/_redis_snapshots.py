@@ -121,13 +121,16 @@ class RedisSnapshots:
         at: float,
         action: str = "publish",
         rollback_of: int | None = None,
+        overlay_texts: Mapping[OverlayKey, str] | None = None,
     ) -> SnapshotInfo:
         check_publish_action(action, rollback_of)
         reg_text = dumps(registry)
 
         def work(pipe: Pipeline) -> Work[SnapshotInfo]:
             head = self._check_parent(pipe, parent_rev)
-            plan = plan_document(document, self._overlays.texts_at(head), content_hash)
+            plan = plan_document(
+                document, self._overlays.texts_at(head), content_hash, overlay_texts
+            )
             return self._insert(
                 plan,
                 reg_text,
