@@ -33,7 +33,7 @@ from store_kinds import DISCONNECTED, SECOND_INSTANCE, STORE_KINDS
 
 from flagmw import ConflictError, FlagClient, FlagRegistry, NotFoundError, OverrideError, Store
 from flagmw.core.context import EvaluationContext
-from flagmw.core.snapshot_hash import document_hash
+from flagmw.core.snapshot_hash import document_hash, hash_and_texts
 
 KEY = "loop.max_iterations"
 REFUND = "tools.refund_api.enabled"
@@ -447,3 +447,25 @@ def test_concurrent_one_tenant_publishes_on_one_parent_exactly_one_wins(store: S
     expected = _fleet_doc()
     expected["tenants"][winners[0]] = {"values": {KEY: 1}}
     assert store.get_snapshot().document == expected
+
+
+def test_a_publish_with_the_callers_overlay_texts(store: Store) -> None:
+    doc = _fleet_doc()
+    content_hash, texts = hash_and_texts(doc)
+    info = store.publish(
+        doc,
+        REG,
+        content_hash=content_hash,
+        registry_fingerprint=REG_FP,
+        parent_rev=None,
+        author="alice",
+        message="whole",
+        at=T0,
+        overlay_texts=texts,
+    )
+    assert store.get_snapshot(1).document == doc
+    assert store.get_overlays(1, list(texts)) == {key: doc[key[0]][key[1]] for key in texts}
+    # the digest kept from those texts: a patch on top hashes like the whole document
+    patched = _patch(store, {("tenants", "acme"): None}, info.rev)
+    del doc["tenants"]["acme"]
+    assert patched.content_hash == document_hash(doc)
