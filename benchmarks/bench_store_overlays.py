@@ -103,6 +103,7 @@ def run(kind: str, tenants: int, repeat: int, tmp: str) -> list[tuple[str, float
                 author="bench",
                 message=f"whole {i}",
                 at=time.time(),
+                overlay_texts=snap.overlay_texts,  # as FlagClient.publish passes them
             )
 
         first = _time(lambda: publish(0))
