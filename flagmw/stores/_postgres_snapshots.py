@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from flagmw.core.snapshot_hash import digest_hex
+from flagmw.core.snapshot_hash import digest_from_hex, digest_hex
 from flagmw.errors import ConflictError, NotFoundError
 from flagmw.stores._overlays import (
     OverlayKey,
@@ -217,7 +217,7 @@ class PostgresSnapshots:
                 changes,
                 base=json.loads(row[0]),
                 head=texts_of(cur, s, head, changes),
-                head_digest=head_digest(cur, s, head),
+                head_digest=digest_from_hex(row[1]) if row[1] else head_digest(cur, s, head),
             )
             return self._insert(
                 cur,
