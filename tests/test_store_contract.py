@@ -414,8 +414,13 @@ def test_any_patch_assembles_and_hashes_like_the_whole_document(
             expected[section].pop(name, None)
         else:
             expected[section][name] = overlay
+    before = store.overlay_names(head.rev)
     info = _patch(store, changes, head.rev)
     assert store.get_snapshot(info.rev).document == expected
+    assert store.overlay_names(info.rev) == sorted(
+        (section, name) for section in ("routes", "tenants") for name in expected[section]
+    )
+    assert store.overlay_names(head.rev) == before  # an old rev keeps its overlays
     assert info.content_hash == document_hash(expected)
     assert store.changed_overlays(head.rev, info.rev) <= set(changes)
 

@@ -17,7 +17,9 @@ key (after the prefix)      type     content
 ``overlay:<section>:<name>``  hash   rev → the overlay's text at that rev, ``""`` when
                                      removed at that rev (written only at the revs
                                      that changed it)
-``overlays``                set      ``<section>:<name>`` of every overlay ever written
+``overlays``                zset     ``<section>:<name>`` of every overlay ever
+                                     written, scored by the rev that first wrote it
+``removed``                 set      ``<section>:<name>`` of every overlay ever removed
 ``changed:<rev>``           set      ``<section>:<name>`` of the overlays written at rev
 ``reg:<fingerprint>``       string   a registry (JSON), written once per fingerprint
 ``ov``                      hash     override id (``ov-N``) → the override (JSON)
@@ -85,6 +87,7 @@ class Keys:
         self.audit = prefix + "audit"
         self.channel = prefix + "changes"
         self.overlays = prefix + "overlays"
+        self.removed = prefix + "removed"
 
     def snap(self, rev: int) -> str:
         return f"{self.prefix}snap:{rev}"

@@ -8,7 +8,10 @@ Keys (after the store's prefix; :mod:`flagmw.stores._redis_keys`):
 * ``overlay:<section>:<name>`` — hash: rev → the overlay's canonical JSON text, or
   ``""`` when it was removed at that rev; the overlay at rev R is the field with the
   greatest rev ≤ R (looked up server-side by :data:`AT_REV`, a Lua script);
-* ``overlays`` — set of ``<section>:<name>`` of every overlay ever written;
+* ``overlays`` — sorted set: ``<section>:<name>`` of every overlay ever written, scored
+  by the rev that first wrote it (the candidates at rev R are those scored ≤ R);
+* ``removed`` — set of ``<section>:<name>`` of every overlay ever removed (the only
+  candidates whose presence at R needs a lookup);
 * ``changed:<rev>`` — set of ``<section>:<name>`` written at that rev;
 * the rev's overlay digest is in its ``history`` entry (``overlay_digest``).
 
@@ -69,25 +72,32 @@ end
 return cjson.encode(out)
 """
 
-#: Lua: every member of the set KEYS[1] as one JSON array.
+#: Lua: the members of rank ARGV[1] to ARGV[2] of the sorted set KEYS[1] (or of the set
+#: KEYS[1] when ARGV[1] is "set") as one JSON array.
 MEMBERS = """
-local m = redis.call('SMEMBERS', KEYS[1])
+local m
+if ARGV[1] == 'set' then
+    m = redis.call('SMEMBERS', KEYS[1])
+else
+    m = redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2])
+end
 if #m == 0 then return '[]' end
 return cjson.encode(m)
 """
 
-#: Lua: write overlay rows of rev ARGV[1]: KEYS[1] the ``overlays`` set, KEYS[2] the
-#: rev's ``changed:<rev>`` set, KEYS[3..] the overlay hashes; ARGV[2..] pairs of
-#: (member, text) in the order of the hashes.
+#: Lua: write overlay rows of rev ARGV[1]: KEYS[1] the ``overlays`` sorted set, KEYS[2]
+#: the rev's ``changed:<rev>`` set, KEYS[3] the ``removed`` set, KEYS[4..] the overlay
+#: hashes; ARGV[2..] pairs of (member, text) in the order of the hashes.
 WRITE_ROWS = """
 local rev = ARGV[1]
-for i = 3, #KEYS do
-    local j = 2 * (i - 3) + 2
+for i = 4, #KEYS do
+    local j = 2 * (i - 4) + 2
     redis.call('HSET', KEYS[i], rev, ARGV[j + 1])
-    redis.call('SADD', KEYS[1], ARGV[j])
+    redis.call('ZADD', KEYS[1], 'NX', rev, ARGV[j])
     redis.call('SADD', KEYS[2], ARGV[j])
+    if ARGV[j + 1] == '' then redis.call('SADD', KEYS[3], ARGV[j]) end
 end
-return #KEYS - 2
+return #KEYS - 3
 """
 
 
@@ -120,24 +130,38 @@ class OverlayReader:
             replies = pipe.execute()
         return [v for reply in replies for v in json.loads(reply)]
 
-    def all_names(self) -> list[OverlayKey]:
-        """Every overlay key ever written."""
-        members = json.loads(self._members(keys=[self._keys.overlays]))
-        return [member_key(m) for m in members]
+    def candidates(self, rev: int) -> list[OverlayKey]:
+        """The keys of every overlay first written at a rev ≤ ``rev`` (ranks of the
+        ``overlays`` sorted set read in chunks: a concurrent publish only adds members
+        scored above ``rev``, after them)."""
+        k = self._keys
+        count = int(self._client.zcount(k.overlays, "-inf", rev))
+        if not count:
+            return []
+        with self._client.pipeline(transaction=False) as pipe:
+            for start in range(0, count, 10 * CHUNK):
+                end = min(start + 10 * CHUNK, count) - 1
+                self._members(keys=[k.overlays], args=[start, end], client=pipe)
+            replies = pipe.execute()
+        return [member_key(m) for reply in replies for m in json.loads(reply)]
 
     def texts_at(self, rev: int | None) -> dict[OverlayKey, str]:
         """Every overlay in force at ``rev`` (key → text); empty for None."""
         if rev is None:
             return {}
-        keys = self.all_names()
+        keys = self.candidates(rev)
         texts = self._lookup(rev, keys, False)
         return {key: text for key, text in zip(keys, texts, strict=True) if text}
 
     def names_at(self, rev: int) -> list[OverlayKey]:
-        """The keys of every overlay in force at ``rev``, sorted."""
-        keys = self.all_names()
-        hits = self._lookup(rev, keys, True)
-        return sorted(key for key, hit in zip(keys, hits, strict=True) if hit)
+        """The keys of every overlay in force at ``rev``, sorted: the candidates, less
+        those ever removed whose row at ``rev`` is a removal (only they are looked up)."""
+        names = set(self.candidates(rev))
+        removed = json.loads(self._members(keys=[self._keys.removed], args=["set", ""]))
+        check = [key for key in map(member_key, removed) if key in names]
+        hits = self._lookup(rev, check, True)
+        names.difference_update(key for key, hit in zip(check, hits, strict=True) if not hit)
+        return sorted(names)
 
     def texts_of(self, rev: int | None, keys: Iterable[OverlayKey]) -> dict[OverlayKey, str | None]:
         """The texts of ``keys`` at ``rev`` (None: no such overlay)."""
@@ -168,7 +192,8 @@ def queue_rows(pipe: Pipeline, keys: Keys, rev: int, rows: Sequence[OverlayRow])
         for section, name, text in chunk:
             args += (overlay_member(section, name), "" if text is None else text)
         hashes = [keys.overlay(s, n) for s, n, _ in chunk]
-        pipe.eval(WRITE_ROWS, 2 + len(hashes), keys.overlays, keys.changed(rev), *hashes, *args)
+        fixed = (keys.overlays, keys.changed(rev), keys.removed)
+        pipe.eval(WRITE_ROWS, len(fixed) + len(hashes), *fixed, *hashes, *args)
 
 
 def migrate_to_overlays(client: redis.Redis, keys: Keys) -> None:
