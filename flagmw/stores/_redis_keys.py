@@ -95,8 +95,12 @@ class Keys:
     def reg(self, fingerprint: str) -> str:
         return f"{self.prefix}reg:{fingerprint}"
 
+    @property
+    def overlay_prefix(self) -> str:
+        return f"{self.prefix}overlay:"
+
     def overlay(self, section: str, name: str) -> str:
-        return f"{self.prefix}overlay:{overlay_member(section, name)}"
+        return f"{self.overlay_prefix}{overlay_member(section, name)}"
 
     def changed(self, rev: int) -> str:
         return f"{self.prefix}changed:{rev}"

@@ -38,6 +38,7 @@ __all__ = [
     "AT_REV",
     "CHUNK",
     "MEMBERS",
+    "TEXTS_AT",
     "WRITE_ROWS",
     "OverlayReader",
     "migrate_to_overlays",
@@ -56,19 +57,41 @@ local rev = tonumber(ARGV[1])
 local names = ARGV[2] == '1'
 local out = {}
 for i, key in ipairs(KEYS) do
-    local best = -1
-    for _, f in ipairs(redis.call('HKEYS', key)) do
-        local r = tonumber(f)
-        if r <= rev and r > best then best = r end
+    local kv = redis.call('HGETALL', key)
+    local best, body = -1, ''
+    for j = 1, #kv, 2 do
+        local r = tonumber(kv[j])
+        if r <= rev and r > best then best, body = r, kv[j + 1] end
     end
     out[i] = false
-    if best >= 1 then
-        local body = redis.call('HGET', key, tostring(best))
-        if body ~= '' then
-            if names then out[i] = 1 else out[i] = body end
-        end
+    if body ~= '' then
+        if names then out[i] = 1 else out[i] = body end
     end
 end
+return cjson.encode(out)
+"""
+
+#: Lua: every overlay in force at rev ARGV[3] among the members of rank ARGV[1] to
+#: ARGV[2] of the ``overlays`` sorted set KEYS[1], as one JSON array of member, text,
+#: member, text … ; ARGV[4] is the prefix of the overlay hashes, which the script names
+#: itself (same store prefix, so the same slot under a hash-tagged prefix): the client
+#: sends a few numbers instead of 100k key names.
+TEXTS_AT = """
+local rev = tonumber(ARGV[3])
+local out = {}
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2])) do
+    local kv = redis.call('HGETALL', ARGV[4] .. m)
+    local best, body = -1, ''
+    for i = 1, #kv, 2 do
+        local r = tonumber(kv[i])
+        if r <= rev and r > best then best, body = r, kv[i + 1] end
+    end
+    if body ~= '' then
+        out[#out + 1] = m
+        out[#out + 1] = body
+    end
+end
+if #out == 0 then return '[]' end
 return cjson.encode(out)
 """
 
@@ -115,6 +138,7 @@ class OverlayReader:
         self._keys = keys
         self._at_rev = client.register_script(AT_REV)
         self._members = client.register_script(MEMBERS)
+        self._texts_at = client.register_script(TEXTS_AT)
 
     def _lookup(self, rev: int, keys: Sequence[OverlayKey], names: bool) -> list[Any]:
         if not keys:
@@ -149,9 +173,22 @@ class OverlayReader:
         """Every overlay in force at ``rev`` (key → text); empty for None."""
         if rev is None:
             return {}
-        keys = self.candidates(rev)
-        texts = self._lookup(rev, keys, False)
-        return {key: text for key, text in zip(keys, texts, strict=True) if text}
+        k = self._keys
+        count = int(self._client.zcount(k.overlays, "-inf", rev))
+        if not count:
+            return {}
+        with self._client.pipeline(transaction=False) as pipe:
+            for start in range(0, count, CHUNK):
+                end = min(start + CHUNK, count) - 1
+                args: list[str | int] = [start, end, rev, k.overlay_prefix]
+                self._texts_at(keys=[k.overlays], args=args, client=pipe)
+            replies = pipe.execute()
+        out: dict[OverlayKey, str] = {}
+        for reply in replies:
+            flat = json.loads(reply)
+            for i in range(0, len(flat), 2):
+                out[member_key(flat[i])] = flat[i + 1]
+        return out
 
     def names_at(self, rev: int) -> list[OverlayKey]:
         """The keys of every overlay in force at ``rev``, sorted: the candidates, less
