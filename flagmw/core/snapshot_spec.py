@@ -37,6 +37,7 @@ SECTIONS = (
 )
 
 Unit = Literal["user", "tenant", "thread", "run"]
+Bucketing = Literal["flagmw", "flagd"]
 
 
 class _Strict(pydantic.BaseModel):
@@ -49,6 +50,9 @@ class RolloutSpec(_Strict):
     percent: float = pydantic.Field(ge=0, le=100)
     unit: Unit = "user"
     salt: str | None = None
+    # "flagd": flagd's fractional bucketing (flagmw/core/bucketing.py); kept out of the
+    # normalised document when it is the default, so existing content hashes hold
+    bucketing: Bucketing = "flagmw"
 
 
 class RuleSpec(_Strict):
@@ -87,6 +91,7 @@ class ExperimentSpec(_Strict):
     # into a mapping before parsing)
     weights: dict[str, float]
     salt: str | None = None
+    bucketing: Bucketing = "flagmw"
     enabled: bool = True
     # the written position; set when a document is normalised (so that the order, which
     # decides between experiments on one flag, is part of the content hash). Derived

@@ -234,6 +234,8 @@ class DocumentValidator:
                     "unit": rollout.unit,
                     "salt": rollout.salt or spec.name,
                 }
+                if rollout.bucketing != "flagmw":
+                    rule["rollout"]["bucketing"] = rollout.bucketing
             out.append(rule)
         return out
 
@@ -408,6 +410,8 @@ class DocumentValidator:
                 exp["when"] = spec.when
             if spec.description:
                 exp["description"] = spec.description
+            if spec.bucketing != "flagmw":
+                exp["bucketing"] = spec.bucketing
             out[str(name)] = exp
         by_flag: dict[str, list[str]] = {}
         for name, exp in out.items():
