@@ -232,7 +232,10 @@ class DocumentValidator:
                 rule["rollout"] = {
                     "percent": rollout.percent,
                     "unit": rollout.unit,
-                    "salt": rollout.salt or spec.name,
+                    # an empty salt is kept only in flagd mode (flagd hashes the unit alone)
+                    "salt": rollout.salt
+                    if rollout.salt or (rollout.salt == "" and rollout.bucketing == "flagd")
+                    else spec.name,
                 }
                 if rollout.bucketing != "flagmw":
                     rule["rollout"]["bucketing"] = rollout.bucketing
@@ -402,7 +405,9 @@ class DocumentValidator:
                 # a list of [variant, weight]: the written order lays the variants over
                 # the buckets, so it must be part of the content (and its hash)
                 "weights": [[vname, w] for vname, w in weights.items()],
-                "salt": spec.salt or str(name),
+                "salt": spec.salt
+                if spec.salt or (spec.salt == "" and spec.bucketing == "flagd")
+                else str(name),
                 "enabled": spec.enabled,
                 "order": position,
             }

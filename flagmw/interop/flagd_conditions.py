@@ -106,11 +106,13 @@ def _is_number(v: Json) -> Json:
 
 def all_of(parts: list[Json]) -> Json:
     """AND of parts, folding constants."""
-    kept = []
+    kept: list[Json] = []
     for p in parts:
         if p is False:
             return False
-        if p is not True:
+        if isinstance(p, Mapping) and len(p) == 1 and isinstance(p.get("and"), list):
+            kept.extend(p["and"])  # flattened: one level of and
+        elif p is not True:
             kept.append(p)
     if not kept:
         return True
@@ -340,7 +342,18 @@ def _when(
         return _when(evaluators[args], evaluators, ("$evaluators", args), (*refs, args))
     items = args if isinstance(args, list) else [args]
     if op in ("and", "or"):
-        subs = [_when(x, evaluators, (*p, i), refs) for i, x in enumerate(items)]
+        subs: list[dict[str, Any] | bool] = []
+        i = 0
+        while i < len(items):
+            # the export's guard pairs (a type test, then the comparison) sit flattened
+            # in an and: read each pair as one flagmw test
+            pair = _guarded({"and": items[i : i + 2]}, (*p, i)) if op == "and" else None
+            if pair is not None:
+                subs.append(pair)
+                i += 2
+                continue
+            subs.append(_when(items[i], evaluators, (*p, i), refs))
+            i += 1
         stop: bool = op == "or"  # the constant that decides: True for or, False for and
         if any(s is stop for s in subs):
             return stop
