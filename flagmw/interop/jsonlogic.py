@@ -209,7 +209,9 @@ def _fractional(args: list[Any], data: Any) -> Any:
         dist_args = args[1:] if args[0] is None else args
         tk = data.get("targetingKey") if isinstance(data, Mapping) else None
         flag_key = _var("$flagd.flagKey", data)
-        key = f"{flag_key or ''}{tk}" if isinstance(tk, str) and tk else None
+        # flagd (Go) hashes an empty targetingKey too; the Python in-process provider
+        # answers null (the default variant) for it — docs/flagd.md
+        key = f"{flag_key or ''}{tk}" if isinstance(tk, str) else None
     if key is None:
         return None
     dist: list[tuple[Any, int]] = []
