@@ -72,6 +72,8 @@ class Unsupported(ValueError):
     def __init__(self, message: str, path: tuple[str | int, ...] = ()) -> None:
         super().__init__(message)
         self.path = path
+        #: True when ``path`` is a path of the whole file rather than of the expression
+        self.located = False
 
 
 def context_to_flagd(ctx: Any) -> tuple[str | None, dict[str, Any]]:
@@ -309,21 +311,33 @@ def _comparison(attr: str, op: str, n: float) -> dict[str, Any]:
 
 
 def jsonlogic_to_when(
-    node: Any, evaluators: Mapping[str, Any], path: tuple[str | int, ...] = ()
+    node: Any,
+    evaluators: Mapping[str, Any],
+    path: tuple[str | int, ...] = (),
+    notes: list[tuple[tuple[str | int, ...], str]] | None = None,
 ) -> dict[str, Any] | bool:
     """A JsonLogic condition as a flagmw ``when`` mapping (True / False: constant).
 
     ``$ref`` names are looked up in ``evaluators`` (the file's ``$evaluators``) and
     inlined; a reference cycle is refused.
 
+    Args:
+        notes: receives ``(path, message)`` for each translation that is exact only for
+            numbers and missing attributes (JsonLogic also compares numeric text and
+            booleans as numbers; flagmw does not).
+
     Raises:
         Unsupported: the construct (located by ``path``) has no flagmw counterpart.
     """
-    return _when(node, evaluators, path, ())
+    return _when(node, evaluators, path, (), [] if notes is None else notes)
 
 
 def _when(
-    node: Any, evaluators: Mapping[str, Any], path: tuple[str | int, ...], refs: tuple[str, ...]
+    node: Any,
+    evaluators: Mapping[str, Any],
+    path: tuple[str | int, ...],
+    refs: tuple[str, ...],
+    notes: list[tuple[tuple[str | int, ...], str]],
 ) -> dict[str, Any] | bool:
     if isinstance(node, bool):
         return node
@@ -339,7 +353,11 @@ def _when(
             raise Unsupported(f"$ref {args!r} names no entry of $evaluators", p)
         if args in refs or len(refs) > 16:
             raise Unsupported(f"$ref {args!r} refers to itself", p)
-        return _when(evaluators[args], evaluators, ("$evaluators", args), (*refs, args))
+        try:
+            return _when(evaluators[args], evaluators, ("$evaluators", args), (*refs, args), notes)
+        except Unsupported as exc:
+            exc.located = True  # its path is the file's: $evaluators.<name>…
+            raise
     items = args if isinstance(args, list) else [args]
     if op in ("and", "or"):
         subs: list[dict[str, Any] | bool] = []
@@ -352,7 +370,7 @@ def _when(
                 subs.append(pair)
                 i += 2
                 continue
-            subs.append(_when(items[i], evaluators, (*p, i), refs))
+            subs.append(_when(items[i], evaluators, (*p, i), refs, notes))
             i += 1
         stop: bool = op == "or"  # the constant that decides: True for or, False for and
         if any(s is stop for s in subs):
@@ -366,7 +384,7 @@ def _when(
     if op in ("!", "!!"):
         if len(items) != 1:
             raise Unsupported(f"{op} takes one operand", p)
-        sub = _when(items[0], evaluators, (*p, 0), refs)
+        sub = _when(items[0], evaluators, (*p, 0), refs, notes)
         if op == "!!":
             return sub
         return (not sub) if isinstance(sub, bool) else {"not": sub}
@@ -387,6 +405,13 @@ def _when(
                 return {member: {"in": list(items[1])}}
         raise Unsupported("in: only `attribute in [values]` (no substring test)", p)
     if op in _NAMES:
+        notes.append(
+            (
+                p,
+                f"{op} compares numeric text and booleans as numbers in JsonLogic; flagmw "
+                "compares numbers only (a missing attribute keeps JsonLogic's meaning)",
+            )
+        )
         if len(items) == 3 and op in ("<", "<=") and _num(items[0]) and _num(items[2]):
             between = var_attr(items[1], (*p, 1))
             if between is not None:

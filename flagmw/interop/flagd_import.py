@@ -282,8 +282,9 @@ class _Importer:
             self.rules.append(rule)
 
     def unsupported(self, exc: Unsupported, path: DocPath, key: str) -> None:
+        where = exc.path if exc.located else (*path, *exc.path)
         self.loss(
-            (*path, *exc.path),
+            where,
             "unsupported",
             f"{key}: {exc}; this targeting branch is not imported (never matches)",
         )
@@ -291,13 +292,23 @@ class _Importer:
     def conjunction(self, conds: list[Any], path: DocPath) -> tuple[Any, dict[str, Any] | None]:
         whens: list[Any] = []
         rollout: dict[str, Any] | None = None
-        for cond in conds:
-            rest, found = split_rollout(cond, self.flagd_key)
-            if found is not None:
-                if rollout is not None:
-                    raise Unsupported("two fractional rollouts in one branch")
-                rollout = found
-            whens.append(jsonlogic_to_when(rest, self.evaluators))
+        for cond, cond_path in conds:
+            try:
+                rest, found = split_rollout(cond, self.flagd_key)
+                if found is not None:
+                    if rollout is not None:
+                        raise Unsupported("two fractional rollouts in one branch")
+                    rollout = found
+                notes: list[tuple[DocPath, str]] = []
+                whens.append(jsonlogic_to_when(rest, self.evaluators, notes=notes))
+                for where, message in notes:
+                    self.loss((*cond_path, *where), "coercion", f"{self.flagd_key}: {message}")
+            except Unsupported as exc:
+                if exc.located:
+                    raise
+                located = Unsupported(str(exc), (*cond_path, *exc.path))
+                located.located = True
+                raise located from None
         return _and(whens), rollout
 
     def walk(
@@ -327,7 +338,12 @@ class _Importer:
                 return
             for i in range(0, len(args) - 1, 2):
                 self.walk(
-                    args[i + 1], [*conds, args[i]], out, (*path, "if", i + 1), flagd_key, variants
+                    args[i + 1],
+                    [*conds, (args[i], (*path, "if", i))],
+                    out,
+                    (*path, "if", i + 1),
+                    flagd_key,
+                    variants,
                 )
             if len(args) % 2:
                 self.walk(args[-1], conds, out, (*path, "if", len(args) - 1), flagd_key, variants)
