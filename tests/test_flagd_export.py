@@ -68,15 +68,18 @@ def test_cli_export_lists_losses_and_strict_writes_nothing(tmp_path: Path) -> No
     r = _flagmw("--json", "export", "--format", "flagd", "--environment", "staging", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
-    assert report["rev"] == 1 and report["environment"] == "staging"
+    assert report["rev"] == 1
+    assert report["environment"] == "staging"
     assert report["document"]["flags"]["loop.max"]["defaultVariant"] == "20"
     assert {x["code"] for x in report["losses"]} >= {"override", "json_schema"}
 
     r = _flagmw("export", "--format", "flagd", "--strict", "-o", "strict.json", cwd=tmp_path)
     assert r.returncode == 1
-    assert "nothing was written" in r.stderr and not (tmp_path / "strict.json").exists()
+    assert "nothing was written" in r.stderr
+    assert not (tmp_path / "strict.json").exists()
     r = _flagmw("export", "--format", "flagd", "--rev", "7", cwd=tmp_path)
-    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
     r = _flagmw("export", "--format", "yaml", cwd=tmp_path)
     assert r.returncode == 2
 

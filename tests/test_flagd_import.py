@@ -47,7 +47,8 @@ def test_conformance_test_flags_import() -> None:
     types = {k: f["type"] for k, f in flags.items()}
     assert types["boolean-flag"] == "bool"
     assert types["integer-flag"] == "int"
-    assert types["float-flag"] == "float" and types["float-zero-flag"] == "float"
+    assert types["float-flag"] == "float"
+    assert types["float-zero-flag"] == "float"
     assert types["string-flag"] == "string"
     assert types["object-flag"] == "json"
     losses = {(p.path, p.code) for p in result.losses}
@@ -239,7 +240,8 @@ def test_cli_import_writes_a_valid_flags_file(tmp_path: Path) -> None:
     src.write_text(json.dumps(FLAGD_FILE))
     r = _flagmw("import", "--format", "flagd", str(src), "-o", "flags.yaml", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "flagmw: loss:" in r.stderr and "ends_with" in r.stderr
+    assert "flagmw: loss:" in r.stderr
+    assert "ends_with" in r.stderr
     r = _flagmw("validate", "flags.yaml", cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     # --strict: the losses are an error and nothing is written
@@ -247,15 +249,20 @@ def test_cli_import_writes_a_valid_flags_file(tmp_path: Path) -> None:
         "import", "--format", "flagd", str(src), "-o", "strict.yaml", "--strict", cwd=tmp_path
     )
     assert r.returncode == 1
-    assert "--strict" in r.stderr and not (tmp_path / "strict.yaml").exists()
+    assert "--strict" in r.stderr
+    assert not (tmp_path / "strict.yaml").exists()
     # an existing output is kept without --force
     r = _flagmw("import", "--format", "flagd", str(src), "-o", "flags.yaml", cwd=tmp_path)
-    assert r.returncode == 2 and "exists" in r.stderr
+    assert r.returncode == 2
+    assert "exists" in r.stderr
     r = _flagmw(
         "--json", "import", "--format", "flagd", str(CONFORMANCE / "test-flags.json"), cwd=tmp_path
     )
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["flags"] == 25 and {x["code"] for x in doc["losses"]} >= {"disabled", "cel"}
+    assert doc["flags"] == 25
+    assert {x["code"] for x in doc["losses"]} >= {"disabled", "cel"}
     r = _flagmw("import", "--format", "flagd", str(tmp_path / "missing.json"), cwd=tmp_path)
-    assert r.returncode == 1 and "file not found" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 1
+    assert "file not found" in r.stderr
+    assert "Traceback" not in r.stderr
