@@ -58,7 +58,7 @@ def test_cli_export_lists_losses_and_strict_writes_nothing(tmp_path: Path) -> No
     assert doc["$schema"] == "https://flagd.dev/schema/v0/flags.json"
     assert doc["metadata"] == {"flagmw.environment": "production", "version": "1"}
     assert doc["flags"]["model.primary"]["targeting"] == {
-        "if": [{"===": [{"var": "tenant_id"}, "acme"]}, "gpt-b"]
+        "if": [{"===": [{"var": "tenant_id"}, "acme"]}, "gpt-b", None]
     }
     losses = [line for line in r.stderr.splitlines() if line.startswith("flagmw: loss:")]
     assert any("ov-1" in line and "kill" in line for line in losses)  # the kill is listed

@@ -153,7 +153,7 @@ def test_imported_targeting_means_what_flagd_means(
     ("document", "path", "message"),
     [
         ([1, 2], "", "a flagd file is a JSON object"),
-        ({"flags": []}, "flags", "no flags object"),
+        ({"flags": "all"}, "flags", "no flags object"),
         ({"flags": {"a": {"state": "ENABLED"}}}, "flags.a.variants", "non-empty variants"),
         (
             {"flags": {"a": {"state": "ON", "variants": {"x": 1}, "defaultVariant": "x"}}},
@@ -188,6 +188,15 @@ def test_malformed_files_are_located_errors(document: Any, path: str, message: s
     assert any(p.path == path and message in p.message for p in info.value.problems), (
         info.value.problems
     )
+
+
+def test_the_array_form_of_flags_imports() -> None:
+    flags = [{"key": k, **v} for k, v in FLAGD_FILE["flags"].items()]
+    as_array = import_flagd({**FLAGD_FILE, "flags": flags})
+    assert as_array.document == import_flagd(FLAGD_FILE).document
+    with pytest.raises(ValidationError) as info:
+        import_flagd({"flags": [flags[0], flags[0]]}, locator=Locator("a.json"))
+    assert info.value.problems[0].path == "flags[1]"
 
 
 def test_refs_never_leave_the_file_and_cycles_are_refused() -> None:

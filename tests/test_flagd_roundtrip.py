@@ -192,6 +192,48 @@ def flagd_value(flag: dict[str, Any], key: str, ctx: EvaluationContext, evaluato
     return flag["variants"][variant]
 
 
+def check_flagd_shapes(document: dict[str, Any], codes: set[str]) -> None:
+    """What flagd's schema (flagd-schemas json/flags.json, targeting.json) requires of the
+    parts the export writes: state, homogeneous variants, primitive metadata, ``if``
+    with exactly three operands, ``+`` with two, fractional weights as integers."""
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for x in node:
+                walk(x)
+        elif isinstance(node, dict):
+            for op, args in node.items():
+                if op == "if":
+                    assert isinstance(args, list)
+                    assert len(args) == 3
+                if op == "+":
+                    assert isinstance(args, list)
+                    assert len(args) == 2
+                if op == "fractional":
+                    for entry in args[1:]:
+                        assert isinstance(entry[0], str)
+                        assert type(entry[1]) is int
+                walk(args)
+
+    for flag in document["flags"].values():
+        assert flag["state"] == "ENABLED"
+        assert flag["defaultVariant"] in flag["variants"]
+        kinds = {
+            "bool"
+            if isinstance(v, bool)
+            else "number"
+            if isinstance(v, int | float)
+            else type(v).__name__
+            for v in flag["variants"].values()
+        }
+        assert len(kinds) == 1 or "json_value" in codes
+        assert all(isinstance(v, str | int | float | bool) for v in flag["metadata"].values())
+        walk(flag.get("targeting"))
+    for evaluator in document.get("$evaluators", {}).values():
+        assert isinstance(evaluator, dict)
+        walk(evaluator)
+
+
 def same(a: Any, b: Any) -> bool:
     return bool(a == b) and type(a) is type(b)
 
@@ -209,6 +251,7 @@ def test_export_evaluates_like_flagmw_and_imports_back(
     assert "salted_bucketing" not in codes  # flagd bucketing everywhere: exact
     flagd = result.document
     assert flagd["metadata"]["version"] == "3"
+    check_flagd_shapes(flagd, codes)
 
     imported = import_flagd(flagd)
     assert not [p for p in imported.losses if p.code != "metadata"], imported.losses

@@ -18,7 +18,7 @@ flagmw                 JsonLogic
 ``not_equals: x``      ``a`` present and ``{"!==": [a, x]}``
 ``in: [..]``           ``{"in": [a, [..]]}`` (strict membership)
 ``not_in: [..]``       ``a`` present (a string, for a list of strings) and not ``in``
-``gt`` … ``lte``       ``a`` a number (``{"===": [{"+": [a]}, a]}``) and ``{">": [a, n]}``
+``gt`` … ``lte``       ``a`` a number (``{"===": [{"+": [a, 0]}, a]}``), ``{">": [a, n]}``
 ``exists``             ``{"!==": [a, null]}`` / ``{"===": [a, null]}``
 ``any`` / ``not``      ``or`` / ``!``
 ``segment: s``         ``{"$ref": "s"}`` (a shared evaluator of ``$evaluators``)
@@ -103,7 +103,8 @@ def _is_string(v: Json) -> Json:
 
 
 def _is_number(v: Json) -> Json:
-    return {"===": [{"+": [v]}, v]}
+    # "+" takes two operands in flagd's schema; a + 0 is a number only when a is one
+    return {"===": [{"+": [v, 0]}, v]}
 
 
 def all_of(parts: list[Json]) -> Json:
@@ -248,6 +249,8 @@ def _guarded(node: Mapping[str, Any], path: tuple[str | int, ...]) -> dict[str, 
         if isinstance(inner, Mapping) and len(inner) == 1 and next(iter(inner)) in ("+", "cat"):
             kind = next(iter(inner))
             sub = inner[kind]
+            if kind == "+" and isinstance(sub, list) and len(sub) == 2 and sub[1] == 0:
+                sub = sub[:1]  # {"+": [a, 0]}: flagd's schema wants two operands
             sub = sub[0] if isinstance(sub, list) and len(sub) == 1 else sub
             if sub != gargs[1] or var_attr(sub, path) is None:
                 return None
@@ -341,6 +344,8 @@ def _when(
 ) -> dict[str, Any] | bool:
     if isinstance(node, bool):
         return node
+    if len(path) > 400:
+        raise Unsupported("condition nested too deeply", path)
     if not isinstance(node, Mapping) or len(node) != 1:
         raise Unsupported(f"not a condition: {_short(node)}", path)
     guarded = _guarded(node, path)

@@ -9,7 +9,8 @@ Each flag becomes one flagd flag (``docs/flagd.md`` has the full mapping):
 * **defaultVariant** — what the flag resolves to without any condition: the global value,
   else the environment's value, else the registry default;
 * **state** — ``ENABLED`` (flagmw has no disabled flags: a kill is an override);
-* **targeting** — one JsonLogic ``if`` chain in flagmw's precedence order: experiments
+* **targeting** — nested three-operand JsonLogic ``if`` (the form flagd's schema takes),
+  one branch per candidate in flagmw's precedence order: experiments
   (``fractional``), route rules and values, tenant rules and values, global rules,
   environment rules; conditions by :mod:`flagmw.interop.flagd_conditions`, rollouts as a
   ``fractional`` two-way split compared with ``"in"``; segments as ``$evaluators``;
@@ -277,10 +278,12 @@ class _Exporter:
             "defaultVariant": base,
         }
         if chain:
-            args: list[Any] = []
-            for cond, outcome in chain:
-                args += [cond, outcome]
-            out["targeting"] = {"if": args}
+            # flagd's schema takes `if` with exactly three operands: the chain is nested,
+            # each else holding the next branch, the last else null (the default variant)
+            targeting: Any = None
+            for cond, outcome in reversed(chain):
+                targeting = {"if": [cond, outcome, targeting]}
+            out["targeting"] = targeting
         metadata: dict[str, Any] = {
             "flagmw.flag": json.dumps(flag.to_dict(), sort_keys=True, separators=(",", ":"))
         }

@@ -320,6 +320,9 @@ class _Importer:
         flagd_key: str,
         variants: dict[str, Any],
     ) -> None:
+        if len(path) > 400:  # a loaded file is depth-limited already; a mapping is not
+            self.error(path, "targeting is nested too deeply", code="too_large")
+            return
         if node is None:
             out.append((conds, _DEFAULT, path))
             return
@@ -393,6 +396,21 @@ def _and(parts: list[Any]) -> Any:
     return out
 
 
+def _flags_map(items: list[Any], loc: Locator) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    problems = []
+    for i, item in enumerate(items):
+        key = item.get("key") if isinstance(item, Mapping) else None
+        if not isinstance(key, str) or not key or key in out:
+            what = "a duplicate key" if key in out else "no key"
+            problems.append(loc.problem(("flags", i), f"flag {i} has {what}", "", "invalid"))
+            continue
+        out[key] = {k: v for k, v in item.items() if k != "key"}
+    if problems:
+        raise ValidationError(problems, loc.source)
+    return out
+
+
 def import_flagd(
     source: str | os.PathLike[str] | Mapping[str, Any], *, locator: Locator | None = None
 ) -> FlagdImport:
@@ -420,6 +438,8 @@ def import_flagd(
         )
     test_dialect = "flags" not in data
     flags = data.get("flags") if not test_dialect else data
+    if isinstance(flags, list):  # flagd's array form: [{"key": …, "state": …}, …]
+        flags = _flags_map(flags, loc)
     if not isinstance(flags, Mapping) or (
         test_dialect and not all(isinstance(v, Mapping) and "variants" in v for v in flags.values())
     ):
