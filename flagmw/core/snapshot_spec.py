@@ -17,6 +17,7 @@ __all__ = [
     "RolloutSpec",
     "RuleSpec",
     "TenantSpec",
+    "bucketing_fields",
     "empty_document",
 ]
 
@@ -100,6 +101,18 @@ class ExperimentSpec(_Strict):
 
 
 OVERLAY_FIELDS = ("description", "values", "rules")
+
+
+def bucketing_fields(spec: RolloutSpec | ExperimentSpec, default_salt: str) -> dict[str, Any]:
+    """The normalised ``salt`` of a rollout or an experiment (``default_salt``, its rule's
+    or its own name, when none is given) and its ``bucketing`` when it is not the default
+    ``flagmw`` (left out otherwise, so documents written before it keep their content
+    hash). An empty salt is kept in ``flagd`` mode only: flagd can hash the unit alone."""
+    keep_empty = spec.salt == "" and spec.bucketing == "flagd"
+    out: dict[str, Any] = {"salt": spec.salt if spec.salt or keep_empty else default_salt}
+    if spec.bucketing != "flagmw":
+        out["bucketing"] = spec.bucketing
+    return out
 
 
 def empty_document() -> dict[str, Any]:

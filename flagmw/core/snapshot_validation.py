@@ -23,6 +23,7 @@ from flagmw.core.snapshot_spec import (
     OverlaySpec,
     RuleSpec,
     TenantSpec,
+    bucketing_fields,
     empty_document,
 )
 from flagmw.core.source import DocPath, Locator
@@ -232,13 +233,8 @@ class DocumentValidator:
                 rule["rollout"] = {
                     "percent": rollout.percent,
                     "unit": rollout.unit,
-                    # an empty salt is kept only in flagd mode (flagd hashes the unit alone)
-                    "salt": rollout.salt
-                    if rollout.salt or (rollout.salt == "" and rollout.bucketing == "flagd")
-                    else spec.name,
+                    **bucketing_fields(rollout, spec.name),
                 }
-                if rollout.bucketing != "flagmw":
-                    rule["rollout"]["bucketing"] = rollout.bucketing
             out.append(rule)
         return out
 
@@ -405,9 +401,7 @@ class DocumentValidator:
                 # a list of [variant, weight]: the written order lays the variants over
                 # the buckets, so it must be part of the content (and its hash)
                 "weights": [[vname, w] for vname, w in weights.items()],
-                "salt": spec.salt
-                if spec.salt or (spec.salt == "" and spec.bucketing == "flagd")
-                else str(name),
+                **bucketing_fields(spec, str(name)),
                 "enabled": spec.enabled,
                 "order": position,
             }
@@ -415,8 +409,6 @@ class DocumentValidator:
                 exp["when"] = spec.when
             if spec.description:
                 exp["description"] = spec.description
-            if spec.bucketing != "flagmw":
-                exp["bucketing"] = spec.bucketing
             out[str(name)] = exp
         by_flag: dict[str, list[str]] = {}
         for name, exp in out.items():
