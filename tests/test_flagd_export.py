@@ -126,3 +126,20 @@ def test_jsonlogic_semantics_the_mapping_relies_on() -> None:
         _ev({"regex": [x, "a.*"]})
     with pytest.raises(JsonLogicError):
         evaluate({"$ref": "nope"}, {}, {})
+
+
+def test_the_example_in_the_docs_is_what_export_writes() -> None:
+    import yaml
+
+    from flagmw.core.registry import FlagRegistry
+    from flagmw.core.snapshot import validate_document
+    from flagmw.interop.flagd_export import export_flagd
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "flagd.md").read_text()
+    section = text.split("variant. For example", 1)[1]
+    flags_yaml = section.split("```yaml", 1)[1].split("```", 1)[0]
+    shown = json.loads(section.split("```json", 1)[1].split("```", 1)[0])
+    data = yaml.safe_load(flags_yaml)
+    registry = FlagRegistry.from_dict(data)
+    snapshot = validate_document(data, registry)
+    assert export_flagd(registry, snapshot.document, rev=4).document == shown
