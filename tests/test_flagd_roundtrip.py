@@ -307,4 +307,10 @@ def test_unconditional_global_rule_is_the_default_variant() -> None:
     assert flags["temperature"]["variants"][flags["temperature"]["defaultVariant"]] == 1.5
     assert flags["tools.refund.enabled"]["variants"] == {"on": True, "off": False}
     assert list(flags["model.primary"]["variants"]) == ["gpt-a", "gpt-b", "gpt-c"]
+    odd = FlagRegistry.from_dict(
+        {"flags": {"mode": {"type": "enum", "choices": ["", "on", "v0"], "default": ""}}}
+    )
+    variants = export_flagd(odd, validate_document({}, odd).document).document["flags"]["mode"]
+    assert variants["variants"] == {"v0": "", "on": "on", "v0-2": "v0"}
+    assert variants["defaultVariant"] == "v0"
     assert all(f["state"] == "ENABLED" for f in flags.values())

@@ -92,7 +92,7 @@ class _Variants:
             self._add("off", False)
         elif flag.choices is not None:
             for choice in flag.choices:
-                self._add(choice, choice)
+                self._add(self._name(choice), choice)  # "" is not a variant name
         for value in values:
             if self._ident(value) not in self.by_value:
                 self._add(self._name(value), value)
