@@ -110,10 +110,19 @@ class EventWatcher:
         self._ov_sigs: dict[str, str] = {}
         self._doc: Mapping[str, Any] | None = None
 
-    def baseline(self) -> None:
-        """Take the client's state as seen, emitting nothing (at ``initialize``)."""
+    def baseline(self) -> str:
+        """Take the client's snapshot and overrides as seen, emitting nothing (at
+        ``initialize``, after which the SDK reports READY). A stale client is left to
+        the next :meth:`check`, which then emits ``PROVIDER_STALE``. Returns the state
+        found: ``"ready"``, ``"stale"`` or ``"error"`` (the head rev was rejected; the
+        provider's ``initialize`` raises, so the SDK reports ERROR)."""
         with self._lock:
-            self._look()
+            _, state = self._look()
+            self._stale = False
+            self._state = ERROR if state == ERROR else READY
+            if state == ERROR:
+                self._stale = True
+            return state
 
     def _look(self) -> tuple[set[str], str]:
         client = self._client

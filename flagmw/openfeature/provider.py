@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from openfeature.evaluation_context import EvaluationContext as OFContext
-from openfeature.exception import ErrorCode
+from openfeature.exception import ErrorCode, ParseError
 from openfeature.flag_evaluation import FlagResolutionDetails, FlagType, FlagValueType, Reason
 from openfeature.hook import Hook
 from openfeature.provider import AbstractProvider, Metadata
@@ -121,10 +121,22 @@ class FlagmwProvider(AbstractProvider):
         return list(self._hooks)
 
     def initialize(self, evaluation_context: OFContext) -> None:
-        """Read the store once (the SDK reports READY when this returns) and take the
-        client's state as the baseline of the events."""
+        """Read the store once and take the client's state as the baseline of the
+        events; the SDK reports READY when this returns (and ``PROVIDER_STALE`` follows
+        at the first evaluation or :meth:`poll` when the store is unreachable).
+
+        Raises:
+            ParseError: the store's head rev does not fit the application's registry
+                (the SDK reports ERROR; evaluations go on from the rev served, and
+                ``PROVIDER_READY`` follows once a fitting rev is published).
+        """
         self.client.refresh(force=True)
-        self.events.baseline()
+        if self.events.baseline() == "error":
+            status = self.client.status()
+            raise ParseError(
+                f"{status.last_error or 'the head rev was rejected'} "
+                f"({len(status.rejected_problems)} problems)"
+            )
 
     def shutdown(self) -> None:
         """Close the client when ``close_client`` was given."""
