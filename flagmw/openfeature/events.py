@@ -80,11 +80,13 @@ def key_signatures(document: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _override_signatures(overrides: Iterable[Override]) -> dict[str, str]:
+def _override_signatures(overrides: Iterable[Override], now: float) -> dict[str, str]:
+    """Key → its overrides as they stand at ``now`` (whether each is in force included:
+    an override starting or expiring changes its key's answer without a store write)."""
     out: dict[str, list[Any]] = {}
     for ov in overrides:
-        out.setdefault(ov.key, []).append(ov.to_dict())
-    return {k: json.dumps(sorted(v, key=lambda d: d["id"]), default=str) for k, v in out.items()}
+        out.setdefault(ov.key, []).append([ov.active_at(now), ov.to_dict()])
+    return {k: json.dumps(sorted(v, key=lambda d: d[1]["id"]), default=str) for k, v in out.items()}
 
 
 def changed_keys(before: Mapping[str, str], after: Mapping[str, str]) -> set[str]:
@@ -134,7 +136,7 @@ class EventWatcher:
             sigs = key_signatures(doc)
             flags |= changed_keys(self._doc_sigs, sigs)
             self._doc, self._doc_sigs = doc, sigs
-        ov_sigs = _override_signatures(overrides)
+        ov_sigs = _override_signatures(overrides, client.clock())
         flags |= changed_keys(self._ov_sigs, ov_sigs)
         self._ov_sigs = ov_sigs
         self._rev = rev
