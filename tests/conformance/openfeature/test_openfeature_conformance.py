@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from of_loader import Loaded, load
 from openfeature import api
 from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext as OFContext
@@ -24,6 +23,7 @@ from openfeature.flag_evaluation import FlagEvaluationDetails, FlagEvaluationOpt
 from openfeature.hook import Hook, HookContext
 from pytest_bdd import given, parsers, scenarios, then, when
 
+from conformance.openfeature.of_loader import Loaded, load
 from flagmw import FlagClient, FlagRegistry, SQLiteStore
 from flagmw.openfeature import FlagmwProvider
 
