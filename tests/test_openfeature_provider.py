@@ -486,3 +486,51 @@ def test_inside_a_wrapped_run_the_provider_answers_the_pinned_value(client: Flag
     assert after["contextId"] == "u-1"  # the run's context, not the caller's
     # outside the run: live, rev 2
     assert (outside.value, outside.flag_metadata["version"]) == ("bonjour", "2")
+
+
+# -- the other direction: an OpenFeature provider feeding the snapshot layer -------------
+
+
+def test_an_openfeature_provider_feeds_the_snapshot_layer(client: FlagClient) -> None:
+    from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvider
+
+    from flagmw import ValidationError
+    from flagmw.openfeature.source import publish_from_provider, read_provider
+
+    other = InMemoryProvider(
+        {
+            "greeting": InMemoryFlag("es", {"es": "hola", "en": "hello"}),
+            "loop.max_iterations": InMemoryFlag("low", {"low": 5}),
+            "model.fallbacks": InMemoryFlag("two", {"two": ["a", "b"]}),
+        }
+    )
+    result, read = publish_from_provider(client, other, author="migration", message="from LD")
+    assert result.published
+    assert result.rev == 2
+    assert read.values == {
+        "greeting": "hola",
+        "loop.max_iterations": 5,
+        "model.fallbacks": ["a", "b"],
+    }
+    assert sorted(read.missing) == sorted(set(FLAGS) - set(read.values))
+    assert read.problems == {}
+    rc = client.resolve(EvaluationContext(user_id="u-1", plan="enterprise", tenant_id="acme"))
+    assert (rc["greeting"], rc.provenance["greeting"].layer) == ("hola", Layer.SNAPSHOT)
+    assert rc["loop.max_iterations"] == 5
+    assert rc["prompt.style"] == "v3"  # the head's rules, tenants … are kept
+    assert rc["model.temperature"] == 0.7
+    again, _ = publish_from_provider(client, other, author="migration", message="again")
+    assert not again.published  # nothing changed, nothing written
+
+    wrong = InMemoryProvider({"loop.max_iterations": InMemoryFlag("x", {"x": 500})})
+    with pytest.raises(ValidationError, match=r"loop\.max_iterations"):
+        publish_from_provider(client, wrong, author="migration", message="out of bounds")
+    assert client.get_snapshot().info.rev == 2  # nothing published
+
+    class Broken(InMemoryProvider):
+        def resolve_string_details(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("the other system is down")
+
+    read = read_provider(Broken({}), client.registry)
+    assert read.problems["greeting"] == "RuntimeError: the other system is down"
+    assert read.values == {}

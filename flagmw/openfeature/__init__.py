@@ -16,6 +16,7 @@ from flagmw.openfeature.context import ContextMapping, InvalidContext, to_flagmw
 from flagmw.openfeature.events import EventWatcher
 from flagmw.openfeature.provider import PROVIDER_NAME, FlagmwProvider
 from flagmw.openfeature.reasons import LAYER_REASONS, reason_for
+from flagmw.openfeature.source import ProviderValues, publish_from_provider, read_provider
 
 __all__ = [
     "LAYER_REASONS",
@@ -24,6 +25,9 @@ __all__ = [
     "EventWatcher",
     "FlagmwProvider",
     "InvalidContext",
+    "ProviderValues",
+    "publish_from_provider",
+    "read_provider",
     "reason_for",
     "to_flagmw_context",
 ]

@@ -25,6 +25,7 @@ The check when nothing changed is two attribute reads and two comparisons; the w
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from flagmw.client.client import FlagClient
 
 __all__ = ["EventWatcher", "changed_keys", "key_signatures"]
+
+log = logging.getLogger("flagmw")
 
 Emit = Callable[[ProviderEvent, ProviderEventDetails], None]
 
