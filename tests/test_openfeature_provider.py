@@ -534,3 +534,65 @@ def test_an_openfeature_provider_feeds_the_snapshot_layer(client: FlagClient) ->
     read = read_provider(Broken({}), client.registry)
     assert read.problems["greeting"] == "RuntimeError: the other system is down"
     assert read.values == {}
+
+
+def test_async_graph_hot_kill_reaches_the_provider_at_the_next_step(client: FlagClient) -> None:
+    """In an async wrapped run the async resolves answer the run's config too; a kill
+    of a hot flag made during the run reaches the provider's answer at the next step
+    boundary (DISABLED, with the override id), while a publish does not move the
+    pinned keys."""
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import END, START, StateGraph
+
+    import flagmw
+
+    api.set_provider_and_wait(FlagmwProvider(client), domain="async-run")
+    of = api.get_client("async-run")
+    kills: list[str] = []
+
+    async def read() -> dict[str, Any]:
+        gate = await of.get_boolean_details_async("tools.refund_api.enabled", True, ctx())
+        text = await of.get_string_details_async("greeting", "x", ctx())
+        return {"gate": (gate.value, str(gate.reason)), "greeting": text.value}
+
+    async def first(state: State) -> dict[str, Any]:
+        seen = await read()
+        ov = client.kill("tools.refund_api.enabled", reason="incident", actor="oncall", ttl="1h")
+        kills.append(ov.id)
+        client.publish(
+            {**DOCUMENT, "values": {**DOCUMENT["values"], "greeting": "bonjour"}},
+            author="test",
+            message="rev 2",
+        )
+        return {"seen": [*state["seen"], seen]}
+
+    async def second(state: State) -> dict[str, Any]:
+        return {"seen": [*state["seen"], await read()]}
+
+    g = StateGraph(State)
+    g.add_node("first", first)
+    g.add_node("second", second)
+    g.add_edge(START, "first")
+    g.add_edge("first", "second")
+    g.add_edge("second", END)
+    graph = flagmw.wrap(g.compile(checkpointer=InMemorySaver()), client)
+    try:
+        out = asyncio.run(graph.ainvoke({"seen": []}, {"configurable": {"thread_id": "t-a"}}))
+        live = of.get_boolean_details("tools.refund_api.enabled", True, ctx())
+    finally:
+        api.clear_providers()
+    before, after = out["seen"]
+    assert before == {"gate": (True, "DEFAULT"), "greeting": "hi"}
+    assert after == {"gate": (False, "DISABLED"), "greeting": "hi"}  # hot moved, pinned not
+    assert (live.value, live.flag_metadata["overrideId"]) == (False, kills[0])
+
+
+def test_without_the_extra_the_import_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+
+    for name in [m for m in sys.modules if m.startswith("flagmw.openfeature")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "openfeature.provider", None)
+    with pytest.raises(ImportError, match=r"pip install 'flagmw\[openfeature\]'"):
+        importlib.import_module("flagmw.openfeature")

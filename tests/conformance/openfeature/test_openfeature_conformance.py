@@ -535,3 +535,13 @@ def v1_number_details(world: World, kind: str, value: str, variant: str, reason:
     d = world.details
     assert d is not None
     assert (d.value, d.variant, d.reason) == (_typed(kind, value), variant, reason), d
+
+
+def test_the_docs_list_every_scenario_that_does_not_apply() -> None:
+    from conformance.openfeature.conftest import NOT_APPLICABLE
+
+    doc = (HERE.parents[2] / "docs" / "openfeature.md").read_text()
+    for _feature, scenario, part in NOT_APPLICABLE:
+        assert scenario in doc, scenario
+        if part is not None and part.endswith("-flag"):
+            assert part.split("-")[0] in doc, part
