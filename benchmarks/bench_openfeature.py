@@ -14,13 +14,18 @@ Scenarios, on one SQLite store (a rule on the plan decides the flag):
 4. 3. inside a run (``use_run``): the answer from the run's pinned RunConfig.
 
 Reported: medians (per call, timer overhead included) and each median's ratio to the
-baseline. Method: ``benchmarks/_timing.py``. Compare ratios within one run.
+baseline. Then what one change costs the event check (``document_changes``, once per
+change, on the thread that notices it) on a snapshot of 100 000 tenants, one of them
+changed: the median of 5. Method: ``benchmarks/_timing.py``. Compare ratios within one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import statistics
 import tempfile
+import time
 from pathlib import Path
 
 from openfeature import api
@@ -30,6 +35,7 @@ from benchmarks._timing import markdown_table, measure
 from flagmw import EvaluationContext, FlagClient, FlagRegistry, SQLiteStore
 from flagmw.langgraph.run import RunState, use_run
 from flagmw.openfeature import FlagmwProvider
+from flagmw.openfeature.events import document_changes
 
 KEY = "prompt.style"
 REGISTRY = {
@@ -94,6 +100,28 @@ def main() -> None:
     print()
     for r in rows:
         print(f"- {r.name}: median {r.median:,.0f} ns, {r.median / base:.1f}× the baseline")
+    print(
+        f"- document_changes, 100 000 tenants, one changed: {_big_diff_ms():.0f} ms (median of 5)"
+    )
+
+
+def _big_diff_ms(tenants: int = 100_000) -> float:
+    doc = {
+        "values": {},
+        "rules": [],
+        "tenants": {
+            f"t{i}": {"values": {KEY: "v3", "loop.max_iterations": i % 50 + 1}, "rules": []}
+            for i in range(tenants)
+        },
+    }
+    new = copy.deepcopy(doc)
+    new["tenants"]["t5"]["values"][KEY] = "v2"
+    samples = []
+    for _ in range(5):
+        t = time.perf_counter()
+        assert document_changes(doc, new) == {KEY}
+        samples.append((time.perf_counter() - t) * 1000)
+    return statistics.median(samples)
 
 
 if __name__ == "__main__":

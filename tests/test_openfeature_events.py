@@ -8,6 +8,7 @@ would be)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ from openfeature.flag_evaluation import Reason
 
 from flagmw import FlagClient, FlagRegistry, SQLiteStore
 from flagmw.openfeature import FlagmwProvider
-from flagmw.openfeature.events import changed_keys, key_signatures
+from flagmw.openfeature.events import changed_keys, document_changes
 
 FLAGS = {
     "tools.refund_api.enabled": {"type": "bool", "default": True, "binding": "hot", "owner": "t"},
@@ -267,15 +268,78 @@ def test_a_stale_client_at_initialize_reports_stale_after_ready(tmp_path: Path) 
 
 # -- the key diff, for all documents -------------------------------------------------------
 
+
+def key_signatures(document: dict[str, Any]) -> dict[str, str]:
+    """The reference (slow, obviously right) form of document_changes: key → the JSON of
+    every part of the document that mentions the key; a key changed when its text did."""
+    parts: dict[str, list[Any]] = {}
+    ruled: set[str] = set()
+
+    def overlay(o: dict[str, Any], where: str) -> None:
+        for key, value in o.get("values", {}).items():
+            parts.setdefault(key, []).append([where, value])
+        for rule in o.get("rules", ()):
+            for key, value in rule.get("set", {}).items():
+                ruled.add(key)
+                entry = [where, rule.get("name"), rule.get("when"), rule.get("rollout"), value]
+                parts.setdefault(key, []).append(entry)
+        for key in o.get("requires", ()):
+            parts.setdefault(key, []).append([where, "requires"])
+
+    overlay(document, "snapshot")
+    for section in ("environments", "tenants", "routes"):
+        for name, o in document.get(section, {}).items():
+            overlay(o, f"{section}:{name}")
+    for name, exp in document.get("experiments", {}).items():
+        ruled.add(exp["flag"])
+        parts.setdefault(exp["flag"], []).append(["experiment", name, exp])
+    segments = document.get("segments", {})
+    return {
+        key: json.dumps([found, segments if key in ruled else None], sort_keys=True)
+        for key, found in parts.items()
+    }
+
+
 KEYS = sorted(FLAGS)
-values = st.dictionaries(st.sampled_from(KEYS), st.integers(1, 5), max_size=4)
+small = st.integers(1, 3)
+values = st.dictionaries(st.sampled_from(KEYS), small, max_size=3)
+rules = st.lists(
+    st.builds(
+        lambda name, plan, set_: {"name": name, "when": {"plan": plan}, "set": set_},
+        st.sampled_from(["r1", "r2"]),
+        st.sampled_from(["pro", "ent"]),
+        values,
+    ),
+    max_size=2,
+)
+overlays = st.fixed_dictionaries(
+    {"values": values, "rules": rules, "requires": st.lists(st.sampled_from(KEYS), max_size=1)}
+)
+documents = st.fixed_dictionaries(
+    {
+        "values": values,
+        "rules": rules,
+        "tenants": st.dictionaries(st.sampled_from(["acme", "beta"]), overlays, max_size=2),
+        "routes": st.dictionaries(st.sampled_from(["r"]), overlays, max_size=1),
+        "experiments": st.dictionaries(
+            st.sampled_from(["e1", "e2"]),
+            st.fixed_dictionaries({"flag": st.sampled_from(KEYS), "weights": small}),
+            max_size=2,
+        ),
+        "segments": st.dictionaries(st.sampled_from(["big"]), small, max_size=1),
+    }
+)
 
 
-@given(values, values, st.dictionaries(st.sampled_from(["acme", "beta"]), values, max_size=2))
-def test_changed_keys_are_exactly_the_keys_whose_values_differ(
-    a: dict[str, int], b: dict[str, int], tenants: dict[str, dict[str, int]]
-) -> None:
-    doc_a = {"values": a, "tenants": {t: {"values": v} for t, v in tenants.items()}}
-    doc_b = {"values": b, "tenants": {t: {"values": v} for t, v in tenants.items()}}
-    expected = {k for k in KEYS if a.get(k) != b.get(k)}
-    assert changed_keys(key_signatures(doc_a), key_signatures(doc_b)) == expected
+@given(documents, documents)
+def test_document_changes_agree_with_the_reference(a: dict[str, Any], b: dict[str, Any]) -> None:
+    expected = changed_keys(key_signatures(a), key_signatures(b))
+    assert document_changes(a, b) == expected
+    assert document_changes(a, a) == set()
+
+
+@given(documents)
+def test_one_changed_key_is_exactly_that_key(a: dict[str, Any]) -> None:
+    for key in KEYS:
+        b = {**a, "values": {**a["values"], key: 99}}
+        assert document_changes(a, b) == ({key} if a["values"].get(key) != 99 else set())
