@@ -105,6 +105,10 @@ class FlagClient(EvaluationCache, AdminOperations):
 
     # -- resolution ----------------------------------------------------------------------
 
+    #: Set by :func:`flagmw.rollout.attach`: adds the run's agent version to a context
+    #: (a function that never raises); None: no version assignment.
+    assign_version: Callable[[EvaluationContext], EvaluationContext] | None = None
+
     def resolve(
         self, ctx: EvaluationContext | None = None, *, at: float | None = None
     ) -> RunConfig:
@@ -116,6 +120,9 @@ class FlagClient(EvaluationCache, AdminOperations):
         """
         self.poll()
         ctx = ctx or _EMPTY_CTX
+        assign = self.assign_version
+        if assign is not None:
+            ctx = assign(ctx)  # flagmw.rollout: the run's agent version, as attributes
         return resolve(*self._scope(ctx.environment), ctx, self.clock() if at is None else at)
 
     def resolve_hot(

@@ -32,6 +32,7 @@ from flagmw.core.registry import FlagRegistry
 from flagmw.core.rules import Experiment, Overlay, Rules
 from flagmw.core.snapshot import Snapshot
 from flagmw.core.snapshot_spec import empty_document
+from flagmw.core.versions import VersionCatalog
 
 __all__ = ["CompiledSnapshot", "KeyPlan", "View"]
 
@@ -185,6 +186,8 @@ class CompiledSnapshot:
         rev: its snapshot rev.
         env_values: values from ``FF_<KEY>`` process variables, already typed
             (:func:`flagmw.client.read_env_values`); local development only.
+        versions: the agent versions the ``version`` layer can serve (the client's
+            :class:`~flagmw.core.versions.VersionCatalog`); None: no version layer.
     """
 
     def __init__(
@@ -193,8 +196,10 @@ class CompiledSnapshot:
         snapshot: Snapshot | None,
         rev: int | None,
         env_values: Mapping[str, Any] | None = None,
+        versions: VersionCatalog | None = None,
     ) -> None:
         self.registry = registry
+        self.versions = versions
         self.snapshot = snapshot
         self.rev = rev
         self.content_hash = snapshot.content_hash if snapshot is not None else None
