@@ -235,6 +235,25 @@ class FlagClient(EvaluationCache, AdminOperations):
             every = list(self._overrides.overrides)
         return explain(*self._scope(ctx.environment), key, ctx, now, every)
 
+    def record_feedback(self, run_id: str, score: float, comment: str = "") -> None:
+        """Record feedback on a finished run (a user's thumbs, a grader's score) in the
+        rollout store, where guardrails and ``flagmw rollout status`` read it.
+
+        Raises:
+            FlagmwError: ``score`` is not a finite number, or ``run_id`` is empty.
+            StoreUnavailableError: the store could not be written.
+        """
+        from flagmw.rollout.store import open_rollout_store
+
+        if not isinstance(score, int | float) or isinstance(score, bool) or score != score:
+            raise FlagmwError(f"feedback score must be a number, got {score!r}")
+        if not run_id:
+            raise FlagmwError("feedback needs the run_id of the run it is about")
+        rs = getattr(self, "_rollout_store", None)
+        if rs is None:
+            rs = self._rollout_store = open_rollout_store(self.store)
+        rs.record_feedback(str(run_id)[:200], float(score), str(comment)[:2000], self.clock())
+
     def close(self) -> None:
         """Close the store."""
         self.store.close()
