@@ -108,6 +108,9 @@ class FlagClient(EvaluationCache, AdminOperations):
     #: Set by :func:`flagmw.rollout.attach`: adds the run's agent version to a context
     #: (a function that never raises); None: no version assignment.
     assign_version: Callable[[EvaluationContext], EvaluationContext] | None = None
+    #: Set by :func:`flagmw.rollout.attach`: True when a pinned context's agent version
+    #: was killed (a resumed run is then assigned again); None: never.
+    version_killed: Callable[[EvaluationContext], bool] | None = None
 
     def resolve(
         self, ctx: EvaluationContext | None = None, *, at: float | None = None

@@ -367,7 +367,7 @@ class _Invocation:
             )
             rc = client.resolve(self.context(input))
             source = "unpinned"
-        elif s.on_resume == "pinned":
+        elif s.on_resume == "pinned" and not _version_killed(client, pinned):
             rc = pinned
         else:
             fresh = client.resolve(pinned.context)
@@ -477,6 +477,15 @@ class _Invocation:
     def ended_as(self) -> Outcome:
         interrupted = self.run.interrupted or (self.watch is not None and self.watch.interrupted)
         return "interrupted" if interrupted else "completed"
+
+
+def _version_killed(client: FlagClient, pinned: RunConfig) -> bool:
+    # a run pinned to a killed agent version does not finish on it (flagmw.rollout)
+    check = client.version_killed
+    try:
+        return check is not None and check(pinned.context)
+    except Exception:  # a flag decision never crashes a run
+        return False
 
 
 def _scrub_payload(payload: Any) -> None:

@@ -201,6 +201,7 @@ class OutcomeRecorder:
             "stage": attrs.get(STAGE_ATTR),
             "arm": attrs.get("flagmw.arm"),
             "tenant": ctx.tenant_id,
+            "user": ctx.user_id,
             "outcome": OUTCOMES.get(outcome, outcome),
             "resumed": run.resumed,
             "latency_ms": round((time.monotonic() - acc.started) * 1000.0, 3),
