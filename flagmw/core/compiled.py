@@ -81,6 +81,8 @@ class View:
         self._route_docs: Mapping[str, Any] = doc["routes"]
         self._tenants: dict[str, Overlay] = {}
         self._routes: dict[str, Overlay] = {}
+        # the per-key walks, top layer first (built on use; a layer may clear them)
+        self.plans: dict[str, KeyPlan] = {}
         self.layers: tuple[CompiledLayer, ...] = tuple(
             layer.compile(self) for layer in RESOLUTION_ORDER
         )
@@ -104,8 +106,6 @@ class View:
         self.steps: tuple[CompiledLayer, ...] = tuple(steps)
         self.appliers = tuple(s.applier() for s in steps)
         self.quiet_appliers = tuple(s.applier() for s in steps if not s.per_call)
-        # the per-key walks, top layer first
-        self.plans: dict[str, KeyPlan] = {}
 
     def plan(self, key: str) -> KeyPlan | None:
         """The :class:`KeyPlan` of ``key`` (built on first use and kept: at most one per

@@ -179,7 +179,7 @@ class Versions(ResolutionLayer):
     name, layer = "version", Layer.VERSION
 
     def compile(self, view: View) -> CompiledLayer:
-        return VersionsLayer(view.compiled.versions)
+        return VersionsLayer(view.compiled.versions, view)
 
 
 class Experiments(ResolutionLayer):

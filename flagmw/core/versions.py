@@ -18,6 +18,7 @@ catalog does not hold offers nothing (the run gets the layers below).
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -78,13 +79,30 @@ class VersionCatalog:
         self._hashes: dict[str, str] = {}
         self._memo: dict[tuple[str, Any, Any], dict[str, Candidate]] = {}
         self._lock = threading.Lock()
+        #: every key some version sets: only those keys' plans ask the version layer
+        self.keys: frozenset[str] = frozenset()
+        # per-key plans built before a version set a new key must be rebuilt
+        self._plan_caches: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+
+    def watch(self, owner: Any, plans: dict[str, Any]) -> None:
+        """Clear ``plans`` (a view's per-key plans) whenever a version adds a key; held
+        as long as ``owner`` (the view) lives."""
+        with self._lock:
+            self._plan_caches[id(plans)] = owner
+            owner._version_plans = plans
 
     def add(self, ref: str, values: Mapping[str, Any], content_hash: str = "") -> None:
         """Add a version (a no-op when ``ref`` is already held: versions are immutable)."""
         with self._lock:
-            if ref not in self._values:
-                self._values[ref] = dict(values)
-                self._hashes[ref] = content_hash
+            if ref in self._values:
+                return
+            self._values[ref] = dict(values)
+            self._hashes[ref] = content_hash
+            new_keys = set(values) - self.keys
+            if new_keys:
+                self.keys = self.keys | new_keys
+                for owner in list(self._plan_caches.values()):
+                    owner._version_plans.clear()
 
     def __contains__(self, ref: object) -> bool:
         return ref in self._values
@@ -146,9 +164,11 @@ class VersionsLayer(CompiledLayer):
     was assigned (:data:`VERSION_ATTR`), from ``catalog``. Truthy whenever a catalog is
     attached (a version may be added to it after the view was compiled)."""
 
-    def __init__(self, catalog: VersionCatalog | None) -> None:
+    def __init__(self, catalog: VersionCatalog | None, view: Any = None) -> None:
         self.catalog = catalog
         self._decide: Decider | None = None
+        if catalog is not None and view is not None:
+            catalog.watch(view, view.plans)
 
     def __bool__(self) -> bool:
         return self.catalog is not None
@@ -177,7 +197,9 @@ class VersionsLayer(CompiledLayer):
             vals.update(cands)
 
     def decider(self, key: str) -> Decider | None:
-        if self.catalog is None:
+        # only keys some version sets: the catalog clears the view's plans when a new
+        # version brings a new key, so the next plan asks this layer
+        if self.catalog is None or key not in self.catalog.keys:
             return None
         if self._decide is None:
             self._decide = self._make_decider()
