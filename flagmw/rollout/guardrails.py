@@ -143,7 +143,12 @@ def evaluate(g: Mapping[str, Any], candidate: Stats, baseline: Stats, min_runs: 
         if "baseline_plus" in g:
             delta = float(g["baseline_plus"])
             limit = base + delta
-            points = f"{delta * 100:g} points" if metric.endswith("_rate") else f"{delta:g}"
+            pts = delta * 100
+            points = (
+                f"{pts:g} point{'' if pts == 1 else 's'}"
+                if metric.endswith("_rate")
+                else f"{delta:g}"
+            )
             limit_text = f"baseline {format_metric(metric, base)} + {points}"
         else:
             factor = float(g["baseline_times"])
