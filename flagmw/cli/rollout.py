@@ -26,16 +26,32 @@ NameArg = Annotated[str, typer.Argument(help="The rollout, e.g. support-agent-1.
 _NO = ("max_ttl", "registry", "environment")
 
 
+GatesOpt = Annotated[
+    Path | None,
+    typer.Option("--gates", help="A quality gates file: required gates must pass."),
+]
+
+
 @contextlib.contextmanager
-def _controller(g: Session) -> Iterator[RolloutController]:
+def _controller(g: Session, gates: Path | None = None) -> Iterator[RolloutController]:
     from flagmw.rollout.controller import RolloutController
     from flagmw.rollout.store import open_rollout_store
 
+    spec = None
+    if gates is not None:
+        from flagmw.rollout.gates import load_gates
+
+        spec = load_gates(gates)
     store = g.open_store()
     try:
         rs = open_rollout_store(store)
         try:
-            yield RolloutController(rs)
+            gate = None
+            if spec is not None:
+                from flagmw.rollout.gates import gate_callable
+
+                gate = gate_callable(rs, spec)
+            yield RolloutController(rs, gate=gate)
         finally:
             rs.close()
     finally:
@@ -69,12 +85,14 @@ def start(
         ),
     ] = None,
     name: Annotated[str | None, typer.Option("--name", help="The rollout's name.")] = None,
+    gates: GatesOpt = None,
 ) -> None:
-    """Start a staged rollout of CANDIDATE over BASELINE for AGENT."""
+    """Start a staged rollout of CANDIDATE over BASELINE for AGENT (refused while a
+    required gate of --gates fails)."""
     from flagmw.rollout.guardrails import parse_guardrail
 
     rails = [parse_guardrail(t) for t in guardrail or ()]
-    with _controller(g) as ctl:
+    with _controller(g, gates) as ctl:
         r = ctl.start(
             agent,
             candidate,
@@ -96,8 +114,8 @@ def start(
     )
 
 
-def _transition(g: Session, name: str, op: str, reason: str) -> None:
-    with _controller(g) as ctl:
+def _transition(g: Session, name: str, op: str, reason: str, gates: Path | None = None) -> None:
+    with _controller(g, gates) as ctl:
         fn = getattr(ctl, op)
         r = fn(name, actor=g.actor, reason=reason)
     g.emit_lines(r.to_dict(), [f"rollout {r.name}: {r.status}, candidate share {r.share:g} %"])
@@ -108,9 +126,10 @@ def advance(
     g: Session,
     name: NameArg,
     reason: Annotated[str, typer.Option("--reason", help="Why.")] = "advanced by hand",
+    gates: GatesOpt = None,
 ) -> None:
     """Move NAME to its next stage now (from the last stage: complete)."""
-    _transition(g, name, "advance", reason)
+    _transition(g, name, "advance", reason, gates)
 
 
 @with_session(exclude=_NO)
@@ -137,10 +156,11 @@ def abort(g: Session, name: NameArg, reason: ReasonOpt) -> None:
 def tick(
     g: Session,
     name: Annotated[str | None, typer.Argument(help="Only this rollout.")] = None,
+    gates: GatesOpt = None,
 ) -> None:
     """Judge every running rollout once: advance, roll back, pause or wait (run it from
-    cron or a worker)."""
-    with _controller(g) as ctl:
+    cron or a worker); with --gates, a stage does not advance while a gate fails."""
+    with _controller(g, gates) as ctl:
         results = ctl.tick(name, actor=f"controller ({g.actor})")
     doc = [r.__dict__ for r in results]
     lines = [f"{r.rollout}: {r.action} (share {r.share:g} %): {r.reason}" for r in results]

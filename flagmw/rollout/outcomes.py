@@ -214,6 +214,7 @@ class OutcomeRecorder:
             "refusals": acc.refusals,
             "violations": acc.violations,
             "snapshot_rev": rc.snapshot_rev,
+            "environment": rc.environment,
         }
 
     def _cost(self, run: RunState, tokens: Mapping[str, list[int]]) -> float:

@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 #: kinds of documents and logs
-VERSIONS, ROLLOUTS, KILLS = "version", "rollout", "kill"
+VERSIONS, ROLLOUTS, KILLS, EVALS = "version", "rollout", "kill", "eval"
 OUTCOMES, FEEDBACK, AUDIT = "outcome", "feedback", "audit"
 
 
@@ -187,6 +187,26 @@ class RolloutStore:
             if self._cas(KILLS, key, {**doc, "seq": seq + 1}, seq):
                 return
         raise RolloutConflictError(f"kill of {doc['ref']} kept changing; retry")
+
+    # -- offline evaluation results (quality gates) ----------------------------------------
+
+    def save_eval(self, agent: str, version: str, metrics: Mapping[str, float], at: float) -> None:
+        """Record offline metrics of a version (e.g. ``offline_quality``, ``safety``); a
+        later record of the same metric replaces it."""
+        key = f"{agent}@{version}"
+        for _ in range(16):
+            old = self._get(EVALS, key)
+            seq = int(old.get("seq", 0)) if old else 0
+            merged = {**(old or {}).get("metrics", {}), **{k: float(v) for k, v in metrics.items()}}
+            doc = {"ref": key, "metrics": merged, "at": at, "seq": seq + 1}
+            if self._cas(EVALS, key, doc, seq):
+                return
+        raise RolloutConflictError(f"evaluation results of {key} kept changing; retry")
+
+    def evals(self, agent: str, version: str) -> dict[str, float]:
+        """The offline metrics recorded for a version (empty when none)."""
+        doc = self._get(EVALS, f"{agent}@{version}")
+        return dict(doc.get("metrics", {})) if doc else {}
 
     # -- outcomes, feedback, audit --------------------------------------------------------
 
