@@ -246,6 +246,14 @@ def _render(out: Console, rep: dict[str, object]) -> None:
             + ("SAMPLE RATIO MISMATCH" if srm["mismatch"] else "ok")
             + f" (p {srm['p_value']:.2g})"
         )
+    sh = rep.get("shadow")
+    if isinstance(sh, dict):
+        out.print(
+            f"shadow runs of {r['candidate']}: {sh['runs']}, same answer "
+            f"{sh['same_answer'] * 100:.0f} %, same tools {sh['same_tools'] * 100:.0f} %, "
+            f"{sh['errors']} failed, median latency {sh['shadow_latency_ms']:.0f} ms "
+            f"(primary {sh['primary_latency_ms']:.0f} ms)"
+        )
     ht = table("at", "event", "share", "actor", "reason")
     for h in r["history"]:
         ht.add_row(format_time(h["at"]), h["event"], f"{h['share']:g} %", h["actor"], h["reason"])

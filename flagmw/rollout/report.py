@@ -10,7 +10,35 @@ from flagmw.rollout.aggregate import aggregate
 from flagmw.rollout.controller import JUDGED, RolloutController
 from flagmw.rollout.stages import Rollout
 
-__all__ = ["status_report"]
+__all__ = ["shadow_summary", "status_report"]
+
+
+def shadow_summary(ctl: RolloutController, r: Rollout) -> dict[str, Any] | None:
+    """The shadow comparisons of ``r``'s candidate (:mod:`flagmw.rollout.shadow`):
+    count, same-answer and same-tools rates, errors, median latencies; None when none."""
+    rows = [
+        o
+        for o in ctl.store.outcomes(r.created_at - 30 * 86400)
+        if o.get("kind") == "shadow"
+        and o.get("agent") == r.agent
+        and o.get("version") == r.candidate
+    ]
+    if not rows:
+        return None
+    n = len(rows)
+
+    def median(key: str) -> float:
+        values = sorted(float(o.get(key) or 0.0) for o in rows)
+        return values[n // 2]
+
+    return {
+        "runs": n,
+        "same_answer": sum(bool(o.get("same_answer")) for o in rows) / n,
+        "same_tools": sum(bool(o.get("same_tools")) for o in rows) / n,
+        "errors": sum(o.get("error") is not None for o in rows),
+        "primary_latency_ms": median("primary_latency_ms"),
+        "shadow_latency_ms": median("shadow_latency_ms"),
+    }
 
 
 def status_report(ctl: RolloutController, r: Rollout) -> dict[str, Any]:
@@ -30,6 +58,7 @@ def status_report(ctl: RolloutController, r: Rollout) -> dict[str, Any]:
             )
     ev = ctl.evaluate(r) if r.active else None
     return {
+        "shadow": shadow_summary(ctl, r),
         "rollout": r.to_dict() | {"share": r.share},
         "stages": rows,
         "guardrails": []
