@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+from conftest import FLAGS_YAML, snapshot_part
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from flagmw import FlagClient, FlagRegistry, MemoryStore
 from flagmw.core.context import EvaluationContext
 from flagmw.core.provenance import Layer
@@ -76,3 +81,34 @@ def test_a_version_added_after_compiling_is_served(
     client.versions.add("refund-assistant@v2", {"loop.max_iterations": 9})
     assert client.value("loop.max_iterations", ctx) == 9
     assert client.resolve(ctx)["loop.max_iterations"] == 9
+
+
+@given(
+    st.sampled_from(["refund-assistant@v1", "refund-assistant@v2", "other@v1", None]),
+    st.sampled_from([None, "acme", "globex"]),
+    st.sampled_from([None, "refund-assistant", "support"]),
+    st.sampled_from([None, 1, 25, 100]),
+)
+@settings(max_examples=80)
+def test_resolve_resolve_key_and_explain_agree_with_versions(
+    ref: str | None, tenant: str | None, route: str | None, stage: int | None
+) -> None:
+    registry = FlagRegistry.from_dict(yaml.safe_load(FLAGS_YAML))
+    client = FlagClient(registry, MemoryStore())
+    client.publish(snapshot_part(), author="t", message="m")
+    client.versions.add("refund-assistant@v1", {"loop.max_iterations": 3})
+    client.versions.add(
+        "refund-assistant@v2", {"loop.max_iterations": 5, "model.primary": "gpt-4o"}
+    )
+    attrs: dict[str, Any] = {}
+    if ref is not None:
+        attrs[VERSION_ATTR] = ref
+    if stage is not None:
+        attrs[STAGE_ATTR] = stage
+    ctx = EvaluationContext(tenant_id=tenant, route=route, attributes=attrs)
+    rc = client.resolve(ctx)
+    for key in ("loop.max_iterations", "model.primary", "prompt.style"):
+        assert client.value(key, ctx) == rc[key]
+        ex = client.explain(key, ctx)
+        assert ex.value == rc[key]
+        assert ex.provenance == rc.provenance[key]
