@@ -284,3 +284,26 @@ def test_a_wrapped_agent_is_recorded_once(client: FlagClient, recorder: OutcomeR
     wrapped.invoke({"messages": [HumanMessage("x")]}, {"configurable": {"thread_id": "t-w"}})
     recorder.flush()
     assert [o["outcome"] for o in recorder.store.outcomes()] == ["completed"]
+
+
+def test_the_root_span_says_which_version_and_stage_served(client: FlagClient) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from flagmw.tracing import RunTracer
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    model = ScriptedChatModel(script=[_usage("a", 1, 1)], label="gpt-4o")
+    graph = flagmw.wrap(
+        _graph(model), client, context=_versioned, tracer=RunTracer(tracer_provider=provider)
+    )
+    graph.invoke({"log": []}, {"configurable": {"thread_id": "t-s"}})
+    [span] = [s for s in exporter.get_finished_spans() if s.name.startswith("invoke_agent")]
+    attrs = dict(span.attributes or {})
+    assert attrs["flagmw.version"] == "support-agent@v1.3.3"
+    assert (attrs["flagmw.rollout"], attrs["flagmw.stage"]) == ("support-agent-1.3.3", 25)
+    assert attrs["flagmw.snapshot_rev"] == 1
+    provider.shutdown()
