@@ -15,10 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 from flagmw.client.admin import AdminOperations
+from flagmw.client.async_ops import AsyncOperations
 from flagmw.client.cache import EvaluationCache
 from flagmw.client.env import read_env_values
+from flagmw.client.overlay_publish import OverlayPublishing
 from flagmw.client.results import ClientStatus, PublishResult
 from flagmw.client.scope import unknown_target
+from flagmw.client.snapshot_reads import SnapshotReads
 from flagmw.core.candidate import copy_json
 from flagmw.core.context import EvaluationContext
 from flagmw.core.explain import Explanation, explain
@@ -34,7 +37,9 @@ __all__ = ["ClientStatus", "FlagClient", "PublishResult", "read_env_values"]
 _EMPTY_CTX = EvaluationContext()
 
 
-class FlagClient(EvaluationCache, AdminOperations):
+class FlagClient(
+    EvaluationCache, AdminOperations, OverlayPublishing, SnapshotReads, AsyncOperations
+):
     """Resolves flags for runs from a store, and operates the store.
 
     Args:
@@ -237,6 +242,16 @@ class FlagClient(EvaluationCache, AdminOperations):
         except FlagmwError:
             every = list(self._overrides.overrides)
         return explain(*self._scope(ctx.environment), key, ctx, now, every)
+
+    def pinned_version_killed(self, rc: RunConfig) -> bool:
+        """True when the agent version pinned in ``rc`` was killed since
+        (:attr:`version_killed`): a resumed run is then assigned again instead of
+        finishing on it. Never raises (a flag decision never crashes a run)."""
+        check = self.version_killed
+        try:
+            return check is not None and check(rc.context)
+        except Exception:
+            return False
 
     def record_feedback(self, run_id: str, score: float, comment: str = "") -> None:
         """Record feedback on a finished run (a user's thumbs, a grader's score) in the

@@ -8,6 +8,7 @@ Within a scope the first matching rule beats the scope's plain values (DESIGN §
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -119,13 +120,23 @@ class Rules:
         segments: Mapping[str, Predicate | bool],
         environment: str,
         scope: Provenance,
+        predicates: dict[str, Predicate | bool] | None = None,
     ) -> Rules:
         """Compile normalised rules (``name``, ``when``, ``rollout``, ``set``) of the
         scope ``scope`` (its ``rule`` is filled per rule); rules that can never match
-        are dropped."""
+        are dropped. ``predicates``: compiled conditions to share, keyed by their
+        ``when`` and ``rollout`` (a view compiling thousands of tenants whose rules
+        repeat the same conditions keeps one predicate per distinct condition)."""
         out: list[_Rule] = []
         for rule in rules:
-            pred = rule_predicate(rule, segments, environment)
+            if predicates is None:
+                pred = rule_predicate(rule, segments, environment)
+            else:
+                key = json.dumps([rule.get("when"), rule.get("rollout")], sort_keys=True)
+                cached = predicates.get(key)
+                if cached is None:
+                    cached = predicates[key] = rule_predicate(rule, segments, environment)
+                pred = cached
             if pred is False:
                 continue
             prov = Provenance(scope.layer, scope.rev, scope.scope, rule["name"])
