@@ -104,6 +104,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "routed_model": ("flagmw.langgraph.models", "langgraph"),
     "current": ("flagmw.langgraph.run", None),
     "run_info": ("flagmw.langgraph.run", None),
+    "record_violation": ("flagmw.rollout.outcomes", None),
 }
 
 
@@ -176,6 +177,7 @@ __all__ = [
     "enabled_tools",
     "gate_of",
     "gated",
+    "record_violation",
     "replay",
     "routed_model",
     "run_info",

@@ -66,6 +66,7 @@ from langgraph.types import Command
 
 from flagmw.client.client import FlagClient
 from flagmw.core.runconfig import Layer, RunConfig
+from flagmw.integrations._agent_outcomes import OutcomeMiddleware
 from flagmw.integrations._agent_pin import (
     PIN_KEY,
     FlagmwAgentState,
@@ -82,7 +83,7 @@ from flagmw.langgraph.context import ContextBuilder, context_from_config
 from flagmw.langgraph.run import RunObserver, RunState, active_run_kill, current_run, use_run
 from flagmw.langgraph.tool_gate import Gate, Refusal, check_tool, warn_ungated_twin
 
-__all__ = ["PIN_KEY", "FlagmwAgentState", "FlagmwMiddleware"]
+__all__ = ["PIN_KEY", "FlagmwAgentState", "FlagmwMiddleware", "OutcomeMiddleware"]
 
 log = logging.getLogger("flagmw")
 

@@ -48,6 +48,7 @@ def test_the_order_is_one_tuple_lowest_first() -> None:
         "snapshot rules",
         "tenant",
         "route",
+        "version",
         "experiment",
         "override",
     ]

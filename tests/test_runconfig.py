@@ -285,6 +285,7 @@ def test_provenance_round_trip_and_layer_order() -> None:
         "snapshot",
         "tenant",
         "route",
+        "version",
         "experiment",
         "override",
     ]

@@ -23,7 +23,19 @@ from collections.abc import Sequence
 
 import typer
 
-from flagmw.cli import demo, drill, inspect, interop, lint, overrides, replay, snapshots
+from flagmw.cli import (
+    agents,
+    demo,
+    drill,
+    gates,
+    inspect,
+    interop,
+    lint,
+    overrides,
+    replay,
+    rollout,
+    snapshots,
+)
 from flagmw.cli.errors import EXIT_CODES_EPILOG, EXIT_OK, one_line
 from flagmw.cli.logs import configure_logging
 from flagmw.cli.options import (
@@ -68,7 +80,19 @@ def _root(
 
 
 # One module per command group; the order here is the order of `flagmw --help`.
-for group in (snapshots, overrides, inspect, replay, drill, lint, demo, interop):
+for group in (
+    snapshots,
+    overrides,
+    inspect,
+    replay,
+    drill,
+    lint,
+    demo,
+    interop,
+    agents,
+    rollout,
+    gates,
+):
     group.register(app)
 
 

@@ -31,6 +31,13 @@ def _demo_help() -> str | None:
 @with_session()
 def demo(
     g: Session,
+    scenario: Annotated[
+        str,
+        typer.Argument(
+            help="incident (the kill-switch incident) or rollout (a staged rollout of an "
+            "agent version rolled back automatically, docs/rollouts.md).",
+        ),
+    ] = "incident",
     workdir: Annotated[
         Path | None,
         typer.Option(
@@ -52,6 +59,10 @@ def demo(
     ] = False,
 ) -> None:
     """Run the main job: a LangGraph support agent replaying a kill-switch incident."""
+    if scenario == "rollout":
+        _rollout_demo(workdir)
+    if scenario != "incident":
+        raise CliError(f"unknown demo {scenario!r}: use incident or rollout")
     try:
         demo_module = importlib.import_module("flagmw.examples.support_agent.demo")
     except ModuleNotFoundError as exc:
@@ -65,6 +76,14 @@ def demo(
         workdir=workdir, otlp_endpoint=otlp_endpoint, console_traces=console_traces
     )
     raise typer.Exit(int(code or EXIT_OK))
+
+
+def _rollout_demo(workdir: Path | None) -> None:
+    try:
+        module = importlib.import_module("flagmw.examples.rollout_demo")
+    except ModuleNotFoundError as exc:
+        raise CliError(f"flagmw demo rollout needs {exc.name}: pip install 'flagmw[all]'") from None
+    raise typer.Exit(int(module.main(workdir) or EXIT_OK))
 
 
 def register(app: typer.Typer) -> None:

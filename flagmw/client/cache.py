@@ -44,6 +44,7 @@ from flagmw.core.overrides import Override
 from flagmw.core.registry import FlagRegistry
 from flagmw.core.snapshot import Snapshot, validate_document
 from flagmw.core.source import Locator
+from flagmw.core.versions import VersionCatalog
 from flagmw.errors import FlagmwError, Problem, StoreUnavailableError, ValidationError
 from flagmw.stores.base import SnapshotInfo, Store, StoreState
 
@@ -123,7 +124,9 @@ class EvaluationCache:
         self._change_token = store.change_token  # bound once: poll() is on the hot path
         # held across a refresh's read of the store and its install (see _refresh_locked)
         self._lock = threading.Lock()
-        self._compiled = CompiledSnapshot(registry, None, None, self._env_values)
+        # the agent versions the version layer serves (flagmw.rollout adds to it)
+        self.versions = VersionCatalog()
+        self._compiled = CompiledSnapshot(registry, None, None, self._env_values, self.versions)
         self._view: View = self._compiled.view(environment)
         self._overrides = OverrideIndex((), registry, environment)
         self._other_envs: dict[str, tuple[View, OverrideIndex]] = {}
@@ -261,7 +264,9 @@ class EvaluationCache:
         info = last.info
         if info is not None:
             snapshot = Snapshot(last.document, info.content_hash)
-            self._compiled = CompiledSnapshot(self.registry, snapshot, info.rev, self._env_values)
+            self._compiled = CompiledSnapshot(
+                self.registry, snapshot, info.rev, self._env_values, self.versions
+            )
             self._view = self._compiled.view(self.environment)
             self._served_info = info
         self._overrides = OverrideIndex(last.overrides, self.registry, self.environment)
@@ -350,7 +355,9 @@ class EvaluationCache:
                 return None
             self._rejected = (None, ())
             snapshot = Snapshot(doc, record.info.content_hash)
-            return CompiledSnapshot(self.registry, snapshot, head.rev, self._env_values)
+            return CompiledSnapshot(
+                self.registry, snapshot, head.rev, self._env_values, self.versions
+            )
         try:
             record = self.store.get_snapshot(head.rev)
         except FlagmwError as exc:
@@ -378,7 +385,7 @@ class EvaluationCache:
                 )
                 return None
         self._rejected = (None, ())
-        return CompiledSnapshot(self.registry, snapshot, head.rev, self._env_values)
+        return CompiledSnapshot(self.registry, snapshot, head.rev, self._env_values, self.versions)
 
     def _fail(self, exc: Exception) -> None:
         now = self.clock()

@@ -110,6 +110,13 @@ class FlagClient(
 
     # -- resolution ----------------------------------------------------------------------
 
+    #: Set by :func:`flagmw.rollout.attach`: adds the run's agent version to a context
+    #: (a function that never raises); None: no version assignment.
+    assign_version: Callable[[EvaluationContext], EvaluationContext] | None = None
+    #: Set by :func:`flagmw.rollout.attach`: True when a pinned context's agent version
+    #: was killed (a resumed run is then assigned again); None: never.
+    version_killed: Callable[[EvaluationContext], bool] | None = None
+
     def resolve(
         self, ctx: EvaluationContext | None = None, *, at: float | None = None
     ) -> RunConfig:
@@ -121,6 +128,9 @@ class FlagClient(
         """
         self.poll()
         ctx = ctx or _EMPTY_CTX
+        assign = self.assign_version
+        if assign is not None:
+            ctx = assign(ctx)  # flagmw.rollout: the run's agent version, as attributes
         return resolve(*self._scope(ctx.environment), ctx, self.clock() if at is None else at)
 
     def resolve_hot(
@@ -264,6 +274,35 @@ class FlagClient(
         except FlagmwError:
             every = list(self._overrides.overrides)
         return explain(*self._scope(ctx.environment), key, ctx, now, every)
+
+    def pinned_version_killed(self, rc: RunConfig) -> bool:
+        """True when the agent version pinned in ``rc`` was killed since
+        (:attr:`version_killed`): a resumed run is then assigned again instead of
+        finishing on it. Never raises (a flag decision never crashes a run)."""
+        check = self.version_killed
+        try:
+            return check is not None and check(rc.context)
+        except Exception:
+            return False
+
+    def record_feedback(self, run_id: str, score: float, comment: str = "") -> None:
+        """Record feedback on a finished run (a user's thumbs, a grader's score) in the
+        rollout store, where guardrails and ``flagmw rollout status`` read it.
+
+        Raises:
+            FlagmwError: ``score`` is not a finite number, or ``run_id`` is empty.
+            StoreUnavailableError: the store could not be written.
+        """
+        from flagmw.rollout.store import open_rollout_store
+
+        if not isinstance(score, int | float) or isinstance(score, bool) or score != score:
+            raise FlagmwError(f"feedback score must be a number, got {score!r}")
+        if not run_id:
+            raise FlagmwError("feedback needs the run_id of the run it is about")
+        rs = getattr(self, "_rollout_store", None)
+        if rs is None:
+            rs = self._rollout_store = open_rollout_store(self.store)
+        rs.record_feedback(str(run_id)[:200], float(score), str(comment)[:2000], self.clock())
 
     def close(self) -> None:
         """Close the store."""

@@ -33,6 +33,7 @@ from flagmw.core.registry import FlagRegistry
 from flagmw.core.rules import Experiment, Overlay, Rules
 from flagmw.core.snapshot import Snapshot
 from flagmw.core.snapshot_spec import empty_document
+from flagmw.core.versions import VersionCatalog
 
 __all__ = ["CompiledSnapshot", "KeyPlan", "View"]
 
@@ -84,6 +85,8 @@ class View:
         self._tenants: dict[str, Overlay] = {}
         self._predicates: dict[str, Predicate | bool] = {}  # shared by overlays' rules
         self._routes: dict[str, Overlay] = {}
+        # the per-key walks, top layer first (built on use; a layer may clear them)
+        self.plans: dict[str, KeyPlan] = {}
         self.layers: tuple[CompiledLayer, ...] = tuple(
             layer.compile(self) for layer in RESOLUTION_ORDER
         )
@@ -107,8 +110,6 @@ class View:
         self.steps: tuple[CompiledLayer, ...] = tuple(steps)
         self.appliers = tuple(s.applier() for s in steps)
         self.quiet_appliers = tuple(s.applier() for s in steps if not s.per_call)
-        # the per-key walks, top layer first
-        self.plans: dict[str, KeyPlan] = {}
 
     def plan(self, key: str) -> KeyPlan | None:
         """The :class:`KeyPlan` of ``key`` (built on first use and kept: at most one per
@@ -202,6 +203,8 @@ class CompiledSnapshot:
         rev: its snapshot rev.
         env_values: values from ``FF_<KEY>`` process variables, already typed
             (:func:`flagmw.client.read_env_values`); local development only.
+        versions: the agent versions the ``version`` layer can serve (the client's
+            :class:`~flagmw.core.versions.VersionCatalog`); None: no version layer.
     """
 
     def __init__(
@@ -210,8 +213,10 @@ class CompiledSnapshot:
         snapshot: Snapshot | None,
         rev: int | None,
         env_values: Mapping[str, Any] | None = None,
+        versions: VersionCatalog | None = None,
     ) -> None:
         self.registry = registry
+        self.versions = versions
         self.snapshot = snapshot
         self.rev = rev
         self.content_hash = snapshot.content_hash if snapshot is not None else None

@@ -4,7 +4,8 @@
 precedence first::
 
     default → environment values → environment rules → FF_ process variables
-      → snapshot values → snapshot rules → tenant → route → experiment → override
+      → snapshot values → snapshot rules → tenant → route → version → experiment
+      → override
 
 (within a scope the first matching rule beats the scope's plain values; the enum
 :class:`~flagmw.core.provenance.Layer` names the seven layers a provenance reports).
@@ -39,6 +40,7 @@ from flagmw.core.compiled_layers import (
 )
 from flagmw.core.provenance import DEFAULT_PROVENANCE, Layer, Provenance
 from flagmw.core.rules import CTX_INDEX, Experiment, Rules
+from flagmw.core.versions import VersionsLayer
 
 if TYPE_CHECKING:
     from flagmw.core.compiled import View
@@ -168,6 +170,18 @@ class Routes(ResolutionLayer):
         )
 
 
+class Versions(ResolutionLayer):
+    """The agent version the context was assigned (a rollout's candidate or baseline,
+    :mod:`flagmw.core.versions`). Above route: a version is the agent's profile,
+    versioned, so it supersedes the route overlay for the keys it sets; below experiment
+    and override, so a flag experiment and a kill switch still reach a versioned run."""
+
+    name, layer = "version", Layer.VERSION
+
+    def compile(self, view: View) -> CompiledLayer:
+        return VersionsLayer(view.compiled.versions, view)
+
+
 class Experiments(ResolutionLayer):
     """Enabled experiments, in their recorded ``order``; the first that assigns the
     context a variant decides the flag."""
@@ -206,6 +220,7 @@ RESOLUTION_ORDER: tuple[ResolutionLayer, ...] = (
     SnapshotRules(),
     Tenants(),
     Routes(),
+    Versions(),
     Experiments(),
     Overrides(),
 )

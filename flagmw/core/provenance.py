@@ -19,6 +19,7 @@ class Layer(StrEnum):
     SNAPSHOT = "snapshot"
     TENANT = "tenant"
     ROUTE = "route"
+    VERSION = "version"
     EXPERIMENT = "experiment"
     OVERRIDE = "override"
 
@@ -39,7 +40,9 @@ class Provenance:
             (environment), the tenant id (tenant), the route (route), or
             ``global`` / ``tenant:<id>`` / ``route:<name>`` (override).
         rule: the name of the rule that produced it, when a rule did.
-        experiment, variant: the experiment and the variant assigned, for ``experiment``.
+        experiment, variant: the experiment and the variant assigned, for ``experiment``;
+            the rollout and the stage (percent, as text), for ``version`` (whose
+            ``scope`` is the version).
         override_id, reason: the override and its reason, for ``override``.
     """
 
@@ -77,6 +80,8 @@ class Provenance:
 
     def describe(self) -> str:
         """A short human form, e.g. ``tenant acme rule enterprise @rev 3``."""
+        if self.layer is Layer.VERSION:
+            return _describe_version(self)
         parts = [self.layer.value]
         if self.scope:
             parts.append(self.scope)
@@ -89,6 +94,17 @@ class Provenance:
         if self.rev is not None:
             parts.append(f"@rev {self.rev}")
         return " ".join(parts)
+
+
+def _describe_version(p: Provenance) -> str:
+    # "version v1.3.3 (rollout support-agent-1.3.3, stage 25 %)"
+    text = f"version {p.scope}"
+    inner = []
+    if p.experiment:
+        inner.append(f"rollout {p.experiment}")
+    if p.variant:
+        inner.append(f"stage {p.variant} %")
+    return f"{text} ({', '.join(inner)})" if inner else text
 
 
 DEFAULT_PROVENANCE = Provenance(Layer.DEFAULT)

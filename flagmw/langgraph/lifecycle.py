@@ -389,7 +389,7 @@ class _Invocation:
             )
             rc = client.resolve(self.context(input))
             source = "unpinned"
-        elif s.on_resume == "pinned":
+        elif s.on_resume == "pinned" and not client.pinned_version_killed(pinned):
             rc = pinned
         else:
             fresh = client.resolve(pinned.context)

@@ -64,7 +64,16 @@ RUN_KEY = "__flagmw_run"
 #:                   override_id, step
 #: ``model_route``   a routed model served a call: route, primary, fallback_used (bool),
 #:                   error (of the primary, when a fallback was used)
-EVENT_NAMES = ("flag_changed", "tool_refused", "run_drained", "model_route")
+#: ``policy_violation`` user code reported one (``flagmw.record_violation``): kind, detail
+#: ``tool_dry_run``  a side-effecting tool was answered, not run, in a shadow run: tool, key
+EVENT_NAMES = (
+    "flag_changed",
+    "tool_refused",
+    "run_drained",
+    "model_route",
+    "policy_violation",
+    "tool_dry_run",
+)
 
 Outcome = Literal["completed", "interrupted", "drained", "cancelled", "error"]
 

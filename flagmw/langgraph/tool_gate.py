@@ -64,11 +64,14 @@ class Gate:
         outside_run: what a call does when no flagmw run is found and the gate has no
             client to evaluate with: ``"refuse"`` (default) or ``"allow"`` (run the tool,
             evaluate nothing, log a warning once per tool).
+        side_effects: the tool changes the world (a refund, an e-mail): in a shadow run
+            it is never executed and answers a dry-run result (:mod:`flagmw.rollout`).
     """
 
     key: str
     when: tuple[Any, ...] | None = None
     outside_run: OutsideRun = "refuse"
+    side_effects: bool = False
 
     def to_metadata(self) -> dict[str, Any]:
         """The ``tool.metadata["flagmw"]`` form (JSON primitives)."""
@@ -77,6 +80,8 @@ class Gate:
             out["when"] = list(self.when)
         if self.outside_run != "refuse":
             out["outside_run"] = self.outside_run
+        if self.side_effects:
+            out["side_effects"] = True
         return out
 
     @classmethod
@@ -89,6 +94,7 @@ class Gate:
             data["flag"],
             tuple(when) if when is not None else None,
             "allow" if data.get("outside_run") == "allow" else "refuse",
+            data.get("side_effects") is True,
         )
 
 
@@ -113,6 +119,7 @@ class Refusal:
     reason: str | None = None
     override_id: str | None = None
     value: Any = None
+    dry_run: bool = False  #: a side-effecting tool in a shadow run: answered, not run
 
     def tool_message(self, tool_call_id: str) -> ToolMessage:
         """The refusal as the ``ToolMessage(status="error")`` answering ``tool_call_id``."""
@@ -387,6 +394,11 @@ def check_tool(
     return _decide(tool_name(tool) or "?", gate, rc)
 
 
+#: the context attribute that marks a shadow run (flagmw.rollout.shadow)
+SHADOW_ATTR = "flagmw.shadow"
+_DRY_RUN = "[dry run] {name} has side effects and was not executed (shadow run)."
+
+
 def run_of(config: Any) -> RunState | None:
     """The run of a call: the one in ``config["configurable"]`` (ToolNode passes the
     call's config explicitly), else the ambient one (:func:`~flagmw.current`)."""
@@ -422,6 +434,9 @@ def decide_call(
         state = run_of(config)
         if state is None:
             return _outside_run(name, gate, client)
+        if gate.side_effects and state.rc.context.attributes.get(SHADOW_ATTR) is True:
+            state.event("tool_dry_run", tool=name, key=gate.key)
+            return Refusal(name, gate.key, _DRY_RUN.format(name=name), dry_run=True)
         refusal = _decide(name, gate, state.rc)
     except Exception as exc:
         log.exception("flagmw: the gate of tool %r (flag %s) failed; refused", name, gate.key)

@@ -91,8 +91,19 @@ class _RefusalTool(BaseTool):
         raise ToolException(self.refusal_text)
 
 
+class _DryRunTool(_RefusalTool):
+    """Answers for a side-effecting tool in a shadow run, without running it."""
+
+    def _run(self, *args: Any, **kwargs: Any) -> Any:
+        return self.refusal_text
+
+    async def _arun(self, *args: Any, **kwargs: Any) -> Any:
+        return self.refusal_text
+
+
 def _refusal_tool(tool: BaseTool, refusal: Refusal) -> _RefusalTool:
-    return _RefusalTool(
+    kind = _DryRunTool if refusal.dry_run else _RefusalTool
+    return kind(
         name=tool.name,
         description=tool.description,
         refusal_text=refusal.message,
@@ -340,6 +351,7 @@ def gated(
     when: Any = _UNSET,
     client: FlagClient | None = None,
     outside_run: OutsideRun = "refuse",
+    side_effects: bool = False,
 ) -> _Gater:
     """Put a tool behind a flag of the run's RunConfig.
 
@@ -376,6 +388,9 @@ def gated(
         outside_run: when a call finds no run and there is no ``client``: ``"refuse"``
             (default: fail closed, with a warning once per tool naming the fix) or
             ``"allow"`` (run it unevaluated, with a warning once per tool).
+        side_effects: the tool changes the world: in a shadow run
+            (:mod:`flagmw.rollout.shadow`) it is never executed; the call answers
+            ``[dry run] … was not executed`` and records a ``tool_dry_run`` run event.
 
     A disabled tool's call returns ``ToolMessage(status="error")``, e.g. ``Tool
     'refund' is disabled by flag tools.refund_api.enabled (kill ov-3: CRM webhook
@@ -399,4 +414,4 @@ def gated(
         values = (when,)
     else:
         values = tuple(when)
-    return _Gater(Gate(key, values, outside_run), client)
+    return _Gater(Gate(key, values, outside_run, side_effects), client)

@@ -85,6 +85,7 @@ _REASONS: Mapping[Layer, str] = {
     Layer.SNAPSHOT: "static",
     Layer.TENANT: "targeting_match",
     Layer.ROUTE: "targeting_match",
+    Layer.VERSION: "split",
     Layer.EXPERIMENT: "split",
     Layer.OVERRIDE: "static",
 }

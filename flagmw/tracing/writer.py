@@ -338,6 +338,9 @@ class RunTracer:
             summary[A.USER_ID] = uid
         if ctx.route is not None:
             summary[A.ROUTE] = ctx.route
+        for name in ("flagmw.version", "flagmw.rollout", "flagmw.stage"):  # flagmw.rollout
+            if ctx.attributes and name in ctx.attributes:
+                summary[name] = ctx.attributes[name]
         summary[A.OVERRIDE_IDS] = list(rc.override_ids)
         summary[A.CHANGE_COUNT] = 0
         summary[A.CHANGED_KEYS] = []

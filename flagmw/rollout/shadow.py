@@ -1,0 +1,222 @@
+"""Shadow runs: a sampled share of real runs also runs a candidate version on the same
+input, in the background (issue 12 §4).
+
+:func:`shadow` wraps a graph made by ``flagmw.wrap``: ``invoke`` runs the primary run as
+usual and returns its result; when the run's unit falls in the shadow share (the same
+sticky bucketing as rollouts), a background worker runs the same graph on the same input
+with the candidate version pinned, on its own thread id (``shadow:<thread>:<uuid>``: it
+never writes to the user's checkpoint thread), and its output is never returned to
+anyone. In the shadow run:
+
+* every ``@gated(..., side_effects=True)`` tool answers ``[dry run] … was not executed``
+  instead of running (a ``tool_dry_run`` run event);
+* its outcome is recorded like any run, with ``arm`` = ``shadow``;
+* then a comparison record (``kind: shadow``): same final answer, the two tool
+  trajectories, both latencies and costs — summarised by ``flagmw rollout status``.
+
+A shadow run that fails, is slow or cannot be queued never affects the primary run:
+the work is queued (bounded: when ``max_pending`` shadows wait, new ones are skipped and
+counted) and every error is swallowed and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from flagmw.client.client import FlagClient
+from flagmw.core.bucketing import UNIT_ATTRIBUTES, bucket, percent_to_bps
+from flagmw.core.versions import ROLLOUT_ATTR, VERSION_ATTR, version_ref
+from flagmw.langgraph.tool_gate import SHADOW_ATTR
+from flagmw.rollout.outcomes import OutcomeRecorder
+from flagmw.rollout.runtime import ARM_ATTR
+
+__all__ = ["ShadowRunner", "shadow", "trajectory"]
+
+log = logging.getLogger("flagmw")
+
+
+def trajectory(output: Any) -> tuple[list[str], str | None]:
+    """``(tool names called, final answer text)`` of a graph's output with a
+    ``messages`` channel (LangChain messages); ``([], None)`` otherwise."""
+    messages = output.get("messages") if isinstance(output, Mapping) else None
+    if not isinstance(messages, list):
+        return [], None
+    tools: list[str] = []
+    answer: str | None = None
+    for m in messages:
+        for call in getattr(m, "tool_calls", None) or ():
+            tools.append(str(call.get("name")))
+        if getattr(m, "type", None) == "ai" and isinstance(getattr(m, "content", None), str):
+            answer = m.content
+    return tools, answer
+
+
+class ShadowRunner:
+    """Runs shadows of a wrapped graph's runs (build with :func:`shadow`).
+
+    Attributes:
+        started, skipped, failed, compared: counters.
+    """
+
+    def __init__(
+        self,
+        graph: Any,
+        *,
+        client: FlagClient,
+        agent: str,
+        version: str,
+        share: float,
+        recorder: OutcomeRecorder,
+        unit: str = "thread",
+        rollout: str | None = None,
+        max_pending: int = 8,
+        workers: int = 1,
+    ) -> None:
+        if unit not in UNIT_ATTRIBUTES:
+            raise ValueError(f"unit must be one of {', '.join(UNIT_ATTRIBUTES)}: {unit!r}")
+        v = recorder.store.get_version(agent, version)  # the version must be published
+        client.versions.add(v.ref, v.values, v.content_hash)
+        self.graph = graph
+        self.agent = agent
+        self.version = version
+        self.share = share
+        self.recorder = recorder
+        self.unit = unit
+        self.rollout = rollout or f"shadow-{agent}-{version}"
+        self.max_pending = max_pending
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="flagmw-shadow")
+        self._pending = 0
+        self._lock = threading.Lock()
+        self.started = self.skipped = self.failed = self.compared = 0
+
+    def sampled(self, config: Mapping[str, Any]) -> bool:
+        """True when the run of ``config`` falls in the shadow share."""
+        conf = config.get("configurable") or {}
+        value = conf.get(UNIT_ATTRIBUTES[self.unit])
+        if value is None and self.unit == "run":
+            value = config.get("run_id")
+        if value is None or self.share <= 0:
+            return False
+        return self.share >= 100 or bucket(f"shadow:{self.rollout}", str(value)) < percent_to_bps(
+            self.share
+        )
+
+    def invoke(self, input: Any, config: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        """The primary run's result; a shadow is queued when the run is sampled."""
+        config = dict(config or {})
+        t0 = time.monotonic()
+        out = self.graph.invoke(input, config, **kwargs)
+        self._maybe(input, config, out, (time.monotonic() - t0) * 1000.0)
+        return out
+
+    async def ainvoke(
+        self, input: Any, config: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> Any:
+        """Async :meth:`invoke` (the shadow still runs on the background worker)."""
+        config = dict(config or {})
+        t0 = time.monotonic()
+        out = await self.graph.ainvoke(input, config, **kwargs)
+        self._maybe(input, config, out, (time.monotonic() - t0) * 1000.0)
+        return out
+
+    def _maybe(self, input: Any, config: dict[str, Any], out: Any, latency: float) -> None:
+        try:
+            if input is None or not self.sampled(config):
+                return
+            with self._lock:
+                if self._pending >= self.max_pending:
+                    self.skipped += 1
+                    return
+                self._pending += 1
+            self._pool.submit(self._run, input, config, out, latency)
+        except Exception:  # nothing about a shadow may reach the primary run
+            self.failed += 1
+
+    def _run(self, input: Any, config: dict[str, Any], primary: Any, latency: float) -> None:
+        try:
+            self.started += 1
+            conf = dict(config.get("configurable") or {})
+            thread = conf.get("thread_id")
+            conf["thread_id"] = f"shadow:{thread}:{uuid.uuid4().hex[:12]}"
+            conf[VERSION_ATTR] = version_ref(self.agent, self.version)
+            conf[ROLLOUT_ATTR] = self.rollout
+            conf[ARM_ATTR] = "shadow"
+            conf[SHADOW_ATTR] = True
+            t0 = time.monotonic()
+            error: str | None = None
+            out: Any = None
+            try:
+                out = self.graph.invoke(input, {"configurable": conf})
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"[:300]
+            shadow_latency = (time.monotonic() - t0) * 1000.0
+            p_tools, p_answer = trajectory(primary)
+            s_tools, s_answer = trajectory(out)
+            self.recorder.add(
+                {
+                    "kind": "shadow",
+                    "at": self.recorder.clock(),
+                    "agent": self.agent,
+                    "version": self.version,
+                    "rollout": self.rollout,
+                    "thread_id": thread,
+                    "shadow_thread_id": conf["thread_id"],
+                    "error": error,
+                    "same_answer": error is None and p_answer == s_answer,
+                    "same_tools": error is None and p_tools == s_tools,
+                    "primary_tools": p_tools,
+                    "shadow_tools": s_tools,
+                    "primary_latency_ms": round(latency, 3),
+                    "shadow_latency_ms": round(shadow_latency, 3),
+                }
+            )
+            self.compared += 1
+        except Exception:
+            self.failed += 1
+            log.debug("flagmw: a shadow run failed", exc_info=True)
+        finally:
+            with self._lock:
+                self._pending -= 1
+
+    def close(self, wait: bool = True) -> None:
+        """Stop taking shadows; with ``wait``, let the queued ones finish."""
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+
+def shadow(
+    graph: Any,
+    *,
+    client: FlagClient,
+    agent: str,
+    version: str,
+    share: float,
+    recorder: OutcomeRecorder,
+    unit: str = "thread",
+    rollout: str | None = None,
+    max_pending: int = 8,
+) -> ShadowRunner:
+    """Shadow ``share`` percent of ``graph``'s runs (by ``unit``) with ``agent``
+    ``version`` (see the module docs). ``graph`` is a graph made by ``flagmw.wrap`` on
+    ``client``; the version is loaded into the client's catalog from the recorder's store.
+
+    Raises:
+        ValueError: an unknown unit.
+        NotFoundError: the version was never published.
+    """
+    return ShadowRunner(
+        graph,
+        client=client,
+        agent=agent,
+        version=version,
+        share=share,
+        recorder=recorder,
+        unit=unit,
+        rollout=rollout,
+        max_pending=max_pending,
+    )
