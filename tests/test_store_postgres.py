@@ -118,6 +118,7 @@ def test_create_applies_the_versioned_migrations_once(url: str, schema: str) -> 
         "snapshots",
         "overrides",
         "audit",
+        "api_tokens",
     }
 
 

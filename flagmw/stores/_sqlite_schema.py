@@ -9,7 +9,9 @@ Layout of ``flagmw.db``:
 * ``overrides`` — the emergency layer, append-only as far as SQLite allows: triggers
   refuse DELETE, and every UPDATE but a renewal (``expires_at``) or the one end of an
   override (``ended_*``; schema version 2);
-* ``audit`` — the append-only log (triggers refuse UPDATE and DELETE).
+* ``audit`` — the append-only log (triggers refuse UPDATE and DELETE);
+* ``api_tokens`` — the console's API tokens, hashed (:mod:`flagmw.stores.tokens`;
+  schema version 3): never deleted, only revoked once.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from flagmw.errors import StoreUnavailableError
 
 __all__ = ["SCHEMA_VERSION", "connect"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # schema version 2: the overrides table is append-only too (issue 9 item 9)
 _OVERRIDES_TRIGGERS = """
@@ -43,10 +45,33 @@ BEGIN
 END;
 """
 
+# schema version 3: the console's API tokens (flagmw.stores.tokens)
+_TOKENS = """
+CREATE TABLE IF NOT EXISTS api_tokens (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    hash TEXT UNIQUE NOT NULL,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    created_by TEXT NOT NULL,
+    revoked_at REAL,
+    revoked_by TEXT,
+    revoke_reason TEXT
+);
+CREATE TRIGGER IF NOT EXISTS api_tokens_no_delete BEFORE DELETE ON api_tokens
+BEGIN SELECT RAISE(ABORT, 'flagmw API tokens are revoked, never deleted'); END;
+CREATE TRIGGER IF NOT EXISTS api_tokens_revoke_once BEFORE UPDATE ON api_tokens
+WHEN OLD.revoked_at IS NOT NULL OR NEW.seq IS NOT OLD.seq OR NEW.id IS NOT OLD.id
+    OR NEW.hash IS NOT OLD.hash OR NEW.name IS NOT OLD.name OR NEW.role IS NOT OLD.role
+    OR NEW.created_at IS NOT OLD.created_at OR NEW.created_by IS NOT OLD.created_by
+BEGIN SELECT RAISE(ABORT, 'flagmw API tokens only change by one revocation'); END;
+"""
+
 _SCHEMA = (
     """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', 2), ('snapshot_seq', 0),
+INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', 3), ('snapshot_seq', 0),
     ('override_seq', 0);
 CREATE TABLE IF NOT EXISTS registries (
     fingerprint TEXT PRIMARY KEY,
@@ -105,6 +130,7 @@ CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the flagmw audit log is append-only'); END;
 """
     + _OVERRIDES_TRIGGERS
+    + _TOKENS
 )
 
 
@@ -163,8 +189,9 @@ def _set_up(conn: sqlite3.Connection, found: int | None) -> int:
         if version is None:
             for statement in _split_sql(_SCHEMA):
                 conn.execute(statement)
-        elif version < SCHEMA_VERSION:  # 1 → 2: the overrides triggers
-            for statement in _split_sql(_OVERRIDES_TRIGGERS):
+        elif version < SCHEMA_VERSION:  # 1 → 2: the overrides triggers; 2 → 3: tokens
+            steps = (_OVERRIDES_TRIGGERS if version < 2 else "") + _TOKENS
+            for statement in _split_sql(steps):
                 conn.execute(statement)
             conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (SCHEMA_VERSION,))
         version = _version(conn)
