@@ -20,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 
 from flagmw.console.api_overrides import REASON_CODES
 from flagmw.console.api_snapshots import tenant_changes
-from flagmw.console.auth import COOKIE, Principal, authenticate
+from flagmw.console.auth import COOKIE, Principal, authenticate, check_csrf
 from flagmw.console.state import Console
 from flagmw.console.views import audit_page, change_dict, context_from, flag_rows, override_row
 from flagmw.core.context import EvaluationContext
@@ -128,6 +128,9 @@ async def login(
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
+    who = await authenticate(request)
+    if who is not None:
+        await check_csrf(request, who)  # 403 without the session's secret
     sid = request.cookies.get(COOKIE)
     if sid:
         _console(request).close_session(sid)
