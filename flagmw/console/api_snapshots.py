@@ -61,7 +61,7 @@ def diff(
 ) -> dict[str, Any]:
     """The changes from ``rev_a`` to ``rev_b`` (``flagmw diff``); with ``tenant``, only
     those to that tenant's overlay."""
-    changes = [change_dict(c) for c in _console(request).client.diff(rev_a, rev_b)]
+    changes = [change_dict(c) for c in _console(request).diff(rev_a, rev_b)]
     if tenant:
         changes = tenant_changes(changes, tenant)
     return {"from": rev_a, "to": rev_b, "tenant": tenant, "changes": changes}

@@ -49,8 +49,9 @@ class _TooLarge(Exception):
 
 
 class _Guard:
-    """Body size limit (413 as problem+json, before the route runs), security headers on
-    every response, and the request counter of ``/metrics``."""
+    """Body size limit (413 as problem+json, before the route runs), security headers and
+    ``Server-Timing: app;dur=<ms>`` (request in to response headers out) on every
+    response, and the request counter of ``/metrics``."""
 
     def __init__(self, app: ASGIApp, console: Console) -> None:
         self.app = app
@@ -66,6 +67,7 @@ class _Guard:
             return
         seen = 0
         started = False
+        t0 = time.perf_counter()
 
         async def limited() -> Message:
             nonlocal seen
@@ -81,7 +83,12 @@ class _Guard:
             if msg["type"] == "http.response.start":
                 started = True
                 self.console.metrics.count(msg["status"])
-                msg["headers"] = list(msg.get("headers", [])) + _SECURITY_HEADERS
+                took = f"app;dur={(time.perf_counter() - t0) * 1000:.3f}".encode()
+                msg["headers"] = [
+                    *msg.get("headers", []),
+                    *_SECURITY_HEADERS,
+                    (b"server-timing", took),
+                ]
             await send(msg)
 
         try:

@@ -35,6 +35,22 @@ _Text = Annotated[str, Query(max_length=256)]
 
 #: The TTL presets of the kill dialog.
 TTL_PRESETS = ("15m", "1h", "4h")
+#: At most this many tenants / routes are offered as suggestions in a form (any name can
+#: be typed); at most this many kill switches are shown at once (search narrows them).
+MAX_SUGGESTIONS = 500
+MAX_SWITCHES = 100
+#: Rows of the flags table per page.
+FLAGS_PAGE = 200
+
+
+def _names(section: Any) -> list[str]:
+    """The first :data:`MAX_SUGGESTIONS` names of a snapshot section, sorted."""
+    out: list[str] = []
+    for name in sorted(section):
+        if len(out) == MAX_SUGGESTIONS:
+            break
+        out.append(name)
+    return out
 
 
 def _fmt_time(t: float | None) -> str:
@@ -148,7 +164,12 @@ def _ctx(tenant: str, route: str) -> EvaluationContext:
 
 @router.get("/ui/flags", response_class=HTMLResponse)
 async def flags_page(
-    request: Request, q: _Text = "", tag: _Text = "", tenant: _Text = "", route: _Text = ""
+    request: Request,
+    q: _Text = "",
+    tag: _Text = "",
+    tenant: _Text = "",
+    route: _Text = "",
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> Response:
     who = await authenticate(request)
     if who is None:
@@ -172,15 +193,19 @@ async def flags_page(
         if tag:
             rows = [r for r in rows if tag in r["tags"]]
         doc = client._compiled.document
+        start = (page - 1) * FLAGS_PAGE
         return {
-            "rows": rows,
+            "rows": rows[start : start + FLAGS_PAGE],
+            "matched": len(rows),
+            "page_no": page,
+            "pages": max(1, -(-len(rows) // FLAGS_PAGE)),
             "tags": tags,
             "q": q,
             "tag": tag,
             "tenant": tenant,
             "route": route,
-            "tenants": sorted(doc["tenants"]),
-            "routes": sorted(doc["routes"]),
+            "tenants": _names(doc["tenants"]),
+            "routes": _names(doc["routes"]),
             "rev": client.snapshot_rev,
             "total": len(client.registry),
         }
@@ -193,7 +218,7 @@ async def flags_page(
 
 
 @router.get("/ui/kills", response_class=HTMLResponse)
-async def kills_page(request: Request, key: _Text = "") -> Response:
+async def kills_page(request: Request, key: _Text = "", q: _Text = "") -> Response:
     who = await authenticate(request)
     if who is None:
         return _login_redirect(request)
@@ -204,24 +229,33 @@ async def kills_page(request: Request, key: _Text = "") -> Response:
         now = console.clock()
         live = [o for o in console.store.list_overrides() if o.active_at(now)]
         killed = {(o.key, o.scope_label): o for o in live if o.value is False}
+        needle = (key or q).strip().lower()
+        hot = [
+            f
+            for f in client.registry
+            if f.type.value == "bool" and f.hot and (not needle or needle in f.key.lower())
+        ]
+        killed_keys = {k for k, _ in killed}
+        hot.sort(key=lambda f: f.key not in killed_keys)  # killed first, else registry order
         switches = [
             {
                 "flag": f,
                 "kills": [override_row(o, now) for (k, _), o in killed.items() if k == f.key],
                 "exempt": client.exempt_tenants(f.key) if f.protected else [],
             }
-            for f in client.registry
-            if f.type.value == "bool" and f.hot
+            for f in hot[:MAX_SWITCHES]
         ]
         doc = client._compiled.document
         return {
             "switches": switches,
             "focus": key,
+            "q": q,
+            "hidden": len(hot) - len(switches),
             "reason_codes": REASON_CODES,
             "presets": TTL_PRESETS,
             "max_ttl": _fmt_left(console.max_ttl),
-            "tenants": sorted(doc["tenants"]),
-            "routes": sorted(doc["routes"]),
+            "tenants": _names(doc["tenants"]),
+            "routes": _names(doc["routes"]),
         }
 
     return render(request, who, "kills.html", **(await anyio.to_thread.run_sync(work)))
@@ -260,7 +294,7 @@ async def tenant_page(
         doc = client._compiled.document
         out: dict[str, Any] = {
             "tenant": tenant,
-            "tenants": sorted(doc["tenants"]),
+            "tenants": _names(doc["tenants"]),
             "rows": [],
             "overlay": None,
             "changes": None,
@@ -275,7 +309,7 @@ async def tenant_page(
             )
             out["overlay"] = doc["tenants"].get(tenant)
             if a is not None and b is not None:
-                changes = [change_dict(c) for c in client.diff(a, b)]
+                changes = [change_dict(c) for c in console.diff(a, b)]
                 out["changes"] = tenant_changes(changes, tenant)
         return out
 
@@ -302,7 +336,7 @@ async def history_page(
         revs = client.history(100)
         changes = None
         if a is not None and b is not None:
-            changes = [change_dict(c) for c in client.diff(a, b)]
+            changes = [change_dict(c) for c in console.diff(a, b)]
         return {"revs": revs, "a": a, "b": b, "changes": changes}
 
     try:
