@@ -48,6 +48,14 @@ def serve(
     tls_key: Annotated[
         str | None, typer.Option("--tls-key", help="The certificate's PEM private key.")
     ] = None,
+    webhook: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--webhook",
+            help="Deliver kills, overrides, publishes and rollbacks: slack=URL or "
+            "pagerduty=URL (routing key from $FLAGMW_PAGERDUTY_ROUTING_KEY). Repeatable.",
+        ),
+    ] = None,
     allow_insecure_bind: Annotated[
         bool,
         typer.Option(
@@ -71,9 +79,18 @@ def serve(
             f"refusing to serve plain HTTP on {host} (not a loopback interface): give "
             "--tls-cert and --tls-key, or --allow-insecure-bind if a TLS proxy fronts it"
         )
+    import os
+
     import uvicorn
 
     from flagmw.console.app import create_app
+    from flagmw.console.webhooks import parse_webhook
+
+    key = os.environ.get("FLAGMW_PAGERDUTY_ROUTING_KEY", "")
+    try:
+        hooks = [parse_webhook(spec, key) for spec in webhook or ()]
+    except ValueError as exc:
+        raise CliError(f"--webhook: {exc}") from None
 
     store = g.open_store()
     try:
@@ -85,6 +102,7 @@ def serve(
             environment=g.environment,
             max_ttl=g.max_ttl_seconds(),
             secure_cookies=tls,
+            webhooks=hooks,
         )
         scheme = "https" if tls else "http"
         typer.echo(f"flagmw console on {scheme}://{host}:{port}/ (store {store.name})", err=True)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from flagmw.console import (
 )
 from flagmw.console.problems import install_handlers, problem_response
 from flagmw.console.state import Console
+from flagmw.console.webhooks import Notifier, Webhook
 from flagmw.core.registry import FlagRegistry
 from flagmw.stores.base import Store
 
@@ -52,6 +54,10 @@ class _Guard:
     """Body size limit (413 as problem+json, before the route runs), security headers and
     ``Server-Timing: app;dur=<ms>`` (request in to response headers out) on every
     response, and the request counter of ``/metrics``."""
+
+    #: the FastAPI application inside, and the notifier of its webhooks (if any)
+    fastapi: FastAPI
+    notifier: Notifier | None = None
 
     def __init__(self, app: ASGIApp, console: Console) -> None:
         self.app = app
@@ -111,6 +117,8 @@ def create_app(
     max_ttl: str | float = "24h",
     clock: Callable[[], float] = time.time,
     secure_cookies: bool = False,
+    webhooks: Sequence[Webhook] = (),
+    webhook_backoff: float = 0.5,
 ) -> Any:
     """The console (admin API and dashboard) on ``store``.
 
@@ -123,6 +131,10 @@ def create_app(
         max_ttl: the longest TTL of a kill or override.
         clock: seconds since the epoch (tests inject one).
         secure_cookies: mark the session cookie ``Secure`` (served over TLS).
+        webhooks: where to deliver every kill, override, publish and rollback
+            (:mod:`flagmw.console.webhooks`; watched while the app runs, from its
+            lifespan start to its end).
+        webhook_backoff: the first retry delay of a failed delivery (seconds; doubles).
 
     Returns:
         a FastAPI application (ASGI), wrapped in the body-size and header guard; the
@@ -136,7 +148,20 @@ def create_app(
         clock=clock,
         secure_cookies=secure_cookies,
     )
+    notifier = Notifier(console, list(webhooks), backoff=webhook_backoff) if webhooks else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if notifier is not None:
+            notifier.start()
+        try:
+            yield
+        finally:
+            if notifier is not None:
+                notifier.stop()
+
     api = FastAPI(
+        lifespan=lifespan,
         title="flagmw console",
         version="1",
         description="The admin HTTP API of flagmw: flags with value and source, "
@@ -155,6 +180,7 @@ def create_app(
     api.include_router(pages_actions.router)
     api.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
     guarded = _Guard(api, console)
-    guarded.fastapi = api  # type: ignore[attr-defined]
+    guarded.fastapi = api
     guarded.console = console
+    guarded.notifier = notifier
     return guarded

@@ -87,6 +87,7 @@ def render(request: Request, who: Principal, name: str, **ctx: Any) -> Response:
             "msg": request.query_params.get("ok"),
             "err": request.query_params.get("error"),
             "page": name.removesuffix(".html"),
+            "webhook_failure": _console(request).metrics.webhook_last_failure,
             **ctx,
         },
     )

@@ -50,6 +50,7 @@ class Metrics:
     store_latency: float = 0.0
     webhook_failures: int = 0
     webhook_deliveries: int = 0
+    webhook_last_failure: str | None = None
 
     def count(self, status: int) -> None:
         key = f"{status // 100}xx"
