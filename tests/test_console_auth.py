@@ -31,6 +31,9 @@ ENDPOINTS: list[tuple[str, str, Any, str]] = [
     ("POST", "/api/v1/overrides/ov-1/end", {"reason": "matrix"}, "operate"),
     ("POST", "/api/v1/snapshots", {"document": {}, "message": "m", "parent_rev": 1}, "admin"),
     ("POST", "/api/v1/snapshots/1/rollback", {"message": "m"}, "admin"),
+    ("GET", "/api/v1/approvals", None, "read"),
+    ("POST", "/api/v1/approvals/pp-1/approve", None, "admin"),
+    ("POST", "/api/v1/approvals/pp-1/reject", {"reason": "matrix"}, "admin"),
     ("GET", "/api/v1/tokens", None, "admin"),
     ("POST", "/api/v1/tokens", {"name": "new-one", "role": "viewer"}, "admin"),
     ("POST", "/api/v1/tokens/tok-99/revoke", {"reason": "matrix"}, "admin"),
@@ -152,6 +155,9 @@ def test_every_form_needs_the_csrf_secret(env: ConsoleEnv) -> None:
         ("/ui/overrides/ov-1/renew", {"ttl": "1h"}),
         ("/ui/overrides/ov-1/end", {"reason": "done"}),
         ("/ui/rollback", {"rev": "1", "message": "m"}),
+        ("/ui/approvals/pp-1/approve", {}),
+        ("/ui/approvals/pp-1/reject", {"reason": "no"}),
+        ("/logout", {}),
     ]
     for path, data in forms:
         for bad in ({}, {"csrf": "wrong"}):

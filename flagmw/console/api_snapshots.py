@@ -7,7 +7,10 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 
+from flagmw.console.api_approvals import notify
+from flagmw.console.approvals import guarded_keys
 from flagmw.console.auth import Principal, admin, reader
 from flagmw.console.problems import ApiProblem
 from flagmw.console.schemas import PublishBody, RollbackBody
@@ -67,11 +70,18 @@ def diff(
     return {"from": rev_a, "to": rev_b, "tenant": tenant, "changes": changes}
 
 
-@router.post("", status_code=201, operation_id="publishSnapshot")
-async def publish(request: Request, body: PublishBody, who: Admin) -> dict[str, Any]:
+@router.post(
+    "",
+    status_code=201,
+    operation_id="publishSnapshot",
+    responses={202: {"description": "Waiting for a second admin (billing/compliance)"}},
+)
+async def publish(request: Request, body: PublishBody, who: Admin) -> Any:
     """Validate and publish a snapshot document on top of ``parent_rev``. Invalid: 422
     with every problem located (``location``, ``path``, ``message``, ``code``), nothing
-    published. Stale ``parent_rev``: 409. The author is the token's name."""
+    published. Stale ``parent_rev``: 409. The author is the token's name. A change to a
+    flag tagged ``billing`` or ``compliance`` is not published: 202 with the pending
+    publish a second admin approves (``/api/v1/approvals``)."""
     if (body.document is None) == (body.yaml is None):
         raise ApiProblem(
             422,
@@ -80,13 +90,36 @@ async def publish(request: Request, body: PublishBody, who: Admin) -> dict[str, 
         )
     console = _console(request)
 
-    def work() -> dict[str, Any]:
+    def work() -> Any:
         if body.yaml is not None:
             data, locator = load_text(body.yaml, "<request>.yaml", fmt="yaml")
             # the same validation publish runs, first with the text's line numbers
-            validate_document(data, console.client.registry, locator=locator)
+            snapshot = validate_document(data, console.client.registry, locator=locator)
         else:
             data = body.document
+            snapshot = console.client.validate(data or {})
+        client = console.client
+        head = client.store.head()
+        before = client.store.get_snapshot(head.rev).document if head else None
+        keys = guarded_keys(client.registry, before, snapshot.document)
+        if keys:
+            p = console.approvals.add(
+                who.name,
+                body.message,
+                dict(snapshot.document),
+                body.parent_rev,
+                keys,
+                console.clock(),
+            )
+            notify(request, "approval.requested", p.to_dict())
+            return JSONResponse(
+                {
+                    "pending": p.to_dict(),
+                    "detail": f"{', '.join(keys)} (billing/compliance) changed: a second "
+                    f"admin must approve {p.id} (POST /api/v1/approvals/{p.id}/approve)",
+                },
+                status_code=202,
+            )
         with console.lock:
             result = console.client.publish(
                 data, author=who.name, message=body.message, parent_rev=body.parent_rev

@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flagmw.console import (
+    api_approvals,
     api_audit,
     api_events,
     api_flags,
@@ -173,8 +174,17 @@ def create_app(
         openapi_url="/api/openapi.json",
     )
     api.state.console = console
+    api.state.notifier = notifier
     install_handlers(api)
-    for module in (api_health, api_flags, api_snapshots, api_overrides, api_audit, api_events):
+    for module in (
+        api_health,
+        api_flags,
+        api_snapshots,
+        api_approvals,
+        api_overrides,
+        api_audit,
+        api_events,
+    ):
         api.include_router(module.router)
     api.include_router(pages.router)
     api.include_router(pages_actions.router)

@@ -338,7 +338,8 @@ async def history_page(
         changes = None
         if a is not None and b is not None:
             changes = [change_dict(c) for c in console.diff(a, b)]
-        return {"revs": revs, "a": a, "b": b, "changes": changes}
+        pending = [p.to_dict() for p in console.approvals.pending()]
+        return {"revs": revs, "a": a, "b": b, "changes": changes, "pending": pending}
 
     try:
         data = await anyio.to_thread.run_sync(work)

@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError as PydanticValidationError
 
 from flagmw.cli.errors import one_line, summary_line
+from flagmw.console.api_approvals import approve, reject
 from flagmw.console.api_overrides import apply_override, end_override, renew_override
 from flagmw.console.auth import Principal, authenticate, check_csrf
 from flagmw.console.problems import ApiProblem
@@ -142,3 +143,30 @@ async def rollback(request: Request, rev: _F, message: _F = "") -> Response:
     except (FlagmwError, ApiProblem) as exc:
         return _back("/ui/history", error=_message(exc))
     return _back("/ui/history", ok=f"rolled back to rev {rev}: now rev {new}")
+
+
+@router.post("/ui/approvals/{pending_id}/approve")
+async def approve_form(request: Request, pending_id: str) -> Response:
+    who = await _who(request, "admin")
+    if isinstance(who, Response):
+        return who
+    console = _console(request)
+    try:
+        out = await anyio.to_thread.run_sync(approve, request, console, who, pending_id)
+    except (FlagmwError, ApiProblem) as exc:
+        return _back("/ui/history", error=_message(exc))
+    return _back("/ui/history", ok=f"approved {pending_id}: published rev {out['rev']}")
+
+
+@router.post("/ui/approvals/{pending_id}/reject")
+async def reject_form(request: Request, pending_id: str, reason: _F = "") -> Response:
+    who = await _who(request, "admin")
+    if isinstance(who, Response):
+        return who
+    try:
+        if not reason.strip():
+            raise ApiProblem(422, "rejecting a pending publish needs a reason")
+        reject(request, _console(request), who, pending_id, reason.strip())
+    except ApiProblem as exc:
+        return _back("/ui/history", error=_message(exc))
+    return _back("/ui/history", ok=f"rejected {pending_id}")

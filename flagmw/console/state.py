@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flagmw.client.client import FlagClient
+from flagmw.console.approvals import Approvals
 from flagmw.core.overrides import parse_duration
 from flagmw.core.registry import FlagRegistry
 from flagmw.core.snapshot import Change
@@ -89,6 +90,7 @@ class Console:
         self.tokens: TokenStore = token_store(store)
         self.lock = threading.RLock()
         self.sessions: dict[str, WebSession] = {}
+        self.approvals = Approvals()
         self.metrics = Metrics()
         self._client = self._new_client(self._registry())
         self._seen_head: int | None = self._client.status().head_rev

@@ -67,6 +67,15 @@ def parse_webhook(spec: str, routing_key: str = "") -> Webhook:
 
 
 def _summary(name: str, d: dict[str, Any]) -> str:
+    if name.startswith("approval."):
+        keys = ", ".join(d["keys"])
+        if name == "approval.requested":
+            return (
+                f"flagmw: {d['requested_by']} asks a second admin to approve {d['id']} "
+                f"({keys}): {d['message']}"
+            )
+        verb = name.split(".")[1]
+        return f"flagmw: {d['id']} ({keys}) {verb} by {d['decided_by']}"
     if name == "rev":
         verb = "rolled back" if d.get("action") == "rollback" else "published"
         return f"flagmw: rev {d['rev']} {verb} by {d['author']}: {d['message']}"
@@ -97,7 +106,12 @@ def pagerduty_event(
     deduplicated by the override id; everything else is an ``info`` trigger."""
     kill = data.get("kind") == "kill"
     oid = data.get("id")
-    dedup = f"flagmw:{store}:rev-{data['rev']}" if name == "rev" else f"flagmw:{store}:{oid}"
+    if name.startswith("approval."):
+        dedup = f"flagmw:{store}:{data['id']}"
+    elif name == "rev":
+        dedup = f"flagmw:{store}:rev-{data['rev']}"
+    else:
+        dedup = f"flagmw:{store}:{oid}"
     action = "resolve" if kill and name in ("override.ended", "override.expired") else "trigger"
     event: dict[str, Any] = {"routing_key": routing_key, "event_action": action, "dedup_key": dedup}
     if action == "trigger":
