@@ -56,6 +56,14 @@ def serve(
             "pagerduty=URL (routing key from $FLAGMW_PAGERDUTY_ROUTING_KEY). Repeatable.",
         ),
     ] = None,
+    code: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--code",
+            help="A source tree the Hygiene page scans for flags no code references "
+            "(as `flagmw lint --unused`). Repeatable.",
+        ),
+    ] = None,
     allow_insecure_bind: Annotated[
         bool,
         typer.Option(
@@ -103,6 +111,7 @@ def serve(
             max_ttl=g.max_ttl_seconds(),
             secure_cookies=tls,
             webhooks=hooks,
+            code_paths=code or (),
         )
         scheme = "https" if tls else "http"
         typer.echo(f"flagmw console on {scheme}://{host}:{port}/ (store {store.name})", err=True)

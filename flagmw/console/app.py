@@ -120,6 +120,7 @@ def create_app(
     secure_cookies: bool = False,
     webhooks: Sequence[Webhook] = (),
     webhook_backoff: float = 0.5,
+    code_paths: Sequence[str] = (),
 ) -> Any:
     """The console (admin API and dashboard) on ``store``.
 
@@ -136,6 +137,7 @@ def create_app(
             (:mod:`flagmw.console.webhooks`; watched while the app runs, from its
             lifespan start to its end).
         webhook_backoff: the first retry delay of a failed delivery (seconds; doubles).
+        code_paths: source trees the Hygiene page scans for unreferenced flags.
 
     Returns:
         a FastAPI application (ASGI), wrapped in the body-size and header guard; the
@@ -148,6 +150,7 @@ def create_app(
         max_ttl=max_ttl,
         clock=clock,
         secure_cookies=secure_cookies,
+        code_paths=code_paths,
     )
     notifier = Notifier(console, list(webhooks), backoff=webhook_backoff) if webhooks else None
 

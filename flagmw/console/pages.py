@@ -392,4 +392,13 @@ async def hygiene_page(request: Request) -> Response:
     today = _dt.datetime.fromtimestamp(console.clock(), _dt.UTC).date()
     expired = [f for f in client.registry if f.expires is not None and f.expires < today]
     unowned = [f for f in client.registry if not f.owner]
-    return render(request, who, "hygiene.html", expired=expired, unowned=unowned)
+    unused = await anyio.to_thread.run_sync(console.unused_flags)
+    return render(
+        request,
+        who,
+        "hygiene.html",
+        expired=expired,
+        unowned=unowned,
+        unused=unused,
+        code_paths=console.code_paths,
+    )

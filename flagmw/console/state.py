@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from flagmw.client.client import FlagClient
@@ -80,8 +80,11 @@ class Console:
         max_ttl: str | float = "24h",
         clock: Callable[[], float] = time.time,
         secure_cookies: bool = False,
+        code_paths: Sequence[str] = (),
     ) -> None:
         self.store = store
+        self.code_paths = list(code_paths)
+        self._unused: tuple[float, str, list[str]] | None = None
         self.fixed_registry = registry
         self.environment = environment
         self.max_ttl = parse_duration(max_ttl)
@@ -147,6 +150,23 @@ class Console:
             while len(self._diffs) > DIFF_CACHE:
                 self._diffs.popitem(last=False)
         return changes
+
+    def unused_flags(self) -> list[str] | None:
+        """Registry flags no file under :attr:`code_paths` references (``flagmw lint
+        --unused``), rescanned at most once a minute; None without code paths."""
+        if not self.code_paths:
+            return None
+        from flagmw.lint.paths import lint_paths
+
+        client = self.client
+        fp = client.registry.fingerprint
+        now = time.monotonic()
+        if self._unused is not None and self._unused[1] == fp and now - self._unused[0] < 60:
+            return self._unused[2]
+        findings = lint_paths(self.code_paths, client.registry, unused=True)
+        keys = sorted(f.message.split("'")[1] for f in findings if f.code == "FM004")
+        self._unused = (now, fp, keys)
+        return keys
 
     # -- sessions -----------------------------------------------------------------------
 
