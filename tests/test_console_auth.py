@@ -34,6 +34,7 @@ ENDPOINTS: list[tuple[str, str, Any, str]] = [
     ("GET", "/api/v1/approvals", None, "read"),
     ("POST", "/api/v1/approvals/pp-1/approve", None, "admin"),
     ("POST", "/api/v1/approvals/pp-1/reject", {"reason": "matrix"}, "admin"),
+    ("PUT", "/api/v1/tenants/acme/values/nope.flag", {"value": 1, "message": "m"}, "tenant"),
     ("GET", "/api/v1/tokens", None, "admin"),
     ("POST", "/api/v1/tokens", {"name": "new-one", "role": "viewer"}, "admin"),
     ("POST", "/api/v1/tokens/tok-99/revoke", {"reason": "matrix"}, "admin"),
@@ -42,6 +43,7 @@ ALLOWED = {
     "read": set(ROLES),
     "operate": {"operator", "admin"},
     "admin": {"admin"},
+    "tenant": {"tenant-editor", "admin"},
 }
 
 
@@ -157,6 +159,7 @@ def test_every_form_needs_the_csrf_secret(env: ConsoleEnv) -> None:
         ("/ui/rollback", {"rev": "1", "message": "m"}),
         ("/ui/approvals/pp-1/approve", {}),
         ("/ui/approvals/pp-1/reject", {"reason": "no"}),
+        ("/ui/tenants/acme/values/loop.max_iterations", {"value": "3", "message": "m"}),
         ("/logout", {}),
     ]
     for path, data in forms:

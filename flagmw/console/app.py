@@ -20,6 +20,7 @@ from flagmw.console import (
     api_health,
     api_overrides,
     api_snapshots,
+    api_tenants,
     pages,
     pages_actions,
 )
@@ -184,6 +185,7 @@ def create_app(
         api_flags,
         api_snapshots,
         api_approvals,
+        api_tenants,
         api_overrides,
         api_audit,
         api_events,

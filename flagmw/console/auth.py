@@ -10,7 +10,8 @@ Roles (``flagmw token create --role …``):
 
 * ``viewer``: read everything (flags, values, explain, snapshots, diffs, overrides,
   audit), values of ``sensitive`` flags masked;
-* ``tenant-editor``: what a viewer may (customer success: the tenant view);
+* ``tenant-editor``: what a viewer may, and set or clear, in one tenant's overlay, the
+  value of a flag the registry marks ``tenant_editable`` (customer success);
 * ``operator``: also kill, override, renew and end overrides;
 * ``admin``: also publish, roll back, and create or revoke tokens; sees sensitive values.
 """
@@ -35,6 +36,7 @@ __all__ = [
     "check_csrf",
     "operator",
     "reader",
+    "tenant_editor",
 ]
 
 COOKIE = "flagmw_session"
@@ -45,11 +47,13 @@ ALLOWED = {
     "read": frozenset(ROLES),
     "operate": frozenset({"operator", "admin"}),
     "admin": frozenset({"admin"}),
+    "tenant": frozenset({"tenant-editor", "admin"}),
 }
 _WHAT = {
     "read": "read the console",
     "operate": "set, renew or end kills and overrides (operator or admin)",
     "admin": "publish, roll back or manage tokens (admin only)",
+    "tenant": "edit a tenant's overlay (tenant-editor or admin)",
 }
 
 
@@ -150,3 +154,4 @@ def _need(permission: str):  # type: ignore[no-untyped-def]
 reader = _need("read")
 operator = _need("operate")
 admin = _need("admin")
+tenant_editor = _need("tenant")

@@ -297,6 +297,7 @@ async def tenant_page(
             "tenant": tenant,
             "tenants": _names(doc["tenants"]),
             "rows": [],
+            "editable": set(),
             "overlay": None,
             "changes": None,
             "a": a,
@@ -309,6 +310,7 @@ async def tenant_page(
                 client, _ctx(tenant, ""), show_secrets=who.sees_secrets, today=today
             )
             out["overlay"] = doc["tenants"].get(tenant)
+            out["editable"] = {f.key for f in client.registry if f.tenant_editable}
             if a is not None and b is not None:
                 changes = [change_dict(c) for c in console.diff(a, b)]
                 out["changes"] = tenant_changes(changes, tenant)

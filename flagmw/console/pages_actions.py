@@ -4,7 +4,7 @@ the same functions as the API (:mod:`flagmw.console.api_overrides`) and the clie
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import anyio
@@ -13,8 +13,10 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError as PydanticValidationError
 
 from flagmw.cli.errors import one_line, summary_line
+from flagmw.cli.output import parse_scalar
 from flagmw.console.api_approvals import approve, reject
 from flagmw.console.api_overrides import apply_override, end_override, renew_override
+from flagmw.console.api_tenants import edit_tenant_value
 from flagmw.console.auth import Principal, authenticate, check_csrf
 from flagmw.console.problems import ApiProblem
 from flagmw.console.schemas import EndBody, OverrideBody, RenewBody
@@ -170,3 +172,33 @@ async def reject_form(request: Request, pending_id: str, reason: _F = "") -> Res
     except ApiProblem as exc:
         return _back("/ui/history", error=_message(exc))
     return _back("/ui/history", ok=f"rejected {pending_id}")
+
+
+@router.post("/ui/tenants/{tenant}/values/{key}")
+async def tenant_value_form(
+    request: Request, tenant: str, key: str, value: _F = "", message: _F = ""
+) -> Response:
+    who = await _who(request, "tenant")
+    if isinstance(who, Response):
+        return who
+    back = f"/ui/tenants?{urlencode({'tenant': tenant})}"
+    console = _console(request)
+
+    def work() -> tuple[int, dict[str, Any]]:
+        if not message.strip():
+            raise ApiProblem(422, "say why the tenant's value changes")
+        parsed: Any = parse_scalar(value)
+        flag = console.client.registry[key]
+        if flag.type.value in ("string", "enum") and not isinstance(parsed, str):
+            parsed = value  # as the CLI reads VALUE for string and enum flags
+        return edit_tenant_value(request, console, who, tenant, key, parsed, message.strip())
+
+    try:
+        status, out = await anyio.to_thread.run_sync(work)
+    except (FlagmwError, ApiProblem) as exc:
+        return _back(back, error=_message(exc))
+    if status == 202:
+        return _back(
+            back, ok=f"{key} for {tenant} waits for a second admin ({out['pending']['id']})"
+        )
+    return _back(back, ok=f"set {key} for {tenant}: published rev {out['rev']}")
