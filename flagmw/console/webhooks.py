@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flagmw.console.api_events import changes
+from flagmw.console.feed import ChangeFeed
 from flagmw.console.state import Console
 from flagmw.errors import FlagmwError
 
@@ -185,27 +185,26 @@ class Notifier:
 
     def _watch(self) -> None:
         store, clock = self.console.store, self.console.clock
-        state = None
-        while state is None and not self._stop.is_set():
+        feed = None
+        while feed is None and not self._stop.is_set():
             try:
-                state = store.read_state(clock())
+                feed = ChangeFeed(store, clock())
             except FlagmwError:
                 self._stop.wait(1.0)
-        if state is None:
+        if feed is None:
             return
-        token, last_look = state.token, time.monotonic()
+        last_look = time.monotonic()
         while not self._stop.wait(0.2):
             try:
-                moved = store.change_token() != token
+                moved = store.change_token() != feed.token
                 if not moved and time.monotonic() - last_look < 1.0:
                     continue
                 last_look = time.monotonic()
-                new = store.read_state(clock())
+                found = feed.look(clock())
             except FlagmwError:
                 continue
-            for name, data in changes(store.get_override, state, new, clock()):
+            for name, data in found:
                 self.enqueue(name, data)
-            state, token = new, new.token
 
     def _deliver(self) -> None:
         while not self._stop.is_set():
