@@ -22,7 +22,14 @@ from flagmw.console.api_overrides import REASON_CODES
 from flagmw.console.api_snapshots import tenant_changes
 from flagmw.console.auth import COOKIE, Principal, authenticate, check_csrf
 from flagmw.console.state import Console
-from flagmw.console.views import audit_page, change_dict, context_from, flag_rows, override_row
+from flagmw.console.views import (
+    audit_page,
+    change_dict,
+    context_from,
+    flag_rows,
+    override_row,
+    served_document,
+)
 from flagmw.core.context import EvaluationContext
 from flagmw.errors import FlagmwError
 from flagmw.stores.tokens import hash_secret
@@ -193,7 +200,7 @@ async def flags_page(
             ]
         if tag:
             rows = [r for r in rows if tag in r["tags"]]
-        doc = client._compiled.document
+        doc = served_document(client)
         start = (page - 1) * FLAGS_PAGE
         return {
             "rows": rows[start : start + FLAGS_PAGE],
@@ -246,7 +253,7 @@ async def kills_page(request: Request, key: _Text = "", q: _Text = "") -> Respon
             }
             for f in hot[:MAX_SWITCHES]
         ]
-        doc = client._compiled.document
+        doc = served_document(client)
         return {
             "switches": switches,
             "focus": key,
@@ -292,7 +299,7 @@ async def tenant_page(
 
     def work() -> dict[str, Any]:
         client = console.client
-        doc = client._compiled.document
+        doc = served_document(client)
         out: dict[str, Any] = {
             "tenant": tenant,
             "tenants": _names(doc["tenants"]),

@@ -23,6 +23,7 @@ __all__ = [
     "context_from",
     "flag_rows",
     "override_row",
+    "served_document",
 ]
 
 #: What a viewer sees instead of a ``sensitive`` flag's value.
@@ -111,6 +112,15 @@ def flag_rows(
             }
         )
     return rows
+
+
+def served_document(client: FlagClient) -> Mapping[str, Any]:
+    """The normalised snapshot document the client serves (its tenants and routes name
+    the overlays the dashboard offers). The client's compiled snapshot is the one the
+    admin operations check scopes against (``unknown_target``), so the console offers
+    exactly what a kill can reach."""
+    document: Mapping[str, Any] = client._compiled.document
+    return document
 
 
 def override_row(ov: Override, now: float) -> dict[str, Any]:
