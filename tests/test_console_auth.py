@@ -246,3 +246,29 @@ def test_publish_needs_admin_and_stays_a_publish(env: ConsoleEnv) -> None:
         headers=env.auth("operator"),
     )
     assert r.status_code == 403
+
+
+def test_cross_origin_posts_and_open_redirects_are_refused(env: ConsoleEnv) -> None:
+    evil = {"Origin": "https://evil.example"}
+    r = env.http.post(
+        "/login", data={"token": env.secrets["admin"]}, headers=evil, follow_redirects=False
+    )
+    assert r.status_code == 403
+    assert "set-cookie" not in r.headers
+    csrf = _sign_in(env, "operator")
+    before = env.state()
+    r = env.http.post(
+        "/ui/kill",
+        data={"key": REFUND, "reason": "x", "csrf": csrf},
+        headers=evil,
+        follow_redirects=False,
+    )
+    assert r.status_code == 403
+    assert env.state() == before
+    for target in ("//evil.example/x", "/\\evil.example", "https://evil.example"):
+        r = env.http.post(
+            "/login",
+            data={"token": env.secrets["viewer"], "next": target},
+            follow_redirects=False,
+        )
+        assert r.headers["location"] == "/ui/flags", target

@@ -34,6 +34,7 @@ __all__ = [
     "admin",
     "authenticate",
     "check_csrf",
+    "check_origin",
     "operator",
     "reader",
     "tenant_editor",
@@ -114,6 +115,21 @@ async def authenticate(request: Request) -> Principal | None:
     return Principal(found.name, found.role, found.token_id, session.csrf)
 
 
+def check_origin(request: Request) -> None:
+    """A browser's ``Origin`` header, when sent, names this console (defence in depth
+    beside the CSRF secret and SameSite=Strict; also guards the sign-in form).
+
+    Raises:
+        ApiProblem: 403 for another origin.
+    """
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    host = request.headers.get("host", "")
+    if origin.split("://", 1)[-1] != host:
+        raise ApiProblem(403, f"cross-origin request from {origin} refused")
+
+
 async def check_csrf(request: Request, principal: Principal) -> None:
     """A cookie-authenticated write carries the session's CSRF secret.
 
@@ -122,6 +138,7 @@ async def check_csrf(request: Request, principal: Principal) -> None:
     """
     if principal.csrf is None or request.method in SAFE_METHODS:
         return
+    check_origin(request)
     given = request.headers.get("x-csrf-token")
     if given is None and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")

@@ -20,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 
 from flagmw.console.api_overrides import REASON_CODES
 from flagmw.console.api_snapshots import tenant_changes
-from flagmw.console.auth import COOKIE, Principal, authenticate, check_csrf
+from flagmw.console.auth import COOKIE, Principal, authenticate, check_csrf, check_origin
 from flagmw.console.state import Console
 from flagmw.console.views import (
     audit_page,
@@ -124,6 +124,7 @@ async def login(
     token: Annotated[str, Form(max_length=200)],
     next: Annotated[str, Form(max_length=256)] = "/ui/flags",
 ) -> Response:
+    check_origin(request)
     console = _console(request)
     digest = hash_secret(token.strip())
     found = None
@@ -137,7 +138,8 @@ async def login(
             status_code=401,
         )
     sid, _ = console.open_session(digest)
-    target = next if next.startswith("/") and not next.startswith("//") else "/ui/flags"
+    safe = next.startswith("/") and not next.startswith(("//", "/\\")) and "\\" not in next
+    target = next if safe else "/ui/flags"
     resp = RedirectResponse(target, status_code=303)
     resp.set_cookie(
         COOKIE,
