@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from flagmw.console.auth import Principal, admin, reader
 from flagmw.console.schemas import EndBody, TokenBody
+from flagmw.console.secrets import Masker
 from flagmw.console.state import Console
 from flagmw.console.views import audit_page
 from flagmw.stores.tokens import check_token_name, hash_secret, new_secret
@@ -43,8 +44,10 @@ def audit(
 ) -> dict[str, Any]:
     """Audit entries, newest first, filtered by actor, flag key, kind and time range;
     ``next_before`` is the cursor of the next page (null at the end)."""
+    console = _console(request)
+    mask = Masker(console.client, show=who.sees_secrets)
     entries, nxt = audit_page(
-        _console(request).store,
+        console.store,
         actor=actor,
         key=key,
         kind=kind,
@@ -53,7 +56,7 @@ def audit(
         before=before,
         limit=limit,
     )
-    return {"entries": [e.to_dict() for e in entries], "next_before": nxt}
+    return {"entries": [mask.audit(e.to_dict()) for e in entries], "next_before": nxt}
 
 
 @router.get("/tokens", tags=["tokens"], operation_id="listTokens")

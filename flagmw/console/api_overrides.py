@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from flagmw.console.auth import Principal, operator, reader
 from flagmw.console.problems import ApiProblem
 from flagmw.console.schemas import EndBody, OverrideBody, RenewBody
+from flagmw.console.secrets import Masker
 from flagmw.console.state import Console
 from flagmw.console.views import override_row
 
@@ -105,7 +106,8 @@ def list_overrides(
     now = console.clock()
     every = console.store.list_overrides(include_ended=include_ended)
     shown = every if include_ended else [o for o in every if o.active_at(now)]
-    return {"at": now, "overrides": [override_row(o, now) for o in shown]}
+    mask = Masker(console.client, show=who.sees_secrets)
+    return {"at": now, "overrides": [mask.override(override_row(o, now)) for o in shown]}
 
 
 @router.post("", status_code=201, operation_id="createOverride")

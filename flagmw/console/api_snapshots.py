@@ -14,6 +14,7 @@ from flagmw.console.approvals import guarded_keys
 from flagmw.console.auth import Principal, admin, reader
 from flagmw.console.problems import ApiProblem
 from flagmw.console.schemas import PublishBody, RollbackBody
+from flagmw.console.secrets import Masker
 from flagmw.console.state import Console
 from flagmw.console.views import change_dict
 from flagmw.core.snapshot import validate_document
@@ -44,8 +45,10 @@ def history(
 @router.get("/{rev}", operation_id="getSnapshot")
 def get_snapshot(request: Request, rev: int, who: Reader) -> dict[str, Any]:
     """One rev: its metadata and normalised document."""
-    record = _console(request).client.get_snapshot(rev)
-    return {"info": record.info.to_dict(), "document": dict(record.document)}
+    client = _console(request).client
+    record = client.get_snapshot(rev)
+    mask = Masker(client, show=who.sees_secrets)
+    return {"info": record.info.to_dict(), "document": mask.document(dict(record.document))}
 
 
 def tenant_changes(changes: list[dict[str, Any]], tenant: str) -> list[dict[str, Any]]:
@@ -64,7 +67,9 @@ def diff(
 ) -> dict[str, Any]:
     """The changes from ``rev_a`` to ``rev_b`` (``flagmw diff``); with ``tenant``, only
     those to that tenant's overlay."""
-    changes = [change_dict(c) for c in _console(request).diff(rev_a, rev_b)]
+    console = _console(request)
+    changes = [change_dict(c) for c in console.diff(rev_a, rev_b)]
+    changes = Masker(console.client, show=who.sees_secrets).changes(changes)
     if tenant:
         changes = tenant_changes(changes, tenant)
     return {"from": rev_a, "to": rev_b, "tenant": tenant, "changes": changes}

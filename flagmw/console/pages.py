@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from flagmw.console.api_overrides import REASON_CODES
 from flagmw.console.api_snapshots import tenant_changes
 from flagmw.console.auth import COOKIE, Principal, authenticate, check_csrf, check_origin
+from flagmw.console.secrets import Masker
 from flagmw.console.state import Console
 from flagmw.console.views import (
     audit_page,
@@ -281,7 +282,8 @@ async def overrides_page(request: Request) -> Response:
     def work() -> dict[str, Any]:
         now = console.clock()
         every = console.store.list_overrides()
-        rows = [override_row(o, now) for o in every if o.active_at(now)]
+        mask = Masker(console.client, show=who.sees_secrets)
+        rows = [mask.override(override_row(o, now)) for o in every if o.active_at(now)]
         return {"rows": rows, "now": now, "presets": TTL_PRESETS}
 
     return render(request, who, "overrides.html", **(await anyio.to_thread.run_sync(work)))
@@ -318,10 +320,11 @@ async def tenant_page(
             out["rows"] = flag_rows(
                 client, _ctx(tenant, ""), show_secrets=who.sees_secrets, today=today
             )
-            out["overlay"] = doc["tenants"].get(tenant)
+            mask = Masker(client, show=who.sees_secrets)
+            out["overlay"] = mask.document(doc["tenants"].get(tenant))
             out["editable"] = {f.key for f in client.registry if f.tenant_editable}
             if a is not None and b is not None:
-                changes = [change_dict(c) for c in console.diff(a, b)]
+                changes = mask.changes(change_dict(c) for c in console.diff(a, b))
                 out["changes"] = tenant_changes(changes, tenant)
         return out
 
@@ -348,7 +351,8 @@ async def history_page(
         revs = client.history(100)
         changes = None
         if a is not None and b is not None:
-            changes = [change_dict(c) for c in console.diff(a, b)]
+            mask = Masker(client, show=who.sees_secrets)
+            changes = mask.changes(change_dict(c) for c in console.diff(a, b))
         pending = [p.to_dict() for p in console.approvals.pending()]
         return {"revs": revs, "a": a, "b": b, "changes": changes, "pending": pending}
 
@@ -381,11 +385,12 @@ async def audit_view(
             limit=50,
         )
     )
+    mask = Masker(console.client, show=who.sees_secrets)
     return render(
         request,
         who,
         "audit.html",
-        entries=entries,
+        entries=[mask.audit(e.to_dict()) for e in entries],
         next_before=nxt,
         actor=actor,
         key=key,

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flagmw.client.client import FlagClient
+from flagmw.console.secrets import MASK
 from flagmw.core.context import EvaluationContext
 from flagmw.core.overrides import Override
 from flagmw.core.snapshot import Change
@@ -26,8 +27,6 @@ __all__ = [
     "served_document",
 ]
 
-#: What a viewer sees instead of a ``sensitive`` flag's value.
-MASK = "***"
 #: How many audit entries a filtered page scans at most (newest first).
 AUDIT_SCAN = 5000
 
