@@ -114,7 +114,11 @@ def serve(
             code_paths=code or (),
         )
         scheme = "https" if tls else "http"
-        typer.echo(f"flagmw console on {scheme}://{host}:{port}/ (store {store.name})", err=True)
+        from flagmw.cli.output import write_lines
+
+        write_lines(
+            [f"flagmw console on {scheme}://{host}:{port}/ (store {store.name})"], stderr=True
+        )
         uvicorn.run(
             app,
             host=host,
