@@ -43,7 +43,7 @@ _SECURITY_HEADERS = [
         b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
     ),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
 ]
 
