@@ -31,7 +31,6 @@ from flagmw.core.canonical import (
     MAX_SAFE_INTEGER,
     CanonicalizationError,
     canonical_json,
-    content_hash,
     json_fragment,
 )
 from flagmw.core.compiled import CompiledSnapshot
@@ -189,11 +188,25 @@ def test_an_int_and_the_same_float_are_one_json_number() -> None:
     assert a.config_hash == b.config_hash
 
 
-def test_snapshot_content_hash_is_rfc8785_of_the_normalised_document() -> None:
-    doc = {"values": {"t.float": 2.0, "t.json": {"b": [1e-7], "a": "ü"}}}
+def test_snapshot_content_hash_is_rfc8785_of_the_base_and_a_multiset_of_overlays() -> None:
+    # the definition in flagmw/core/snapshot_hash.py, recomputed here with rfc8785 and
+    # hashlib only: sha256(JCS(base) "\n" hex(sum of SHAKE-256/2048 of each overlay))
+    doc = {
+        "values": {"t.float": 2.0, "t.json": {"b": [1e-7], "a": "ü"}},
+        "tenants": {"acme": {"values": {"t.float": 1e-7}}, "ünï": {"values": {}}},
+    }
     snapshot = validate_document(doc, TYPED)
-    expected = "sha256:" + hashlib.sha256(rfc8785.dumps(snapshot.document)).hexdigest()
-    assert snapshot.content_hash == content_hash(snapshot.document) == expected
+    base = dict(snapshot.document, tenants={}, routes={})
+    digest = 0
+    for name, overlay in snapshot.document["tenants"].items():
+        data = b"tenants\0" + name.encode() + b"\0" + rfc8785.dumps(overlay)
+        digest += int.from_bytes(hashlib.shake_256(data).digest(256), "big")
+    text = rfc8785.dumps(base) + b"\n" + format(digest % (1 << 2048), "0512x").encode()
+    expected = "sha256:" + hashlib.sha256(text).hexdigest()
+    assert snapshot.content_hash == expected
+    # the same content in another order: the same hash
+    reordered = dict(doc, tenants=dict(reversed(list(doc["tenants"].items()))))
+    assert validate_document(reordered, TYPED).content_hash == expected
 
 
 def test_runconfigs_pinned_by_0_1_still_verify() -> None:

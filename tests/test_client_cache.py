@@ -178,10 +178,10 @@ def test_a_head_that_could_not_be_read_is_read_again(
     class Flaky(MemoryStore):
         broken = False
 
-        def get_snapshot(self, rev: int | None = None) -> Any:
+        def get_snapshot(self, rev: int | None = None, *, overlays: bool = True) -> Any:
             if self.broken:
                 raise StoreUnavailableError("flaky", "connection reset")
-            return super().get_snapshot(rev)
+            return super().get_snapshot(rev, overlays=overlays)
 
     store = Flaky()
     client = FlagClient(registry, store, clock=clock)

@@ -269,10 +269,12 @@ def test_document_is_normalised(registry: FlagRegistry) -> None:
         "order": 0,  # its written position among the experiments
     }
     assert snapshot.warnings == ()
-    # the content hash: sha256 of the RFC 8785 canonical JSON, recomputed here
-    # independently with the reference library
-    canonical = rfc8785.dumps(doc)
-    assert snapshot.content_hash == "sha256:" + hashlib.sha256(canonical).hexdigest()
+    # the content hash (flagmw/core/snapshot_hash.py), recomputed here independently
+    # with the reference library: JCS of the base, then the overlays' multiset digest
+    element = b"tenants\0acme\0" + rfc8785.dumps(doc["tenants"]["acme"])
+    digest = int.from_bytes(hashlib.shake_256(element).digest(256), "big")
+    text = rfc8785.dumps(dict(doc, tenants={})) + b"\n" + format(digest, "0512x").encode()
+    assert snapshot.content_hash == "sha256:" + hashlib.sha256(text).hexdigest()
 
 
 def test_shorthand_and_full_environment_forms_are_the_same_snapshot(

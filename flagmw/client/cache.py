@@ -31,6 +31,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flagmw.client.last_good import LastGood, load_last_good, save_last_good
+from flagmw.client.overlays import (
+    first_lazy_document,
+    is_lazy,
+    loaded_document,
+    next_lazy_document,
+)
 from flagmw.client.results import ClientStatus
 from flagmw.core.compiled import CompiledSnapshot, View
 from flagmw.core.override_index import OverrideIndex
@@ -134,6 +140,9 @@ class EvaluationCache:
         self._last_good_file = last_good_file
         self._served_info: SnapshotInfo | None = None
         _LIVE.add(self)
+        subscribe = getattr(store, "on_change", None)
+        if subscribe is not None:  # a pushing store: its listener thread refreshes us
+            subscribe(self._pushed)
         self.refresh()
         if not self._healthy and self._compiled.rev is None:
             self._start_up(startup_timeout)
@@ -166,6 +175,11 @@ class EvaluationCache:
                     self._next_change = self._next_change_after(self.clock())
                     self._generation += 1
         return self._generation
+
+    def _pushed(self) -> None:
+        """The store's listener learnt of a change: read it now, in that thread, so the
+        next step boundary (an event loop's included) finds it installed."""
+        self.refresh()
 
     def _next_change_after(self, t: float) -> float | None:
         return next_change_after(self._overrides.overrides, t, self.environment, self.registry)
@@ -206,7 +220,7 @@ class EvaluationCache:
             save_last_good(
                 self._last_good_file,
                 self._served_info,
-                snapshot.document if snapshot is not None else {},
+                loaded_document(snapshot.document) if snapshot is not None else {},
                 self._overrides.overrides,
                 now,
             )
@@ -310,6 +324,24 @@ class EvaluationCache:
     def _load(self, head: SnapshotInfo) -> CompiledSnapshot | None:
         """Compile the head snapshot, validating it when it was published against a
         different registry; None (and a report) when it does not fit."""
+        if head.registry_fingerprint == self.registry.fingerprint:
+            # the base now, each tenant's and route's overlay on first use (and after
+            # a publish only the changed ones): flagmw.client.overlays
+            try:
+                record = self.store.get_snapshot(head.rev, overlays=False)
+                old = self._compiled
+                if old.rev is not None and old.rev < head.rev and is_lazy(old.document):
+                    doc = next_lazy_document(
+                        self.store, old.document, head.rev, record.document, self._fail
+                    )
+                else:
+                    doc = first_lazy_document(self.store, head.rev, record.document, self._fail)
+            except FlagmwError as exc:
+                self._fail(exc)
+                return None
+            self._rejected = (None, ())
+            snapshot = Snapshot(doc, record.info.content_hash)
+            return CompiledSnapshot(self.registry, snapshot, head.rev, self._env_values)
         try:
             record = self.store.get_snapshot(head.rev)
         except FlagmwError as exc:

@@ -20,6 +20,7 @@ of unknown tenant ids cannot grow memory.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -34,6 +35,8 @@ from flagmw.core.snapshot import Snapshot
 from flagmw.core.snapshot_spec import empty_document
 
 __all__ = ["CompiledSnapshot", "KeyPlan", "View"]
+
+_NO_RULES = Rules([])
 
 
 class KeyPlan(NamedTuple):
@@ -79,6 +82,7 @@ class View:
         self._tenant_docs: Mapping[str, Any] = doc["tenants"]
         self._route_docs: Mapping[str, Any] = doc["routes"]
         self._tenants: dict[str, Overlay] = {}
+        self._predicates: dict[str, Predicate | bool] = {}  # shared by overlays' rules
         self._routes: dict[str, Overlay] = {}
         self.layers: tuple[CompiledLayer, ...] = tuple(
             layer.compile(self) for layer in RESOLUTION_ORDER
@@ -143,8 +147,21 @@ class View:
 
     def _overlay(self, raw: Mapping[str, Any], layer: Layer, scope: str) -> Overlay:
         prov = Provenance(layer, self.rev, scope)
-        values = {k: make_candidate(k, v, prov) for k, v in raw["values"].items()}
-        rules = Rules.compile(raw["rules"], self.segments, self.environment, prov)
+        # keys and short text values shared across overlays (interned): tenants repeat
+        # the same few, and a fleet keeps thousands of compiled overlays
+        values = {
+            sys.intern(k): make_candidate(
+                k, sys.intern(v) if type(v) is str and len(v) <= 64 else v, prov
+            )
+            for k, v in raw["values"].items()
+        }
+        # most tenants have no rules: one shared empty Rules (never mutated) saves
+        # memory per compiled overlay (100k-tenant fleets)
+        rules = (
+            Rules.compile(raw["rules"], self.segments, self.environment, prov, self._predicates)
+            if raw["rules"]
+            else _NO_RULES
+        )
         return Overlay(values, rules, frozenset(raw.get("requires", ())))
 
     def tenant(self, tenant_id: str | None) -> Overlay | None:

@@ -24,8 +24,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flagmw.core.canonical import content_hash
+from flagmw.core.overlay_reuse import KnownOverlays
 from flagmw.core.registry import FlagRegistry
+from flagmw.core.snapshot_hash import document_hash, hash_and_texts
 from flagmw.core.snapshot_validation import DocumentValidator
 from flagmw.core.source import DocPath, Locator, format_path, load_document
 from flagmw.errors import Problem, ValidationError
@@ -51,18 +52,23 @@ class Snapshot:
         document: the normalised document (JSON primitives): ``version``,
             ``environments``, ``values``, ``rules``, ``segments``, ``tenants``,
             ``routes``, ``experiments`` — every section present, shorthands expanded.
-        content_hash: ``"sha256:…"`` over the canonical JSON of ``document``.
+        content_hash: ``"sha256:…"`` of ``document``: the canonical JSON of its base and
+            the multiset digest of its tenant and route overlays
+            (:mod:`flagmw.core.snapshot_hash`).
         warnings: non-blocking problems (e.g. expired flags, empty conditions).
     """
 
     document: Mapping[str, Any]
     content_hash: str
     warnings: tuple[Problem, ...] = ()
+    #: the canonical text of each overlay, ``(section, name)`` → text, when computed
+    #: with the hash (a store writes them as they are: computed once per publish)
+    overlay_texts: Mapping[tuple[str, str], str] | None = None
 
     @classmethod
     def from_normalised(cls, document: Mapping[str, Any]) -> Snapshot:
         """Wrap a document that was validated before (e.g. read back from a store)."""
-        return cls(document, content_hash(document))
+        return cls(document, document_hash(document))
 
 
 def validate_document(
@@ -70,6 +76,7 @@ def validate_document(
     registry: FlagRegistry,
     *,
     locator: Locator | None = None,
+    known: KnownOverlays | None = None,
 ) -> Snapshot:
     """Validate a snapshot document against ``registry``.
 
@@ -81,6 +88,9 @@ def validate_document(
             None is the empty snapshot, anything but a mapping is a problem.
         registry: the flags the document may set.
         locator: where the loaded content came from (for locations).
+        known: the head rev's overlays (:class:`~flagmw.core.overlay_reuse.
+            KnownOverlays`), validated against this same registry: an overlay written
+            exactly as the head holds it is not validated again (100k tenants).
 
     Returns:
         the :class:`Snapshot` with the normalised document and any warnings.
@@ -113,13 +123,14 @@ def validate_document(
             ],
             loc.source,
         )
-    v = DocumentValidator(registry, loc)
+    v = DocumentValidator(registry, loc, known)
     doc = v.document(data)
     v.problems.extend(registry.expiry_warnings(loc))
     errors = [p for p in v.problems if p.severity == "error"]
     if errors:
         raise ValidationError(v.problems, loc.source)
-    return Snapshot(doc, content_hash(doc), tuple(p for p in v.problems if p.severity != "error"))
+    digest, texts = hash_and_texts(doc, known.matched if known is not None else None)
+    return Snapshot(doc, digest, tuple(p for p in v.problems if p.severity != "error"), texts)
 
 
 def diff_documents(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[Change]:

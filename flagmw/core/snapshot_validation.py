@@ -12,6 +12,7 @@ import pydantic
 from flagmw.core.bucketing import percent_to_bps
 from flagmw.core.conditions import validate_when
 from flagmw.core.flag_spec import FlagType
+from flagmw.core.overlay_reuse import KnownOverlays
 from flagmw.core.problems import did_you_mean, pydantic_problems
 from flagmw.core.registry import FlagRegistry
 from flagmw.core.snapshot_spec import (
@@ -22,6 +23,7 @@ from flagmw.core.snapshot_spec import (
     OverlaySpec,
     RuleSpec,
     TenantSpec,
+    bucketing_fields,
     empty_document,
 )
 from flagmw.core.source import DocPath, Locator
@@ -30,6 +32,75 @@ from flagmw.errors import Problem
 __all__ = ["DocumentValidator"]
 
 _BAD = object()
+
+# values whose check is remembered per key (floats are not: -0.0 == 0.0)
+_SCALARS = frozenset({str, int, bool, type(None)})
+_PLAIN_FIELDS = frozenset({"requires", "description"})
+
+
+class _PlainSpec:
+    """What :meth:`DocumentValidator.overlay` reads of a parsed overlay spec."""
+
+    __slots__ = ("description",)
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+
+
+class _PlainRule:
+    """What :meth:`DocumentValidator.rules` reads of a parsed :class:`RuleSpec`."""
+
+    __slots__ = ("description", "name", "rollout", "set_", "when")
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.name = raw["name"]
+        self.description = raw.get("description", "")
+        self.when = raw.get("when")
+        self.rollout = None
+        self.set_ = raw["set"]
+
+
+_PLAIN_RULE_FIELDS = frozenset({"name", "set", "when", "description"})
+
+
+def _plain_rule(raw: Any) -> _PlainRule | None:
+    """``raw`` as a rule when it is one the model accepts as it is (name, set, and
+    optionally when and description, well typed, no rollout); None: parse the model."""
+    if (
+        type(raw) is dict
+        and "name" in raw
+        and "set" in raw
+        and not raw.keys() - _PLAIN_RULE_FIELDS
+        and type(raw["name"]) is str
+        and raw["name"]
+        and type(raw["set"]) is dict
+        and type(raw.get("when", {})) is dict
+        and type(raw.get("description", "")) is str
+        and all(type(k) is str for k in raw["set"])
+        and all(type(k) is str for k in raw.get("when", ()))
+    ):
+        return _PlainRule(raw)
+    return None
+
+
+def _plain(structure: dict[str, Any], spec_cls: type[OverlaySpec]) -> bool:
+    """True when ``structure`` (an overlay without values and rules) is one the spec
+    model accepts as it is: no other fields, a str description, a list of str requires
+    (tenants only)."""
+    if not structure:
+        return True
+    if structure.keys() - _PLAIN_FIELDS:
+        return False
+    if not isinstance(structure.get("description", ""), str):
+        return False
+    if "requires" in structure:
+        requires = structure["requires"]
+        return (
+            spec_cls is TenantSpec
+            and type(requires) is list
+            and all(type(k) is str for k in requires)
+        )
+    return True
 
 
 def _pairs(items: list[Any]) -> Any:
@@ -48,11 +119,16 @@ def _given(value: Any, empty: Any) -> Any:
 class DocumentValidator:
     """Validates one document (:meth:`document`), collecting :attr:`problems`."""
 
-    def __init__(self, registry: FlagRegistry, locator: Locator) -> None:
+    def __init__(
+        self, registry: FlagRegistry, locator: Locator, known: KnownOverlays | None = None
+    ) -> None:
         self.registry = registry
+        #: the head's overlays: one written exactly as stored is not validated again
+        self.known = known
         self.loc = locator
         self.problems: list[Problem] = []
         self.segments: dict[str, Any] = {}
+        self._accepted: dict[tuple[Any, type, Any], Any] = {}
 
     def add(
         self,
@@ -85,6 +161,17 @@ class DocumentValidator:
         return out
 
     def value(self, key: Any, value: Any, path: DocPath) -> Any:
+        # a scalar that passed for this key before passes again with the same result
+        # (tenants repeat the same few values: 330k checks for 100k tenants)
+        memo: tuple[Any, type, Any] | None = None
+        if type(value) in _SCALARS:
+            memo = (key, type(value), value)
+        elif type(value) is list and all(type(v) in _SCALARS for v in value):
+            memo = (key, list, tuple((type(v), v) for v in value))
+        if memo is not None:
+            hit = self._accepted.get(memo, _BAD)
+            if hit is not _BAD:
+                return list(hit) if type(hit) is list else hit
         flag = self.registry.get(key) if isinstance(key, str) else None
         if flag is None:
             hint = did_you_mean(str(key), self.registry.keys()) or "define it in the registry first"
@@ -94,6 +181,11 @@ class DocumentValidator:
         if problem is not None:
             self.problems.append(problem)
             return _BAD
+        if memo is not None and (
+            type(coerced) in _SCALARS
+            or (type(coerced) is list and all(type(v) in _SCALARS for v in coerced))
+        ):
+            self._accepted[memo] = list(coerced) if type(coerced) is list else coerced
         return coerced
 
     def rules(self, data: Any, path: DocPath) -> list[dict[str, Any]]:
@@ -104,7 +196,9 @@ class DocumentValidator:
         seen: dict[str, int] = {}
         for i, raw in enumerate(data):
             p = (*path, i)
-            spec = self.parse(RuleSpec, raw, p, "rule")
+            spec: Any = _plain_rule(raw)  # the common shape without building the model
+            if spec is None:
+                spec = self.parse(RuleSpec, raw, p, "rule")
             if spec is None:
                 continue
             if spec.name in seen:
@@ -139,7 +233,7 @@ class DocumentValidator:
                 rule["rollout"] = {
                     "percent": rollout.percent,
                     "unit": rollout.unit,
-                    "salt": rollout.salt or spec.name,
+                    **bucketing_fields(rollout, spec.name),
                 }
             out.append(rule)
         return out
@@ -163,7 +257,13 @@ class DocumentValidator:
         raw_values = data.get("values", {})
         raw_rules = data.get("rules", [])
         structure = {k: v for k, v in data.items() if k not in ("values", "rules")}
-        spec = self.parse(spec_cls, structure, path, what)
+        spec: Any
+        if _plain(structure, spec_cls):
+            # the common shape (no fields but requires/description, well typed): the
+            # model would accept it as it is, so skip building it (100k tenants)
+            spec = _PlainSpec(structure.get("description", ""))
+        else:
+            spec = self.parse(spec_cls, structure, path, what)
         out: dict[str, Any] = {
             "values": self.values(raw_values, (*path, "values")),
             "rules": self.rules(raw_rules, (*path, "rules")),
@@ -301,7 +401,7 @@ class DocumentValidator:
                 # a list of [variant, weight]: the written order lays the variants over
                 # the buckets, so it must be part of the content (and its hash)
                 "weights": [[vname, w] for vname, w in weights.items()],
-                "salt": spec.salt or str(name),
+                **bucketing_fields(spec, str(name)),
                 "enabled": spec.enabled,
                 "order": position,
             }
@@ -390,14 +490,17 @@ class DocumentValidator:
         # belongs, `experiments: []` a list where a mapping does — both are problems
         doc["values"] = self.values(_given(data.get("values"), {}), ("values",))
         doc["rules"] = self.rules(_given(data.get("rules"), []), ("rules",))
-        for tenant, raw in self.named(data.get("tenants"), ("tenants",), "tenants").items():
-            ov = self.overlay(raw, ("tenants", tenant), TenantSpec, "tenant")
-            if ov is not None:
-                doc["tenants"][tenant] = ov
-        for route, raw in self.named(data.get("routes"), ("routes",), "routes").items():
-            ov = self.overlay(raw, ("routes", route), OverlaySpec, "route")
-            if ov is not None:
-                doc["routes"][route] = ov
+        known = self.known if self.known and self.known.same_segments(segments) else None
+        for section, spec_cls, what in (
+            ("tenants", TenantSpec, "tenant"),
+            ("routes", OverlaySpec, "route"),
+        ):
+            for name, raw in self.named(data.get(section), (section,), section).items():
+                ov = known.match(section, name, raw) if known is not None else None
+                if ov is None:
+                    ov = self.overlay(raw, (section, name), spec_cls, what)
+                if ov is not None:
+                    doc[section][name] = ov
         doc["experiments"] = self.experiments(_given(data.get("experiments"), {}), ("experiments",))
         if data.get("description"):
             doc["description"] = str(data["description"])

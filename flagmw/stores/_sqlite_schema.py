@@ -10,8 +10,11 @@ Layout of ``flagmw.db``:
   refuse DELETE, and every UPDATE but a renewal (``expires_at``) or the one end of an
   override (``ended_*``; schema version 2);
 * ``audit`` — the append-only log (triggers refuse UPDATE and DELETE);
+* ``overlays`` — the tenant and route overlays of every rev, one row per overlay
+  changed at that rev (schema version 3; :mod:`flagmw.stores._sqlite_overlays`); a
+  rev's ``document`` is its base and ``overlay_digest`` summarises its overlays.
 * ``api_tokens`` — the console's API tokens, hashed (:mod:`flagmw.stores.tokens`;
-  schema version 3): never deleted, only revoked once.
+  schema version 4): never deleted, only revoked once.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ import sqlite3
 from pathlib import Path
 
 from flagmw.errors import StoreUnavailableError
+from flagmw.stores._sqlite_overlays import OVERLAYS_SCHEMA, migrate_to_overlays
 
 __all__ = ["SCHEMA_VERSION", "connect"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # schema version 2: the overrides table is append-only too (issue 9 item 9)
 _OVERRIDES_TRIGGERS = """
@@ -45,7 +49,7 @@ BEGIN
 END;
 """
 
-# schema version 3: the console's API tokens (flagmw.stores.tokens)
+# schema version 4: the console's API tokens (flagmw.stores.tokens)
 _TOKENS = """
 CREATE TABLE IF NOT EXISTS api_tokens (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -71,7 +75,7 @@ BEGIN SELECT RAISE(ABORT, 'flagmw API tokens only change by one revocation'); EN
 _SCHEMA = (
     """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', 3), ('snapshot_seq', 0),
+INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', 4), ('snapshot_seq', 0),
     ('override_seq', 0);
 CREATE TABLE IF NOT EXISTS registries (
     fingerprint TEXT PRIMARY KEY,
@@ -87,7 +91,8 @@ CREATE TABLE IF NOT EXISTS snapshots (
     registry_fingerprint TEXT NOT NULL REFERENCES registries(fingerprint),
     action TEXT NOT NULL,
     rollback_of INTEGER,
-    document TEXT NOT NULL
+    document TEXT NOT NULL,
+    overlay_digest TEXT
 );
 CREATE TRIGGER IF NOT EXISTS snapshots_immutable_update BEFORE UPDATE ON snapshots
 BEGIN SELECT RAISE(ABORT, 'flagmw snapshots are immutable'); END;
@@ -130,6 +135,7 @@ CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the flagmw audit log is append-only'); END;
 """
     + _OVERRIDES_TRIGGERS
+    + OVERLAYS_SCHEMA
     + _TOKENS
 )
 
@@ -189,10 +195,15 @@ def _set_up(conn: sqlite3.Connection, found: int | None) -> int:
         if version is None:
             for statement in _split_sql(_SCHEMA):
                 conn.execute(statement)
-        elif version < SCHEMA_VERSION:  # 1 → 2: the overrides triggers; 2 → 3: tokens
-            steps = (_OVERRIDES_TRIGGERS if version < 2 else "") + _TOKENS
-            for statement in _split_sql(steps):
-                conn.execute(statement)
+        elif version < SCHEMA_VERSION:
+            if version < 2:  # 1 → 2: the overrides triggers
+                for statement in _split_sql(_OVERRIDES_TRIGGERS):
+                    conn.execute(statement)
+            if version < 3:  # 2 → 3: overlays stored one by one
+                migrate_to_overlays(conn)
+            if version < 4:  # 3 → 4: the console's API tokens
+                for statement in _split_sql(_TOKENS):
+                    conn.execute(statement)
             conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (SCHEMA_VERSION,))
         version = _version(conn)
         conn.execute("COMMIT")

@@ -1,5 +1,5 @@
 """API tokens of the SQLite and PostgreSQL stores: the ``api_tokens`` table (SQLite
-schema version 3, PostgreSQL migration 3), written with its audit entry in the store's
+schema version 4, PostgreSQL migration 4), written with its audit entry in the store's
 own write transaction. Token writes do not move the change token (no client needs them)."""
 
 from __future__ import annotations

@@ -22,13 +22,19 @@ Contract every implementation keeps:
    It is a hint: :meth:`Store.read_state` returns the authoritative state together
    with the token it corresponds to.
 3. **Snapshots and audit entries are never changed or deleted.**
+4. **Tenant and route overlays are stored one by one**: a rev is kept as its base and
+   the overlays that changed at that rev (:mod:`flagmw.stores._overlays`), so that
+   publishing one tenant's change (:meth:`Store.publish_overlays`) writes one overlay,
+   and a client loads the base, then each overlay on first use
+   (:meth:`Store.get_overlays`) and only the changed ones after a publish
+   (:meth:`Store.changed_overlays`).
 
 Times are seconds since the epoch (UTC), as floats.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -188,12 +194,47 @@ class Store(Protocol):
         """The head snapshot's metadata, or None before the first publish."""
         ...
 
-    def get_snapshot(self, rev: int | None = None) -> SnapshotRecord:
-        """The snapshot ``rev`` (the head when None).
+    def get_snapshot(self, rev: int | None = None, *, overlays: bool = True) -> SnapshotRecord:
+        """The snapshot ``rev`` (the head when None). With ``overlays=False`` its
+        ``tenants`` and ``routes`` sections are empty (the base only: a client loads
+        those one by one with :meth:`get_overlays`).
 
         Raises:
             NotFoundError: there is no such rev (or nothing was published).
         """
+        ...
+
+    def overlay_names(self, rev: int) -> list[tuple[str, str]]:
+        """The ``(section, name)`` of every tenant and route overlay of ``rev``.
+
+        Raises:
+            NotFoundError: there is no such rev.
+        """
+        ...
+
+    def get_overlays(
+        self, rev: int, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], Mapping[str, Any]]:
+        """The normalised overlays of ``keys`` (``("tenants", "acme")``) at ``rev``;
+        a key without an overlay at that rev is left out.
+
+        Raises:
+            NotFoundError: there is no such rev.
+        """
+        ...
+
+    def overlay_texts(self, rev: int) -> dict[tuple[str, str], str]:
+        """The canonical JSON text of every overlay of ``rev`` (as stored; what a
+        publish compares a new document's overlays with).
+
+        Raises:
+            NotFoundError: there is no such rev.
+        """
+        ...
+
+    def changed_overlays(self, since_rev: int, rev: int) -> set[tuple[str, str]]:
+        """The keys of the overlays written by the revs after ``since_rev`` up to
+        ``rev`` (a superset of those whose content differs between the two revs)."""
         ...
 
     def history(self, limit: int = 50) -> list[SnapshotInfo]:
@@ -213,15 +254,42 @@ class Store(Protocol):
         at: float,
         action: str = "publish",
         rollback_of: int | None = None,
+        overlay_texts: Mapping[tuple[str, str], str] | None = None,
     ) -> SnapshotInfo:
         """Publish ``document`` as rev ``parent_rev + 1`` (rev 1 when ``parent_rev`` is
-        None), with its audit entry, atomically. ``action`` is ``"publish"`` or
+        None), with its audit entry, atomically; of its tenant and route overlays only
+        those that differ from the head's are written. ``action`` is ``"publish"`` or
         ``"rollback"`` (which needs ``rollback_of``); the audit entry's time is the
-        store's clock.
+        store's clock. ``overlay_texts``: the canonical text of each of the document's
+        overlays when the caller computed them with the hash
+        (:func:`flagmw.core.snapshot_hash.hash_and_texts`; written as given), else
+        computed here.
 
         Raises:
             ConflictError: ``parent_rev`` is not the current head rev.
             ValueError: another ``action`` (:func:`check_publish_action`).
+        """
+        ...
+
+    def publish_overlays(
+        self,
+        changes: Mapping[tuple[str, str], Mapping[str, Any] | None],
+        registry: Mapping[str, Any],
+        *,
+        registry_fingerprint: str,
+        parent_rev: int,
+        author: str,
+        message: str,
+        at: float,
+    ) -> SnapshotInfo:
+        """Publish rev ``parent_rev + 1``: the head with only the overlays in
+        ``changes`` replaced (a normalised overlay) or removed (None), everything else
+        as it is; writes only those overlays, atomically, with its audit entry. The
+        content hash is derived from the parent's (:mod:`flagmw.core.snapshot_hash`).
+
+        Raises:
+            ConflictError: ``parent_rev`` is not the current head rev.
+            ValueError: a key outside ``tenants``/``routes``.
         """
         ...
 

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import copy
+import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flagmw.core.overrides import Override
 from flagmw.errors import ConflictError, NotFoundError
+from flagmw.stores._overlays import (
+    OverlayKey,
+    PublishPlan,
+    assemble,
+    check_changes,
+    plan_changes,
+    plan_document,
+)
 from flagmw.stores.base import (
     AuditEntry,
     ChangeToken,
@@ -24,11 +33,14 @@ from flagmw.stores.base import (
 __all__ = ["MemoryStore"]
 
 
-def _copy(record: SnapshotRecord) -> SnapshotRecord:
-    # published snapshots are immutable: never hand out the stored documents themselves
-    return SnapshotRecord(
-        record.info, copy.deepcopy(record.document), copy.deepcopy(record.registry)
-    )
+def _text_at(rows: list[tuple[int, str | None]], rev: int) -> str | None:
+    """The text of an overlay at ``rev`` from its rows (ascending revs)."""
+    text = None
+    for r, t in rows:
+        if r > rev:
+            break
+        text = t
+    return text
 
 
 class MemoryStore:
@@ -45,7 +57,9 @@ class MemoryStore:
         #: the store's clock (seconds since the epoch): the time of every audit entry
         self.clock = clock
         self._lock = threading.Lock()
-        self._snapshots: list[SnapshotRecord] = []
+        self._snapshots: list[SnapshotRecord] = []  # documents: the bases
+        self._digests: list[int] = []
+        self._rows: dict[OverlayKey, list[tuple[int, str | None]]] = {}
         self._overrides: dict[str, Override] = {}
         self._audit: list[AuditEntry] = []
         self._snap_seq = 0
@@ -65,23 +79,71 @@ class MemoryStore:
             ]
             return StoreState((self._snap_seq, self._ov_seq), head, live)
 
-    # -- snapshots -----------------------------------------------------------------------
+    # -- snapshots (a base per rev and overlay rows, as the other stores keep them) -----
 
     def head(self) -> SnapshotInfo | None:
         with self._lock:
             return self._snapshots[-1].info if self._snapshots else None
 
-    def get_snapshot(self, rev: int | None = None) -> SnapshotRecord:
+    def _record(self, rev: int | None) -> SnapshotRecord:
+        if not self._snapshots:
+            raise NotFoundError("nothing has been published to this store yet")
+        if rev is None:
+            return self._snapshots[-1]
+        if not 1 <= rev <= len(self._snapshots):
+            raise NotFoundError(f"no snapshot rev {rev} (the head is rev {len(self._snapshots)})")
+        return self._snapshots[rev - 1]
+
+    def _texts_at(self, rev: int | None) -> dict[OverlayKey, str]:
+        out: dict[OverlayKey, str] = {}
+        if rev is None:
+            return out
+        for key, rows in self._rows.items():
+            text = _text_at(rows, rev)
+            if text is not None:
+                out[key] = text
+        return out
+
+    def get_snapshot(self, rev: int | None = None, *, overlays: bool = True) -> SnapshotRecord:
         with self._lock:
-            if not self._snapshots:
-                raise NotFoundError("nothing has been published to this store yet")
-            if rev is None:
-                return _copy(self._snapshots[-1])
-            if not 1 <= rev <= len(self._snapshots):
-                raise NotFoundError(
-                    f"no snapshot rev {rev} (the head is rev {len(self._snapshots)})"
-                )
-            return _copy(self._snapshots[rev - 1])
+            record = self._record(rev)
+            texts = self._texts_at(record.info.rev) if overlays else {}
+            # published snapshots are immutable: never hand out the stored documents
+            return SnapshotRecord(
+                record.info,
+                assemble(copy.deepcopy(dict(record.document)), texts),
+                copy.deepcopy(record.registry),
+            )
+
+    def overlay_names(self, rev: int) -> list[OverlayKey]:
+        with self._lock:
+            self._record(rev)
+            return sorted(self._texts_at(rev))
+
+    def get_overlays(
+        self, rev: int, keys: Iterable[OverlayKey]
+    ) -> dict[OverlayKey, Mapping[str, Any]]:
+        with self._lock:
+            self._record(rev)
+            out: dict[OverlayKey, Mapping[str, Any]] = {}
+            for key in keys:
+                text = _text_at(self._rows.get(key, []), rev)
+                if text is not None:
+                    out[key] = json.loads(text)
+            return out
+
+    def overlay_texts(self, rev: int) -> dict[OverlayKey, str]:
+        with self._lock:
+            self._record(rev)
+            return self._texts_at(rev)
+
+    def changed_overlays(self, since_rev: int, rev: int) -> set[OverlayKey]:
+        with self._lock:
+            return {
+                key
+                for key, rows in self._rows.items()
+                if any(since_rev < r <= rev for r, _ in rows)
+            }
 
     def history(self, limit: int = 50) -> list[SnapshotInfo]:
         with self._lock:
@@ -100,39 +162,109 @@ class MemoryStore:
         at: float,
         action: str = "publish",
         rollback_of: int | None = None,
+        overlay_texts: Mapping[tuple[str, str], str] | None = None,
     ) -> SnapshotInfo:
         check_publish_action(action, rollback_of)
         with self._lock:
-            head = len(self._snapshots) or None
-            if parent_rev != head:
-                raise ConflictError(parent_rev, head)
-            rev = (head or 0) + 1
-            info = SnapshotInfo(
-                rev,
-                head,
+            head = self._check_parent(parent_rev)
+            plan = plan_document(
+                document,
+                self._texts_at(head),
                 content_hash,
+                overlay_texts,
+                self._digests[-1] if self._digests else None,
+            )
+            return self._insert(
+                plan,
+                registry,
+                head,
+                registry_fingerprint,
                 author,
                 message,
                 at,
-                registry_fingerprint,
                 action,
                 rollback_of,
             )
-            self._snapshots.append(
-                SnapshotRecord(info, copy.deepcopy(dict(document)), copy.deepcopy(dict(registry)))
+
+    def publish_overlays(
+        self,
+        changes: Mapping[OverlayKey, Mapping[str, Any] | None],
+        registry: Mapping[str, Any],
+        *,
+        registry_fingerprint: str,
+        parent_rev: int,
+        author: str,
+        message: str,
+        at: float,
+    ) -> SnapshotInfo:
+        check_changes(changes)
+        with self._lock:
+            head = self._check_parent(parent_rev)
+            if head is None:  # a patch needs a rev to patch
+                raise ConflictError(parent_rev, head)
+            record = self._record(head)
+            plan = plan_changes(
+                changes,
+                base=record.document,
+                head={k: _text_at(self._rows.get(k, []), head) for k in changes},
+                head_digest=self._digests[-1],
             )
-            self._append_audit(
-                self.clock(),
-                action,
-                author,
-                message,
-                f"rev {rev}",
-                head,
-                rev,
-                {"content_hash": content_hash, "rollback_of": rollback_of},
+            return self._insert(
+                plan, registry, head, registry_fingerprint, author, message, at, "publish", None
             )
-            self._snap_seq += 1
-            return info
+
+    def _check_parent(self, parent_rev: int | None) -> int | None:
+        head = len(self._snapshots) or None
+        if parent_rev != head:
+            raise ConflictError(parent_rev, head)
+        return head
+
+    def _insert(
+        self,
+        plan: PublishPlan,
+        registry: Mapping[str, Any],
+        head: int | None,
+        registry_fingerprint: str,
+        author: str,
+        message: str,
+        at: float,
+        action: str,
+        rollback_of: int | None,
+    ) -> SnapshotInfo:
+        rev = (head or 0) + 1
+        info = SnapshotInfo(
+            rev,
+            head,
+            plan.content_hash,
+            author,
+            message,
+            at,
+            registry_fingerprint,
+            action,
+            rollback_of,
+        )
+        self._snapshots.append(
+            SnapshotRecord(info, copy.deepcopy(plan.base), copy.deepcopy(dict(registry)))
+        )
+        self._digests.append(plan.digest)
+        for section, name, text in plan.rows:
+            self._rows.setdefault((section, name), []).append((rev, text))
+        self._append_audit(
+            self.clock(),
+            action,
+            author,
+            message,
+            f"rev {rev}",
+            head,
+            rev,
+            {
+                "content_hash": plan.content_hash,
+                "rollback_of": rollback_of,
+                "overlays_changed": len(plan.rows),
+            },
+        )
+        self._snap_seq += 1
+        return info
 
     # -- overrides -----------------------------------------------------------------------
 

@@ -11,19 +11,17 @@ records.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from flagmw.core.overrides import Override
-from flagmw.errors import ConflictError, NotFoundError, StoreUnavailableError
+from flagmw.errors import NotFoundError, StoreUnavailableError
 from flagmw.stores._sqlite_changes import SEQS, ChangeSignal
 from flagmw.stores._sqlite_rows import (
     AUDIT_COLUMNS,
@@ -37,12 +35,10 @@ from flagmw.stores._sqlite_rows import (
 )
 from flagmw.stores._sqlite_schema import SCHEMA_VERSION as SCHEMA_VERSION
 from flagmw.stores._sqlite_schema import connect
+from flagmw.stores._sqlite_snapshots import SQLiteSnapshots
 from flagmw.stores.base import (
     AuditEntry,
-    SnapshotInfo,
-    SnapshotRecord,
     StoreState,
-    check_publish_action,
     override_audit_action,
     override_target,
 )
@@ -50,7 +46,7 @@ from flagmw.stores.base import (
 __all__ = ["SQLiteStore"]
 
 
-class SQLiteStore(ChangeSignal):
+class SQLiteStore(ChangeSignal, SQLiteSnapshots):
     """A store in one SQLite file (WAL mode), shared by any number of processes.
 
     Args:
@@ -211,103 +207,6 @@ class SQLiteStore(ChangeSignal):
             SEQS.pack(*seqs),
             row_to_info(row) if row else None,
             [row_to_override(r) for r in rows],
-        )
-
-    # -- snapshots -----------------------------------------------------------------------
-
-    def head(self) -> SnapshotInfo | None:
-        with self._read() as conn:
-            row = conn.execute(
-                f"SELECT {INFO_COLUMNS} FROM snapshots ORDER BY rev DESC LIMIT 1"
-            ).fetchone()
-        return row_to_info(row) if row else None
-
-    def get_snapshot(self, rev: int | None = None) -> SnapshotRecord:
-        with self._read() as conn:
-            if rev is None:
-                row = conn.execute(
-                    f"SELECT {INFO_COLUMNS}, document FROM snapshots ORDER BY rev DESC LIMIT 1"
-                ).fetchone()
-            else:
-                row = conn.execute(
-                    f"SELECT {INFO_COLUMNS}, document FROM snapshots WHERE rev=?", (rev,)
-                ).fetchone()
-            if row is None:
-                head = conn.execute("SELECT MAX(rev) FROM snapshots").fetchone()[0]
-                if head is None:
-                    raise NotFoundError(f"nothing has been published to {self.name} yet")
-                raise NotFoundError(
-                    f"no snapshot rev {rev} in {self.name} (the head is rev {head})"
-                )
-            reg = conn.execute(
-                "SELECT document FROM registries WHERE fingerprint=?", (row[6],)
-            ).fetchone()
-        return SnapshotRecord(row_to_info(row), json.loads(row[9]), json.loads(reg[0]))
-
-    def history(self, limit: int = 50) -> list[SnapshotInfo]:
-        with self._read() as conn:
-            rows = conn.execute(
-                f"SELECT {INFO_COLUMNS} FROM snapshots ORDER BY rev DESC LIMIT ?", (limit,)
-            ).fetchall()
-        return [row_to_info(r) for r in rows]
-
-    def publish(
-        self,
-        document: Mapping[str, Any],
-        registry: Mapping[str, Any],
-        *,
-        content_hash: str,
-        registry_fingerprint: str,
-        parent_rev: int | None,
-        author: str,
-        message: str,
-        at: float,
-        action: str = "publish",
-        rollback_of: int | None = None,
-    ) -> SnapshotInfo:
-        check_publish_action(action, rollback_of)
-        doc_text = dumps(document)
-        reg_text = dumps(registry)
-        with self._write() as (conn, seqs):
-            head = conn.execute("SELECT MAX(rev) FROM snapshots").fetchone()[0]
-            if parent_rev != head:
-                raise ConflictError(parent_rev, head)
-            rev = (head or 0) + 1
-            conn.execute(
-                "INSERT OR IGNORE INTO registries(fingerprint, document) VALUES (?, ?)",
-                (registry_fingerprint, reg_text),
-            )
-            conn.execute(
-                "INSERT INTO snapshots(rev, parent_rev, content_hash, author, message, created_at,"
-                " registry_fingerprint, action, rollback_of, document) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    rev,
-                    head,
-                    content_hash,
-                    author,
-                    message,
-                    at,
-                    registry_fingerprint,
-                    action,
-                    rollback_of,
-                    doc_text,
-                ),
-            )
-            insert_audit(
-                conn,
-                self.clock(),
-                action,
-                author,
-                message,
-                f"rev {rev}",
-                head,
-                rev,
-                {"content_hash": content_hash, "rollback_of": rollback_of},
-            )
-            seqs[0] += 1
-        return SnapshotInfo(
-            rev, head, content_hash, author, message, at, registry_fingerprint, action, rollback_of
         )
 
     # -- overrides -----------------------------------------------------------------------

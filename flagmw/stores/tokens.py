@@ -8,7 +8,7 @@ token is looked up by that hash.
 Tokens live beside the store's snapshots, overrides and audit log, in a small module per
 backend (not in the :class:`~flagmw.stores.base.Store` protocol, which the evaluation
 path depends on): :func:`token_store` returns the token store of any store —
-memory, SQLite (table ``api_tokens``, schema version 3), PostgreSQL (migration 3) and
+memory, SQLite (table ``api_tokens``, schema version 4), PostgreSQL (migration 4) and
 Redis (hash ``tokens``). Every creation and revocation is written to the store's audit
 log (``token.create``, ``token.revoke``) in the same transaction; tokens are never
 deleted (a revoked one stays, with who revoked it and why).
