@@ -119,6 +119,7 @@ def test_create_applies_the_versioned_migrations_once(url: str, schema: str) -> 
         "overlays",
         "overrides",
         "audit",
+        "api_tokens",
     }
 
 

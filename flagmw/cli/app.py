@@ -25,6 +25,7 @@ import typer
 
 from flagmw.cli import (
     agents,
+    console,
     demo,
     drill,
     gates,
@@ -92,6 +93,7 @@ for group in (
     agents,
     rollout,
     gates,
+    console,
 ):
     group.register(app)
 

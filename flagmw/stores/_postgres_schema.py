@@ -11,7 +11,9 @@ database can hold several stores side by side:
 * ``overlays`` — the tenant and route overlays of every rev, one row per overlay changed
   at that rev (schema version 3; :mod:`flagmw.stores._postgres_overlays`), immutable;
 * ``overrides`` — the emergency layer;
-* ``audit`` — the append-only log.
+* ``audit`` — the append-only log;
+* ``api_tokens`` — the console's API tokens, hashed (migration 4,
+  :mod:`flagmw.stores.tokens`).
 
 Snapshots and audit rows are immutable *in the database*: triggers raise on UPDATE,
 DELETE and TRUNCATE, whoever connects. (``DROP SCHEMA … CASCADE`` by the owner is still
@@ -144,6 +146,28 @@ CREATE TRIGGER overrides_append_only_truncate BEFORE TRUNCATE ON {s}.overrides
 """,
     ),
     (3, "tenant and route overlays stored one by one, with an overlay digest", OVERLAYS_SQL),
+    (
+        4,
+        "api_tokens: the console's API tokens, hashed, revoked never deleted",
+        """
+CREATE TABLE {s}.api_tokens (
+    seq bigint PRIMARY KEY,
+    id text UNIQUE NOT NULL,
+    hash text UNIQUE NOT NULL,
+    name text NOT NULL,
+    role text NOT NULL,
+    created_at double precision NOT NULL,
+    created_by text NOT NULL,
+    revoked_at double precision,
+    revoked_by text,
+    revoke_reason text
+);
+CREATE TRIGGER api_tokens_no_delete BEFORE DELETE ON {s}.api_tokens
+    FOR EACH ROW EXECUTE FUNCTION {s}.refuse_change('API tokens are revoked, never deleted');
+CREATE TRIGGER api_tokens_no_truncate BEFORE TRUNCATE ON {s}.api_tokens
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.refuse_change('API tokens are never deleted');
+""",
+    ),
 )
 
 #: version → a data step run right after that version's SQL, in the same transaction,
