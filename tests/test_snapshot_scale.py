@@ -459,3 +459,58 @@ def test_a_schema_2_store_is_migrated_with_its_history_and_hashes(tmp_path: Path
             conn.execute("UPDATE snapshots SET message='x' WHERE rev=1")
         with pytest.raises(sqlite3.DatabaseError, match="immutable"):
             conn.execute("DELETE FROM overlays")
+
+
+@given(
+    start=st.sets(st.text(max_size=8)),
+    ops=st.lists(st.tuples(st.booleans(), st.sets(st.text(max_size=8), max_size=80))),
+    probes=st.lists(st.text(max_size=8)),
+)
+def test_the_name_index_answers_as_a_set_would(
+    start: set[str], ops: list[tuple[bool, set[str]]], probes: list[str]
+) -> None:
+    """The hashed index of overlay names (8 bytes a name) keeps set semantics through
+    any sequence of later revs' additions (one by one or in bulk) and removals."""
+    index, model = lazy.NameIndex(start), set(start)
+    for add, names in ops:
+        if add:
+            index.add_many(names)
+            model |= names
+        else:
+            for name in names:
+                index.discard(name)
+            model -= names
+    for name in [*probes, *start, *model]:
+        assert (name in index) == (name in model)
+
+
+def test_a_whole_publish_validates_what_changed_and_what_it_depends_on(store: Store) -> None:
+    """Overlays written exactly as the head stores them are not validated again — but
+    a changed one is, a wrongly typed value never passes as a stored one, and a change
+    of the segments the rules name validates every overlay."""
+    client = _client(store)
+    doc: dict[str, Any] = {
+        "segments": {"vip": {"plan": "enterprise"}},
+        "tenants": {
+            "a": {
+                "values": {"compliance.pii_redaction": True},
+                "rules": [
+                    {"name": "r", "when": {"segment": "vip"}, "set": {"loop.max_iterations": 2}}
+                ],
+            },
+            "b": {"values": {"loop.max_iterations": 3}},
+        },
+    }
+    client.publish(doc, author="a", message="1")
+    stored = store.get_snapshot().document
+    # the stored form published again: nothing to validate, nothing changed
+    assert client.publish(dict(stored), author="a", message="same").published is False
+    sneaky = json.loads(json.dumps(stored))
+    sneaky["tenants"]["a"]["values"]["compliance.pii_redaction"] = 1  # 1 is not true
+    with pytest.raises(ValidationError, match="bool"):
+        client.publish(sneaky, author="a", message="2")
+    no_segment = json.loads(json.dumps(stored))
+    no_segment["segments"] = {}
+    with pytest.raises(ValidationError, match="vip"):
+        client.publish(no_segment, author="a", message="3")
+    assert store.head().rev == 1  # type: ignore[union-attr]

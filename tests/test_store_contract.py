@@ -474,3 +474,22 @@ def test_a_publish_with_the_callers_overlay_texts(store: Store) -> None:
     patched = _patch(store, {("tenants", "acme"): None}, info.rev)
     del doc["tenants"]["acme"]
     assert patched.content_hash == document_hash(doc)
+
+
+def test_overlay_texts_are_the_canonical_texts_of_a_revs_overlays(store: Store) -> None:
+    """What a whole-document publish compares with (validating only what changed)."""
+    from flagmw.core.snapshot_hash import overlay_text
+
+    _publish_whole(store, _fleet_doc(), None)
+    _patch(store, {("tenants", "acme"): None, ("routes", "billing"): {"values": {KEY: 7}}}, 1)
+    for rev in (1, 2):
+        doc = store.get_snapshot(rev).document
+        expected = {
+            (section, name): overlay_text(overlay)
+            for section in ("tenants", "routes")
+            for name, overlay in doc[section].items()
+        }
+        assert store.overlay_texts(rev) == expected
+    assert ("tenants", "acme") not in store.overlay_texts(2)
+    with pytest.raises(NotFoundError):
+        store.overlay_texts(3)

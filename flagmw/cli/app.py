@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import typer
 
-from flagmw.cli import demo, drill, inspect, lint, overrides, replay, snapshots
+from flagmw.cli import demo, drill, inspect, interop, lint, overrides, replay, snapshots
 from flagmw.cli.errors import EXIT_CODES_EPILOG, EXIT_OK, one_line
 from flagmw.cli.logs import configure_logging
 from flagmw.cli.options import (
@@ -68,7 +68,7 @@ def _root(
 
 
 # One module per command group; the order here is the order of `flagmw --help`.
-for group in (snapshots, overrides, inspect, replay, drill, lint, demo):
+for group in (snapshots, overrides, inspect, replay, drill, lint, demo, interop):
     group.register(app)
 
 

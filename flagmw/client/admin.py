@@ -26,16 +26,17 @@ from flagmw.client.arguments import (
     check_ttl,
     check_value_text,
 )
+from flagmw.client.overlay_publish import head_overlays
 from flagmw.client.results import PublishResult
 from flagmw.client.scope import unknown_target
 from flagmw.core.compiled import CompiledSnapshot
 from flagmw.core.flag_spec import FlagType
 from flagmw.core.overrides import Override, OverrideKind, ScopeKind, format_duration, parse_duration
 from flagmw.core.registry import FlagRegistry
-from flagmw.core.snapshot import Change, Snapshot, diff_documents, validate_document
+from flagmw.core.snapshot import Snapshot, validate_document
 from flagmw.core.source import Locator, load_document
 from flagmw.errors import ConflictError, NotFoundError, OverrideError, Problem, ValidationError
-from flagmw.stores.base import AuditEntry, SnapshotInfo, SnapshotRecord, Store
+from flagmw.stores.base import AuditEntry, Store
 
 __all__ = ["AdminOperations"]
 
@@ -105,7 +106,8 @@ class AdminOperations:
         check_required_text("publish", "author", author)
         check_required_text("publish", "message", message)
         data, locator = load_document(source)
-        snapshot = validate_document(data, self.registry, locator=locator)
+        known = head_overlays(self.store, self.registry, data)  # validate what changed
+        snapshot = validate_document(data, self.registry, locator=locator, known=known)
         warnings = list(snapshot.warnings)
         if isinstance(data, Mapping) and isinstance(data.get("flags"), Mapping):
             try:
@@ -202,39 +204,6 @@ class AdminOperations:
             action="rollback",
             rollback_of=rev,
         )
-
-    def history(self, limit: int = 50) -> list[SnapshotInfo]:
-        """The most recent snapshot revs, newest first (``limit`` at least 1; a larger
-        one than any store holds means all).
-
-        Raises:
-            ValidationError: ``limit`` is not an int of at least 1.
-        """
-        return self.store.history(check_limit("history", limit))
-
-    def get_snapshot(self, rev: int | None = None) -> SnapshotRecord:
-        """One snapshot rev (the head when None).
-
-        Raises:
-            NotFoundError: no such rev.
-            ValidationError: ``rev`` is not an int.
-        """
-        if rev is not None:
-            self._check_rev("get_snapshot", "rev", rev)
-        return self.store.get_snapshot(rev)
-
-    def diff(self, rev_a: int, rev_b: int) -> list[Change]:
-        """The changes from rev ``rev_a`` to rev ``rev_b``.
-
-        Raises:
-            NotFoundError: no such rev.
-            ValidationError: a rev that is not an int.
-        """
-        self._check_rev("diff", "rev_a", rev_a)
-        self._check_rev("diff", "rev_b", rev_b)
-        a = self.store.get_snapshot(rev_a).document
-        b = self.store.get_snapshot(rev_b).document
-        return diff_documents(a, b)
 
     def _check_rev(self, operation: str, name: str, rev: Any) -> None:
         """``rev`` is an int; one no store can hold is not found."""

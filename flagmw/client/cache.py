@@ -140,6 +140,9 @@ class EvaluationCache:
         self._last_good_file = last_good_file
         self._served_info: SnapshotInfo | None = None
         _LIVE.add(self)
+        subscribe = getattr(store, "on_change", None)
+        if subscribe is not None:  # a pushing store: its listener thread refreshes us
+            subscribe(self._pushed)
         self.refresh()
         if not self._healthy and self._compiled.rev is None:
             self._start_up(startup_timeout)
@@ -172,6 +175,11 @@ class EvaluationCache:
                     self._next_change = self._next_change_after(self.clock())
                     self._generation += 1
         return self._generation
+
+    def _pushed(self) -> None:
+        """The store's listener learnt of a change: read it now, in that thread, so the
+        next step boundary (an event loop's included) finds it installed."""
+        self.refresh()
 
     def _next_change_after(self, t: float) -> float | None:
         return next_change_after(self._overrides.overrides, t, self.environment, self.registry)

@@ -15,11 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 from flagmw.client.admin import AdminOperations
+from flagmw.client.async_ops import AsyncOperations
 from flagmw.client.cache import EvaluationCache
 from flagmw.client.env import read_env_values
 from flagmw.client.overlay_publish import OverlayPublishing
 from flagmw.client.results import ClientStatus, PublishResult
 from flagmw.client.scope import unknown_target
+from flagmw.client.snapshot_reads import SnapshotReads
 from flagmw.core.candidate import copy_json
 from flagmw.core.context import EvaluationContext
 from flagmw.core.explain import Explanation, explain
@@ -35,7 +37,9 @@ __all__ = ["ClientStatus", "FlagClient", "PublishResult", "read_env_values"]
 _EMPTY_CTX = EvaluationContext()
 
 
-class FlagClient(EvaluationCache, AdminOperations, OverlayPublishing):
+class FlagClient(
+    EvaluationCache, AdminOperations, OverlayPublishing, SnapshotReads, AsyncOperations
+):
     """Resolves flags for runs from a store, and operates the store.
 
     Args:

@@ -20,16 +20,33 @@ from typing import TYPE_CHECKING, Any
 
 from flagmw.client.arguments import check_int, check_required_text, check_source, check_text
 from flagmw.client.results import PublishResult
+from flagmw.core.overlay_reuse import KnownOverlays
 from flagmw.core.registry import FlagRegistry
 from flagmw.core.snapshot import validate_document
 from flagmw.core.snapshot_hash import OVERLAY_SECTIONS
 from flagmw.core.source import load_document
-from flagmw.errors import ConflictError, Problem, ValidationError
+from flagmw.errors import ConflictError, FlagmwError, Problem, ValidationError
 from flagmw.stores.base import Store
 
-__all__ = ["OverlayPublishing"]
+__all__ = ["OverlayPublishing", "head_overlays"]
 
 _HEAD: Any = object()
+
+
+def head_overlays(store: Store, registry: FlagRegistry, data: Any) -> KnownOverlays | None:
+    """The head rev's overlays, for a whole-document publish to validate only the
+    tenants and routes that changed (:mod:`flagmw.core.overlay_reuse`); None when the
+    head was published against another registry, or the document has no overlays."""
+    if not isinstance(data, Mapping) or not (data.get("tenants") or data.get("routes")):
+        return None
+    try:
+        head = store.head()
+        if head is None or head.registry_fingerprint != registry.fingerprint:
+            return None
+        base = store.get_snapshot(head.rev, overlays=False).document
+        return KnownOverlays(store.overlay_texts(head.rev), base.get("segments", {}))
+    except FlagmwError:
+        return None  # the publish itself reports the store
 
 
 class OverlayPublishing:

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from flagmw.core.snapshot_hash import OVERLAY_SECTIONS
@@ -27,6 +29,7 @@ from flagmw.errors import FlagmwError
 from flagmw.stores.base import Store
 
 __all__ = [
+    "NameIndex",
     "StoreOverlays",
     "first_lazy_document",
     "is_lazy",
@@ -50,6 +53,48 @@ EAGER_OVERLAYS = 2_000
 _MISSING: Any = object()
 
 
+class NameIndex:
+    """The names of one section's overlays at one rev: a sorted array of their
+    in-process ``hash()`` values — 8 bytes a name where a set of 100k names takes
+    ~10 MB — plus the names found removed since. A name whose hash is present but which
+    has no overlay (a removal not yet seen, or a 64-bit collision) costs one store read
+    that finds nothing; it is then remembered as absent."""
+
+    __slots__ = ("_absent", "_hashes")
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        self._hashes = array("q", sorted({hash(n) for n in names}))
+        self._absent: set[str] = set()
+
+    def __contains__(self, name: object) -> bool:
+        if name in self._absent:
+            return False
+        h = hash(name)
+        a = self._hashes
+        i = bisect_left(a, h)
+        return i < len(a) and a[i] == h
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def add_many(self, names: Collection[str]) -> None:
+        """Names (possibly) added at a later rev."""
+        self._absent.difference_update(names)
+        a = self._hashes
+        if len(names) > 64:
+            self._hashes = array("q", sorted(set(a).union(hash(n) for n in names)))
+            return
+        for name in names:
+            h = hash(name)
+            i = bisect_left(a, h)
+            if i == len(a) or a[i] != h:
+                a.insert(i, h)
+
+    def discard(self, name: str) -> None:
+        """``name`` has no overlay (found removed)."""
+        self._absent.add(name)
+
+
 class StoreOverlays(Mapping[str, Any]):
     """The overlays of one section (``"tenants"`` or ``"routes"``) of one rev.
 
@@ -70,7 +115,7 @@ class StoreOverlays(Mapping[str, Any]):
         store: Store,
         rev: int,
         section: str,
-        names: set[str],
+        names: NameIndex,
         bodies: dict[str, str],
         on_error: Callable[[Exception], None],
     ) -> None:
@@ -91,7 +136,16 @@ class StoreOverlays(Mapping[str, Any]):
         return bool(self.names)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self.names))
+        """The names, read from the store (operator commands only: the index keeps
+        hashes).
+
+        Raises:
+            StoreUnavailableError: the store cannot be read.
+        """
+        return iter(self._all_names())
+
+    def _all_names(self) -> list[str]:
+        return sorted(n for s, n in self._store.overlay_names(self.rev) if s == self.section)
 
     def __getitem__(self, name: str) -> Any:
         body = self.get(name, _MISSING)
@@ -132,13 +186,13 @@ class StoreOverlays(Mapping[str, Any]):
         Raises:
             StoreUnavailableError: the store cannot be read.
         """
-        missing = [(self.section, n) for n in self.names if n not in self.bodies]
+        names = self._all_names()
+        missing = [(self.section, n) for n in names if n not in self.bodies]
         if missing:
             got = self._store.get_overlays(self.rev, missing)
             for (_, name), body in got.items():
                 self.bodies[name] = _text(body)
-            self.names.intersection_update(self.bodies)
-        return {n: json.loads(self.bodies[n]) for n in sorted(self.names)}
+        return {n: json.loads(self.bodies[n]) for n in names if n in self.bodies}
 
 
 def _text(body: Mapping[str, Any]) -> str:
@@ -149,7 +203,7 @@ def lazy_document(
     store: Store,
     rev: int,
     base: Mapping[str, Any],
-    names: Mapping[str, set[str]],
+    names: Mapping[str, NameIndex],
     bodies: Mapping[str, dict[str, str]],
     on_error: Callable[[Exception], None],
 ) -> dict[str, Any]:
@@ -157,7 +211,7 @@ def lazy_document(
     doc = dict(base)
     for section in OVERLAY_SECTIONS:
         doc[section] = StoreOverlays(
-            store, rev, section, names.get(section, set()), bodies.get(section, {}), on_error
+            store, rev, section, names.get(section, NameIndex()), bodies.get(section, {}), on_error
         )
     return doc
 
@@ -176,7 +230,7 @@ def next_lazy_document(
     Raises:
         StoreUnavailableError: the store cannot be read.
     """
-    names: dict[str, set[str]] = {}
+    names: dict[str, NameIndex] = {}
     bodies: dict[str, dict[str, str]] = {}
     old_rev = 0
     for section in OVERLAY_SECTIONS:
@@ -188,9 +242,11 @@ def next_lazy_document(
         names[section] = old.names
         bodies[section] = old.bodies
     changed = store.changed_overlays(old_rev, rev)
-    for section, name in changed:
-        names[section].add(name)
-        bodies[section].pop(name, None)
+    for section in OVERLAY_SECTIONS:
+        added = [n for s, n in changed if s == section]
+        names[section].add_many(added)
+        for name in added:
+            bodies[section].pop(name, None)
     eager = sum(len(n) for n in names.values()) <= EAGER_OVERLAYS
     if changed and (eager or len(changed) <= PREFETCH_CHANGED):
         got = store.get_overlays(rev, changed)
@@ -211,10 +267,8 @@ def first_lazy_document(
     Raises:
         StoreUnavailableError: the store cannot be read.
     """
-    names: dict[str, set[str]] = {s: set() for s in OVERLAY_SECTIONS}
     keys = store.overlay_names(rev)
-    for section, name in keys:
-        names[section].add(name)
+    names = {section: NameIndex(n for s, n in keys if s == section) for section in OVERLAY_SECTIONS}
     bodies: dict[str, dict[str, str]] = {s: {} for s in OVERLAY_SECTIONS}
     if keys and len(keys) <= EAGER_OVERLAYS:
         for (section, name), body in store.get_overlays(rev, keys).items():

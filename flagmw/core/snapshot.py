@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flagmw.core.overlay_reuse import KnownOverlays
 from flagmw.core.registry import FlagRegistry
 from flagmw.core.snapshot_hash import document_hash, hash_and_texts
 from flagmw.core.snapshot_validation import DocumentValidator
@@ -75,6 +76,7 @@ def validate_document(
     registry: FlagRegistry,
     *,
     locator: Locator | None = None,
+    known: KnownOverlays | None = None,
 ) -> Snapshot:
     """Validate a snapshot document against ``registry``.
 
@@ -86,6 +88,9 @@ def validate_document(
             None is the empty snapshot, anything but a mapping is a problem.
         registry: the flags the document may set.
         locator: where the loaded content came from (for locations).
+        known: the head rev's overlays (:class:`~flagmw.core.overlay_reuse.
+            KnownOverlays`), validated against this same registry: an overlay written
+            exactly as the head holds it is not validated again (100k tenants).
 
     Returns:
         the :class:`Snapshot` with the normalised document and any warnings.
@@ -118,13 +123,13 @@ def validate_document(
             ],
             loc.source,
         )
-    v = DocumentValidator(registry, loc)
+    v = DocumentValidator(registry, loc, known)
     doc = v.document(data)
     v.problems.extend(registry.expiry_warnings(loc))
     errors = [p for p in v.problems if p.severity == "error"]
     if errors:
         raise ValidationError(v.problems, loc.source)
-    digest, texts = hash_and_texts(doc)
+    digest, texts = hash_and_texts(doc, known.matched if known is not None else None)
     return Snapshot(doc, digest, tuple(p for p in v.problems if p.severity != "error"), texts)
 
 

@@ -119,10 +119,11 @@ def document_hash(document: Mapping[str, Any]) -> str:
 
 
 def hash_and_texts(
-    document: Mapping[str, Any],
+    document: Mapping[str, Any], known: Mapping[tuple[str, str], str] | None = None
 ) -> tuple[str, dict[tuple[str, str], str]]:
     """:func:`document_hash` and the canonical text of every overlay (``(section,
-    name)`` → text), which a store writes: computed once per publish.
+    name)`` → text), which a store writes: computed once per publish (``known``: texts
+    already computed for some overlays).
 
     Raises:
         CanonicalizationError: the document holds something JSON cannot represent.
@@ -130,6 +131,9 @@ def hash_and_texts(
     digest = 0
     texts: dict[tuple[str, str], str] = {}
     for section, name, overlay in overlays_of(document):
-        text = texts[(section, name)] = overlay_text(overlay)
+        text = known.get((section, name)) if known else None
+        if text is None:
+            text = overlay_text(overlay)
+        texts[(section, name)] = text
         digest += overlay_element(section, name, text)
     return snapshot_hash(document, digest % _MOD), texts

@@ -12,6 +12,7 @@ import pydantic
 from flagmw.core.bucketing import percent_to_bps
 from flagmw.core.conditions import validate_when
 from flagmw.core.flag_spec import FlagType
+from flagmw.core.overlay_reuse import KnownOverlays
 from flagmw.core.problems import did_you_mean, pydantic_problems
 from flagmw.core.registry import FlagRegistry
 from flagmw.core.snapshot_spec import (
@@ -22,6 +23,7 @@ from flagmw.core.snapshot_spec import (
     OverlaySpec,
     RuleSpec,
     TenantSpec,
+    bucketing_fields,
     empty_document,
 )
 from flagmw.core.source import DocPath, Locator
@@ -117,8 +119,12 @@ def _given(value: Any, empty: Any) -> Any:
 class DocumentValidator:
     """Validates one document (:meth:`document`), collecting :attr:`problems`."""
 
-    def __init__(self, registry: FlagRegistry, locator: Locator) -> None:
+    def __init__(
+        self, registry: FlagRegistry, locator: Locator, known: KnownOverlays | None = None
+    ) -> None:
         self.registry = registry
+        #: the head's overlays: one written exactly as stored is not validated again
+        self.known = known
         self.loc = locator
         self.problems: list[Problem] = []
         self.segments: dict[str, Any] = {}
@@ -227,7 +233,7 @@ class DocumentValidator:
                 rule["rollout"] = {
                     "percent": rollout.percent,
                     "unit": rollout.unit,
-                    "salt": rollout.salt or spec.name,
+                    **bucketing_fields(rollout, spec.name),
                 }
             out.append(rule)
         return out
@@ -395,7 +401,7 @@ class DocumentValidator:
                 # a list of [variant, weight]: the written order lays the variants over
                 # the buckets, so it must be part of the content (and its hash)
                 "weights": [[vname, w] for vname, w in weights.items()],
-                "salt": spec.salt or str(name),
+                **bucketing_fields(spec, str(name)),
                 "enabled": spec.enabled,
                 "order": position,
             }
@@ -484,14 +490,17 @@ class DocumentValidator:
         # belongs, `experiments: []` a list where a mapping does — both are problems
         doc["values"] = self.values(_given(data.get("values"), {}), ("values",))
         doc["rules"] = self.rules(_given(data.get("rules"), []), ("rules",))
-        for tenant, raw in self.named(data.get("tenants"), ("tenants",), "tenants").items():
-            ov = self.overlay(raw, ("tenants", tenant), TenantSpec, "tenant")
-            if ov is not None:
-                doc["tenants"][tenant] = ov
-        for route, raw in self.named(data.get("routes"), ("routes",), "routes").items():
-            ov = self.overlay(raw, ("routes", route), OverlaySpec, "route")
-            if ov is not None:
-                doc["routes"][route] = ov
+        known = self.known if self.known and self.known.same_segments(segments) else None
+        for section, spec_cls, what in (
+            ("tenants", TenantSpec, "tenant"),
+            ("routes", OverlaySpec, "route"),
+        ):
+            for name, raw in self.named(data.get(section), (section,), section).items():
+                ov = known.match(section, name, raw) if known is not None else None
+                if ov is None:
+                    ov = self.overlay(raw, (section, name), spec_cls, what)
+                if ov is not None:
+                    doc[section][name] = ov
         doc["experiments"] = self.experiments(_given(data.get("experiments"), {}), ("experiments",))
         if data.get("description"):
             doc["description"] = str(data["description"])

@@ -43,7 +43,7 @@ from flagmw.langgraph.keys import (
 )
 from flagmw.langgraph.pin import _Found, decode_pin, encode_pin
 from flagmw.langgraph.replay import REPLAY_KEY, Replay
-from flagmw.langgraph.run import RUN_KEY, Outcome, RunObserver, RunState, _run_var
+from flagmw.langgraph.run import RUN_KEY, Outcome, RunObserver, RunState, _run_var, scrub_payload
 
 log = logging.getLogger("flagmw")
 
@@ -121,6 +121,7 @@ class _Invocation:
 
     __slots__ = (
         "_act",
+        "_context",
         "_token",
         "config",
         "control",
@@ -196,6 +197,7 @@ class _Invocation:
         self.observed = False
         self._act: _Activation | None = None
         self._token: Any = None
+        self._context: EvaluationContext | None = None
 
     # -- the pin to read (the caller does the I/O) ---------------------------------------
 
@@ -282,7 +284,32 @@ class _Invocation:
 
     # -- resolution -------------------------------------------------------------------
 
+    def early_context(self, input: Any) -> EvaluationContext | None:
+        """The evaluation context of new input, built now (once: :meth:`start` uses it)
+        so that an async run can load what resolving it needs before it starts
+        (``FlagClient.aready``); None for a resume, or when it cannot be built (the
+        start reports that)."""
+        if not self.new_input:
+            return None
+        self._assign_run_id()
+        try:
+            self._context = self.context(input)
+        except Exception:
+            return None
+        return self._context
+
+    def _assign_run_id(self) -> None:
+        conf = self.merged.get("configurable") or {}
+        if "run_id" not in conf and self.merged.get("run_id") is None:
+            # give the LangChain root run the id the evaluation context uses, so the
+            # context, the trace and LangSmith name the same run
+            run_id = uuid.uuid4()
+            self.config["run_id"] = run_id
+            self.merged = {**self.merged, "run_id": run_id}
+
     def context(self, input: Any) -> EvaluationContext:
+        if self._context is not None:
+            return self._context
         builder = self.settings.context
         if builder is None:
             return context_from_config(self.merged, input, route=self.settings.name)
@@ -307,12 +334,7 @@ class _Invocation:
         conf = self.merged.get("configurable") or {}
         thread_id = conf.get("thread_id")
         thread = None if thread_id is None else str(thread_id)
-        if "run_id" not in conf and self.merged.get("run_id") is None:
-            # give the LangChain root run the id the evaluation context uses, so the
-            # context, the trace and LangSmith name the same run
-            run_id = uuid.uuid4()
-            self.config["run_id"] = run_id
-            self.merged = {**self.merged, "run_id": run_id}
+        self._assign_run_id()
         generation = client.poll()
         replay = conf.get(REPLAY_KEY)
         if isinstance(replay, Replay) and self.new_input and not self.nested:
@@ -456,12 +478,12 @@ class _Invocation:
         bare graphs stream the same chunks."""
         if self.v2:
             if isinstance(chunk, dict) and chunk.get("type") in SCRUB_MODES:
-                _scrub_payload(chunk.get("data"))
+                scrub_payload(chunk.get("data"))
             return chunk
         if self.single_mode is not None:
-            _scrub_payload(chunk[-1] if self.subgraphs and isinstance(chunk, tuple) else chunk)
+            scrub_payload(chunk[-1] if self.subgraphs and isinstance(chunk, tuple) else chunk)
         elif isinstance(chunk, tuple) and len(chunk) >= 2 and chunk[-2] in SCRUB_MODES:
-            _scrub_payload(chunk[-1])
+            scrub_payload(chunk[-1])
         return chunk
 
     def converted(self, exc: GraphDrained) -> BaseException:
@@ -477,16 +499,3 @@ class _Invocation:
     def ended_as(self) -> Outcome:
         interrupted = self.run.interrupted or (self.watch is not None and self.watch.interrupted)
         return "interrupted" if interrupted else "completed"
-
-
-def _scrub_payload(payload: Any) -> None:
-    if not isinstance(payload, dict):
-        return
-    if payload.get("type") == "checkpoint" and isinstance(payload.get("payload"), dict):
-        payload = payload["payload"]  # "debug" wraps the checkpoint payload
-    for key in ("config", "parent_config"):
-        cfg = payload.get(key)
-        if isinstance(cfg, dict):
-            conf = cfg.get("configurable")
-            if isinstance(conf, dict) and RUN_KEY in conf:
-                cfg["configurable"] = {k: v for k, v in conf.items() if k != RUN_KEY}

@@ -372,3 +372,18 @@ def use_run(state: RunState) -> Iterator[RunState]:
         yield state
     finally:
         _run_var.reset(token)
+
+
+def scrub_payload(payload: Any) -> None:
+    """Remove the run object (:data:`RUN_KEY`) from the configs in a streamed
+    ``checkpoints``/``debug`` payload (it is process state, not data)."""
+    if not isinstance(payload, dict):
+        return
+    if payload.get("type") == "checkpoint" and isinstance(payload.get("payload"), dict):
+        payload = payload["payload"]  # "debug" wraps the checkpoint payload
+    for key in ("config", "parent_config"):
+        cfg = payload.get(key)
+        if isinstance(cfg, dict):
+            conf = cfg.get("configurable")
+            if isinstance(conf, dict) and RUN_KEY in conf:
+                cfg["configurable"] = {k: v for k, v in conf.items() if k != RUN_KEY}

@@ -155,6 +155,9 @@ class _FlagmwGraph(Pregel[Any, Any, Any, Any]):
         inv = _Invocation(self, self._flagmw, input, config, kwargs, merged)
         cp = inv.cp if inv.must_find_pin else None
         found = await afind_pin(cp, merged, ns=inv.ns) if cp is not None else inv.no_pin
+        # the store reads the start needs (a change to load, the tenant's overlay), in a
+        # worker thread: the event loop never waits on the store
+        await self._flagmw.client.aready(inv.early_context(input))
         down = inv.launch(self, input, found, parent)
         inner = super().astream(input, inv.config, **down)
         try:

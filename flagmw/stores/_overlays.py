@@ -68,14 +68,18 @@ def plan_document(
     head: Mapping[OverlayKey, str],
     content_hash: str | None = None,
     texts: Mapping[OverlayKey, str] | None = None,
+    head_digest: int | None = None,
 ) -> PublishPlan:
     """Plan the publish of a whole normalised ``document`` on top of a head whose
     overlays are ``head`` (key → text; empty for the first rev). ``content_hash``: the
     caller's hash of the document (:func:`~flagmw.core.snapshot_hash.document_hash`),
     recorded as given; computed when None. ``texts``: the overlays' canonical texts
-    when the caller has them (:func:`~flagmw.core.snapshot_hash.hash_and_texts`)."""
+    when the caller has them (:func:`~flagmw.core.snapshot_hash.hash_and_texts`).
+    ``head_digest``: the head's overlay digest, updated for the changed overlays only
+    (None: summed over every overlay)."""
     rows: list[OverlayRow] = []
-    digest = 0
+    full = 0
+    changed = 0 if head_digest is None else head_digest
     seen: set[OverlayKey] = set()
     for section, name, overlay in overlays_of(document):
         key = (section, name)
@@ -83,11 +87,21 @@ def plan_document(
         if text is None:
             text = overlay_text(overlay)
         seen.add(key)
-        digest += overlay_element(section, name, text)
-        if head.get(key) != text:
+        before = head.get(key)
+        if head_digest is None:
+            full += overlay_element(section, name, text)
+        if before != text:
             rows.append((section, name, text))
-    rows.extend((s, n, None) for (s, n) in head if (s, n) not in seen)
-    digest %= 1 << DIGEST_BITS
+            if head_digest is not None:
+                changed += overlay_element(section, name, text)
+                if before is not None:
+                    changed -= overlay_element(section, name, before)
+    for s, n in head:
+        if (s, n) not in seen:
+            rows.append((s, n, None))
+            if head_digest is not None:
+                changed -= overlay_element(s, n, head[(s, n)])
+    digest = (full if head_digest is None else changed) % (1 << DIGEST_BITS)
     base = base_of(document)
     return PublishPlan(base, rows, digest, content_hash or snapshot_hash(base, digest))
 

@@ -136,6 +136,14 @@ class PostgresSnapshots:
         texts: dict[OverlayKey, str | None] = self._read(work)
         return {k: json.loads(t) for k, t in texts.items() if t is not None}
 
+    def overlay_texts(self, rev: int) -> dict[OverlayKey, str]:
+        def work(cur: Cursor) -> dict[OverlayKey, str]:
+            self._rev_row(cur, rev, "rev")
+            return texts_at(cur, self._s, rev)
+
+        result: dict[OverlayKey, str] = self._read(work)
+        return result
+
     def changed_overlays(self, since_rev: int, rev: int) -> set[OverlayKey]:
         result: set[OverlayKey] = self._read(
             lambda cur: changed_between(cur, self._s, since_rev, rev)

@@ -16,9 +16,12 @@ reports the store unreachable (and stale) instead of trusting a token nobody upd
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
+import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from flagmw.errors import StoreUnavailableError
@@ -62,6 +65,9 @@ class PushedToken:
 
     def _init_listener(self) -> None:
         self._advance_lock = threading.Lock()
+        self._subscribers: list[Callable[[], Callable[[], object] | None]] = []
+        self._notifying = False
+        self._notify_again = False
         self._seqs = (-1, -1)  # before the first resync: no store returns this
         self._last_ok = float("-inf")
         self._listener = None
@@ -99,11 +105,51 @@ class PushedToken:
         )
 
     def _advance(self, seqs: tuple[int, int]) -> None:
-        """Fold sequences learnt anywhere into the token (they only grow)."""
+        """Fold sequences learnt anywhere into the token (they only grow); when the
+        listener thread learnt them, call the :meth:`on_change` subscribers there."""
         with self._advance_lock:  # the listener thread and writers both advance it
             old = self._seqs
-            if seqs[0] > old[0] or seqs[1] > old[1]:
+            moved = seqs[0] > old[0] or seqs[1] > old[1]
+            if moved:
                 self._seqs = (max(seqs[0], old[0]), max(seqs[1], old[1]))
+        if moved and threading.current_thread() is self._listener:
+            self._notify()
+
+    def on_change(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` in the listener thread whenever a message, a resync or a
+        poll moves the token — a client reads the new state there, so its step
+        boundaries (and an event loop running its runs) find it loaded. Held weakly when
+        it is a bound method (a client that is gone is not kept alive); an exception is
+        logged, never raised into the listener."""
+        ref: Callable[[], Callable[[], object] | None]
+        ref = weakref.WeakMethod(callback) if inspect.ismethod(callback) else (lambda: callback)
+        with self._advance_lock:
+            self._subscribers = [*self._subscribers, ref]
+
+    def _notify(self) -> None:
+        # a subscriber's read of the store advances the token again (in this thread):
+        # then it runs once more after this round, never re-entered
+        if self._notifying:
+            self._notify_again = True
+            return
+        self._notifying = True
+        try:
+            again = True
+            while again:
+                self._notify_again = False
+                for ref in self._subscribers:
+                    callback = ref()
+                    if callback is None:
+                        continue
+                    try:
+                        callback()
+                    except Exception:  # a subscriber's problem never stops the listener
+                        log.exception("flagmw: change subscriber of %s failed", self.name)
+                with self._advance_lock:  # forget subscribers that are gone
+                    self._subscribers = [r for r in self._subscribers if r() is not None]
+                again = self._notify_again
+        finally:
+            self._notifying = False
 
     # -- the listener thread -------------------------------------------------------------
 

@@ -99,6 +99,10 @@ class RedisSnapshots:
         texts = self._overlays.texts_of(rev, keys)
         return {key: json.loads(text) for key, text in texts.items() if text is not None}
 
+    def overlay_texts(self, rev: int) -> dict[OverlayKey, str]:
+        self._info(rev)
+        return dict(self._overlays.texts_at(rev))
+
     def changed_overlays(self, since_rev: int, rev: int) -> set[OverlayKey]:
         return self._overlays.changed_between(since_rev, rev)
 

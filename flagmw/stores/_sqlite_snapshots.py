@@ -94,6 +94,11 @@ class SQLiteSnapshots:
                 texts = texts_of(conn, rev, keys)
         return {k: json.loads(t) for k, t in texts.items() if t is not None}
 
+    def overlay_texts(self, rev: int) -> dict[tuple[str, str], str]:
+        with self._read() as conn:
+            self._rev_row(conn, rev, "rev")
+            return texts_at(conn, rev)
+
     def changed_overlays(self, since_rev: int, rev: int) -> set[tuple[str, str]]:
         with self._read() as conn:
             return changed_between(conn, since_rev, rev)
@@ -125,7 +130,13 @@ class SQLiteSnapshots:
             head = conn.execute("SELECT MAX(rev) FROM snapshots").fetchone()[0]
             if parent_rev != head:
                 raise ConflictError(parent_rev, head)
-            plan = plan_document(document, texts_at(conn, head), content_hash, overlay_texts)
+            plan = plan_document(
+                document,
+                texts_at(conn, head),
+                content_hash,
+                overlay_texts,
+                head_digest(conn, head) if head is not None else None,
+            )
             return self._insert(
                 conn,
                 seqs,

@@ -223,6 +223,15 @@ class Store(Protocol):
         """
         ...
 
+    def overlay_texts(self, rev: int) -> dict[tuple[str, str], str]:
+        """The canonical JSON text of every overlay of ``rev`` (as stored; what a
+        publish compares a new document's overlays with).
+
+        Raises:
+            NotFoundError: there is no such rev.
+        """
+        ...
+
     def changed_overlays(self, since_rev: int, rev: int) -> set[tuple[str, str]]:
         """The keys of the overlays written by the revs after ``since_rev`` up to
         ``rev`` (a superset of those whose content differs between the two revs)."""

@@ -132,6 +132,11 @@ class MemoryStore:
                     out[key] = json.loads(text)
             return out
 
+    def overlay_texts(self, rev: int) -> dict[OverlayKey, str]:
+        with self._lock:
+            self._record(rev)
+            return self._texts_at(rev)
+
     def changed_overlays(self, since_rev: int, rev: int) -> set[OverlayKey]:
         with self._lock:
             return {
@@ -162,7 +167,13 @@ class MemoryStore:
         check_publish_action(action, rollback_of)
         with self._lock:
             head = self._check_parent(parent_rev)
-            plan = plan_document(document, self._texts_at(head), content_hash, overlay_texts)
+            plan = plan_document(
+                document,
+                self._texts_at(head),
+                content_hash,
+                overlay_texts,
+                self._digests[-1] if self._digests else None,
+            )
             return self._insert(
                 plan,
                 registry,
