@@ -109,6 +109,8 @@ def test_a_flagd_file_imports_with_located_losses() -> None:
     assert ("flags.headerColor.targeting.fractional", "unsupported") in losses  # by email
     assert ("flags.retries", "disabled") in losses
     assert ("flags.new-welcome.targeting.if[6].<", "coercion") in losses
+    coercions = [p for p in result.losses if p.code == "coercion"]
+    assert len(coercions) == 1  # `== "u-7"` and `!= "de"` are strict: not reported
     assert result.lossy
     doc = result.document
     assert set(doc["flags"]) == {"new-welcome", "header_color", "retries"}

@@ -111,7 +111,9 @@ class _Importer:
         self.problems.append(self.loc.problem(path, message, hint, code))
 
     def loss(self, path: DocPath, code: str, message: str, hint: str = "") -> None:
-        self.losses.append(self.loc.problem(path, message, hint, code, severity="warning"))
+        problem = self.loc.problem(path, message, hint, code, severity="warning")
+        if problem not in self.losses:  # a condition is read again for a later split
+            self.losses.append(problem)
 
     # -- one flag -----------------------------------------------------------------------
 
