@@ -41,12 +41,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from flagmw.core.bucketing import UNIT_ATTRIBUTES
 from flagmw.core.flag_spec import KEY_PATTERN, MAX_KEY_LENGTH
 from flagmw.core.registry import FlagRegistry
 from flagmw.core.snapshot import validate_document
 from flagmw.core.source import DocPath, Locator, load_document
 from flagmw.errors import Problem, ValidationError
-from flagmw.interop.flagd_conditions import Unsupported, jsonlogic_to_when
+from flagmw.interop.flagd_conditions import FIELD_TO_FLAGD, Unsupported, jsonlogic_to_when
 from flagmw.interop.flagd_split import Split, parse_fractional, split_rollout
 
 __all__ = ["FlagdImport", "import_flagd"]
@@ -242,6 +243,7 @@ class _Importer:
             if when is False:
                 continue
             if isinstance(outcome, Split):
+                self.missing_unit(outcome.text_key, outcome.unit, conds, p)
                 if rollout is not None:
                     self.unsupported(Unsupported("a fractional split under a rollout"), p, key)
                     continue
@@ -280,8 +282,20 @@ class _Importer:
             if full is not True:
                 rule["when"] = full
             if rollout is not None:
+                self.missing_unit(rollout.pop("_text_key", False), rollout["unit"], conds, p)
                 rule["rollout"] = rollout
             self.rules.append(rule)
+
+    def missing_unit(self, text_key: bool, unit: str, conds: list[Any], path: DocPath) -> None:
+        name = FIELD_TO_FLAGD[UNIT_ATTRIBUTES[unit]]
+        if text_key and name not in _required(conds):
+            self.loss(
+                path,
+                "missing_unit",
+                f"{self.flagd_key}: a context without {name} is hashed as the text 'null' by "
+                "flagd; flagmw gives it no share",
+                f'require it in the condition: {{"!==": [{{"var": "{name}"}}, null]}}',
+            )
 
     def unsupported(self, exc: Unsupported, path: DocPath, key: str) -> None:
         where = exc.path if exc.located else (*path, *exc.path)
@@ -375,6 +389,24 @@ class _Importer:
             out.append((conds, split, path))
             return
         self.unsupported(Unsupported(f"a targeting result of {_short(node)}"), path, flagd_key)
+
+
+def _required(conds: list[Any]) -> set[str]:
+    """The context attributes a branch requires present: ``{"!==": [{"var": a}, null]}``
+    (or ``!=``) as the condition or a term of its top ``and``."""
+    out: set[str] = set()
+    terms = [c for c, _ in conds]
+    while terms:
+        term = terms.pop()
+        if isinstance(term, Mapping) and len(term) == 1:
+            ((op, args),) = term.items()
+            if op == "and" and isinstance(args, list):
+                terms.extend(args)
+            elif op in ("!==", "!=") and isinstance(args, list) and len(args) == 2:
+                var, other = args if args[1] is None else args[::-1]
+                if other is None and isinstance(var, Mapping) and isinstance(var.get("var"), str):
+                    out.add(var["var"])
+    return out
 
 
 def _short(value: Any) -> str:
