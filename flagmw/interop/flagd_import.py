@@ -36,7 +36,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +47,7 @@ from flagmw.core.snapshot import validate_document
 from flagmw.core.source import DocPath, Locator, load_document
 from flagmw.errors import Problem, ValidationError
 from flagmw.interop.flagd_conditions import FIELD_TO_FLAGD, Unsupported, jsonlogic_to_when
+from flagmw.interop.flagd_flags import flagmw_key, flags_map, infer_type
 from flagmw.interop.flagd_split import Split, parse_fractional, split_rollout
 
 __all__ = ["FlagdImport", "import_flagd"]
@@ -72,28 +72,6 @@ class FlagdImport:
 
 
 _DEFAULT = object()  # the outcome "flagd's default variant" (a null targeting result)
-
-
-def flagmw_key(key: str) -> str:
-    """A flag key flagmw accepts for a flagd key (``myFlag`` → ``my_flag``)."""
-    text = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
-    text = re.sub(r"[^a-z0-9_.-]+", "_", text).strip("._-")
-    text = re.sub(r"\.{2,}", ".", text)
-    if not text or not text[0].isalpha():
-        text = "f_" + text
-    return text[:MAX_KEY_LENGTH]
-
-
-def _infer(values: list[Any]) -> dict[str, Any]:
-    if all(isinstance(v, bool) for v in values):
-        return {"type": "bool"}
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return {"type": "int"}
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return {"type": "float"}
-    if all(isinstance(v, str) for v in values):
-        return {"type": "string"}
-    return {"type": "json"}
 
 
 class _Importer:
@@ -191,7 +169,7 @@ class _Importer:
 
     def definition(self, key: str, meta: Any, values: list[Any], path: DocPath) -> dict[str, Any]:
         if not isinstance(meta, Mapping):
-            return _infer(values)
+            return infer_type(values)
         text = meta.get("flagmw.flag")
         definition: dict[str, Any] | None = None
         if isinstance(text, str):
@@ -204,7 +182,7 @@ class _Importer:
             else:
                 self.loss(path, "metadata", f"{key}: metadata flagmw.flag is not a JSON object")
         if definition is None:
-            definition = _infer(values)
+            definition = infer_type(values)
             if isinstance(meta.get("description"), str):
                 definition["description"] = meta["description"]
         extra = sorted(str(k) for k in meta if k not in ("flagmw.flag", "description"))
@@ -430,21 +408,6 @@ def _and(parts: list[Any]) -> Any:
     return out
 
 
-def _flags_map(items: list[Any], loc: Locator) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    problems = []
-    for i, item in enumerate(items):
-        key = item.get("key") if isinstance(item, Mapping) else None
-        if not isinstance(key, str) or not key or key in out:
-            what = "a duplicate key" if key in out else "no key"
-            problems.append(loc.problem(("flags", i), f"flag {i} has {what}", "", "invalid"))
-            continue
-        out[key] = {k: v for k, v in item.items() if k != "key"}
-    if problems:
-        raise ValidationError(problems, loc.source)
-    return out
-
-
 def import_flagd(
     source: str | os.PathLike[str] | Mapping[str, Any], *, locator: Locator | None = None
 ) -> FlagdImport:
@@ -473,7 +436,7 @@ def import_flagd(
     test_dialect = "flags" not in data
     flags = data.get("flags") if not test_dialect else data
     if isinstance(flags, list):  # flagd's array form: [{"key": …, "state": …}, …]
-        flags = _flags_map(flags, loc)
+        flags = flags_map(flags, loc)
     if not isinstance(flags, Mapping) or (
         test_dialect and not all(isinstance(v, Mapping) and "variants" in v for v in flags.values())
     ):
