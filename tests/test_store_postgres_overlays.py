@@ -97,7 +97,7 @@ def _schema_2_store(url: str, schema: str) -> None:
 def test_a_schema_2_store_is_migrated_to_overlay_rows(url: str, schema: str) -> None:
     _schema_2_store(url, schema)
     with PostgresStore(url, schema=schema) as store:
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION >= 3
         for rev, doc in enumerate(OLD_REVS, 1):
             record = store.get_snapshot(rev)
             assert record.document == doc
