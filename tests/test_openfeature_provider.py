@@ -204,7 +204,11 @@ def test_kill_is_disabled_and_override_is_static(
     assert d.flag_metadata["layer"] == "override"
     ov2 = client.override("greeting", "hey", reason="demo", actor="oncall", ttl="1h", tenant="acme")
     d = of_client.get_string_details("greeting", "x", ctx(tenant="acme"))
-    assert (d.value, d.reason, d.flag_metadata["overrideId"]) == ("hey", Reason.STATIC, ov2.id)
+    assert (d.value, d.reason, d.flag_metadata["overrideId"]) == (
+        "hey",
+        Reason.TARGETING_MATCH,
+        ov2.id,
+    )
     assert d.flag_metadata["scope"] == "tenant:acme"
 
 

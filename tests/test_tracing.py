@@ -793,7 +793,9 @@ def test_result_reason_mapping(client: FlagClient) -> None:
     assert A.result_reason(Provenance(Layer.ROUTE, rev=1), 1) == "targeting_match"
     assert A.result_reason(Provenance(Layer.EXPERIMENT, rev=1, variant="a"), 1) == "split"
     assert A.result_reason(Provenance(Layer.OVERRIDE, override_id="o"), False) == "disabled"
-    assert A.result_reason(Provenance(Layer.OVERRIDE, override_id="o"), "gpt-4o") == "static"
+    assert (
+        A.result_reason(Provenance(Layer.OVERRIDE, override_id="o"), "gpt-4o") == "targeting_match"
+    )
 
 
 def test_encode_value() -> None:

@@ -12,9 +12,9 @@ winning layer                      OpenFeature reason
 ``environment`` / ``snapshot``     ``STATIC``
 a ``snapshot`` rule                ``TARGETING_MATCH``
 ``tenant`` / ``route``             ``TARGETING_MATCH``
-``experiment``                     ``SPLIT``
+``version`` / ``experiment``       ``SPLIT``
 ``override`` turning a bool off    ``DISABLED`` (a kill switch)
-any other ``override``             ``STATIC``
+any other ``override``             ``TARGETING_MATCH``
 the client serves a stale config   ``STALE`` (the layer stays in the metadata)
 =================================  ===================
 
@@ -59,7 +59,7 @@ LAYER_REASONS: Mapping[Layer, Reason] = {
     Layer.ROUTE: Reason.TARGETING_MATCH,
     Layer.VERSION: Reason.SPLIT,  # an agent version assigned by a rollout's sticky hash
     Layer.EXPERIMENT: Reason.SPLIT,
-    Layer.OVERRIDE: Reason.STATIC,
+    Layer.OVERRIDE: Reason.TARGETING_MATCH,
 }
 
 

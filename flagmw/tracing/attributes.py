@@ -87,7 +87,7 @@ _REASONS: Mapping[Layer, str] = {
     Layer.ROUTE: "targeting_match",
     Layer.VERSION: "split",
     Layer.EXPERIMENT: "split",
-    Layer.OVERRIDE: "static",
+    Layer.OVERRIDE: "targeting_match",
 }
 
 
@@ -148,8 +148,9 @@ def result_reason(provenance: Provenance, value: Any) -> str:
 
     ``default`` → ``default``; ``environment`` / ``snapshot`` → ``static`` (a snapshot
     *rule* → ``targeting_match``); ``tenant`` / ``route`` → ``targeting_match``;
-    ``experiment`` → ``split``; ``override`` → ``disabled`` when it turns a bool flag off
-    (a kill switch), else ``static``.
+    ``version`` / ``experiment`` → ``split``; ``override`` → ``disabled`` when it turns a
+    bool flag off (a kill switch), else ``targeting_match`` (an operator forced the value
+    for its scope).
     """
     layer = provenance.layer
     if layer is Layer.OVERRIDE and value is False:
