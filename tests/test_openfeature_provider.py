@@ -600,3 +600,42 @@ def test_without_the_extra_the_import_names_it(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setitem(sys.modules, "openfeature.provider", None)
     with pytest.raises(ImportError, match=r"pip install 'flagmw\[openfeature\]'"):
         importlib.import_module("flagmw.openfeature")
+
+
+def test_a_rule_rollout_without_its_unit_is_targeting_key_missing() -> None:
+    """A percentage rollout (here in the global rules and a tenant's) cannot place a
+    context without the id it hashes; one in a layer below the deciding one does not
+    matter."""
+    registry = FlagRegistry.from_dict(
+        {"flags": {"ramp.on": {"type": "bool", "default": False, "owner": "t"}}}
+    )
+    client = FlagClient(registry, MemoryStore())
+    ramp = {"name": "ramp", "rollout": {"percent": 50, "unit": "user"}, "set": {"ramp.on": True}}
+    client.publish(
+        {
+            "rules": [ramp],
+            "tenants": {
+                "acme": {"values": {"ramp.on": True}},
+                "globex": {"rules": [{**ramp, "rollout": {"percent": 50, "unit": "thread"}}]},
+            },
+        },
+        author="t",
+        message="ramp",
+    )
+    provider = FlagmwProvider(client)
+    d = provider.resolve_boolean_details("ramp.on", False, OFContext(targeting_key=None))
+    assert (d.reason, d.error_code) == (Reason.ERROR, ErrorCode.TARGETING_KEY_MISSING)
+    assert "user_id" in (d.error_message or "")
+    placed = provider.resolve_boolean_details("ramp.on", False, OFContext(targeting_key="u-1"))
+    assert placed.error_code is None
+    # acme's own value decides above the global rollout: no unit needed
+    acme = provider.resolve_boolean_details(
+        "ramp.on", False, OFContext(targeting_key=None, attributes={"tenant": "acme"})
+    )
+    assert (acme.value, acme.error_code) == (True, None)
+    # globex's rollout buckets by thread, which a user id does not give
+    globex = provider.resolve_boolean_details(
+        "ramp.on", False, OFContext(targeting_key="u-1", attributes={"tenant": "globex"})
+    )
+    assert globex.error_code == ErrorCode.TARGETING_KEY_MISSING
+    assert "thread_id" in (globex.error_message or "")

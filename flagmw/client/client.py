@@ -26,9 +26,11 @@ from flagmw.core.candidate import Candidate, copy_json
 from flagmw.core.context import EvaluationContext
 from flagmw.core.explain import Explanation, explain
 from flagmw.core.overrides import Override, format_duration, parse_duration
+from flagmw.core.provenance import Layer
 from flagmw.core.registry import FlagRegistry
 from flagmw.core.resolve import resolve, resolve_key
 from flagmw.core.runconfig import RunConfig
+from flagmw.core.split_units import missing_unit
 from flagmw.errors import FlagmwError, NotFoundError, OverrideError
 from flagmw.stores.base import Store
 
@@ -178,19 +180,18 @@ class FlagClient(
         cand: Candidate = self._candidate(key, ctx)
         return cand
 
-    def missing_unit(self, key: str, ctx: EvaluationContext | None = None) -> str | None:
+    def missing_unit(
+        self, key: str, ctx: EvaluationContext | None = None, winner: Layer = Layer.DEFAULT
+    ) -> str | None:
         """The context field (``user_id``, ``tenant_id``, ``thread_id`` or ``run_id``)
-        that an enabled experiment on ``key`` whose condition admits ``ctx`` buckets by
-        and ``ctx`` lacks — the experiment cannot assign a variant — else None. Reads
-        only the served snapshot (no I/O)."""
+        that an enabled experiment on ``key``, or a percentage rollout of a rule that sets
+        ``key`` (global, environment, the context's tenant or route), buckets by — whose
+        condition admits ``ctx`` — and ``ctx`` lacks: the split cannot place the context
+        (OpenFeature's ``TARGETING_KEY_MISSING``); else None. Only splits at or above
+        ``winner``, the layer that decided the value, count. Reads only the served
+        snapshot."""
         ctx = ctx or _EMPTY_CTX
-        for exp in self._scope(ctx.environment)[0].experiments:
-            if exp.key != key or ctx[exp.unit_index] is not None:
-                continue
-            pred = exp.pred
-            if pred is True or (pred is not False and pred(ctx)):
-                return EvaluationContext._fields[exp.unit_index]
-        return None
+        return missing_unit(self._scope(ctx.environment)[0], key, ctx, winner)
 
     def served(self) -> tuple[int | None, Mapping[str, Any], tuple[Override, ...]]:
         """What the client serves now, without I/O: the snapshot rev (None: defaults

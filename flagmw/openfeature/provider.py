@@ -188,12 +188,12 @@ class FlagmwProvider(AbstractProvider):
             cand = client.candidate(key, ctx)
             self.events.check()
             if cand.provenance.layer not in _UNIT_FREE:
-                unit = client.missing_unit(key, ctx)
+                unit = client.missing_unit(key, ctx, cand.provenance.layer)
                 if unit is not None:
                     return FlagResolutionDetails(
                         value=default,
                         error_code=ErrorCode.TARGETING_KEY_MISSING,
-                        error_message=f"an experiment on {key} buckets by {unit}, which "
+                        error_message=f"an experiment or rollout on {key} buckets by {unit}, which "
                         "the context lacks (give a targeting key or the attribute)",
                         reason=Reason.ERROR,
                     )
