@@ -493,3 +493,25 @@ def test_overlay_texts_are_the_canonical_texts_of_a_revs_overlays(store: Store) 
     assert ("tenants", "acme") not in store.overlay_texts(2)
     with pytest.raises(NotFoundError):
         store.overlay_texts(3)
+
+
+def test_whole_publishes_through_a_client_record_the_documents_hash(store: Store) -> None:
+    """A client's whole-document publish derives the hash from the head's digest and
+    the overlays that changed (and the store reuses the texts it handed out): every rev
+    records the hash of the document it reads back as."""
+    flags = {**REG["flags"], REFUND: {"type": "bool", "default": True, "protected": True}}
+    client = FlagClient(FlagRegistry.from_dict({"flags": flags}), store, clock=FixedClock(T0))
+    doc = _fleet_doc()
+    client.publish(doc, author="a", message="1")
+    doc["tenants"]["acme"] = {"values": {KEY: 30}}  # changed
+    del doc["tenants"]["initech"]  # removed
+    doc["tenants"]["hooli"] = {"values": {KEY: 31}}  # added
+    doc["values"] = {KEY: 12}  # the base
+    client.publish(doc, author="a", message="2")
+    client.publish_tenant("globex", {"values": {KEY: 5}}, author="a", message="3")
+    client.publish(doc, author="a", message="4: globex back")
+    for rev in (1, 2, 3, 4):
+        record = store.get_snapshot(rev)
+        assert record.info.content_hash == document_hash(record.document)
+    assert store.get_snapshot(4).document == store.get_snapshot(2).document
+    assert store.changed_overlays(3, 4) == {("tenants", "globex")}

@@ -18,7 +18,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from flagmw.core.canonical import CanonicalizationError, canonical_json
-from flagmw.core.snapshot_hash import overlay_text
+from flagmw.core.snapshot_hash import (
+    DIGEST_BITS,
+    overlay_element,
+    overlay_text,
+    overlays_of,
+    snapshot_hash,
+)
 
 __all__ = ["KnownOverlays"]
 
@@ -67,3 +73,29 @@ class KnownOverlays:
             return None
         self.matched[(section, name)] = text
         return filled
+
+    def hash_and_texts(
+        self, document: Mapping[str, Any]
+    ) -> tuple[str, dict[tuple[str, str], str]] | None:
+        """The content hash of ``document`` (normalised) and its overlay texts, derived
+        from the head's digest by the overlays that differ from the head's — the texts
+        of those :meth:`match` accepted are the head's — or None when the head's digest
+        is not known (then hash it whole)."""
+        digest = getattr(self.texts, "digest", None)
+        if digest is None:
+            return None
+        texts: dict[tuple[str, str], str] = {}
+        for section, name, overlay in overlays_of(document):
+            key = (section, name)
+            text = self.matched.get(key)
+            if text is None:
+                text = overlay_text(overlay)
+                digest += overlay_element(section, name, text)
+                before = self.texts.get(key)
+                if before is not None:
+                    digest -= overlay_element(section, name, before)
+            texts[key] = text
+        for (section, name), before in self.texts.items():
+            if (section, name) not in texts:
+                digest -= overlay_element(section, name, before)
+        return snapshot_hash(document, digest % (1 << DIGEST_BITS)), texts

@@ -129,7 +129,8 @@ def validate_document(
     errors = [p for p in v.problems if p.severity == "error"]
     if errors:
         raise ValidationError(v.problems, loc.source)
-    digest, texts = hash_and_texts(doc, known.matched if known is not None else None)
+    derived = known.hash_and_texts(doc) if known is not None else None
+    digest, texts = derived or hash_and_texts(doc, known.matched if known is not None else None)
     return Snapshot(doc, digest, tuple(p for p in v.problems if p.severity != "error"), texts)
 
 

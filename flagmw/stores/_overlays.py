@@ -15,6 +15,7 @@ document (compared with the head's overlays; only the changed ones are written) 
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,9 @@ from flagmw.core.snapshot_hash import (
 __all__ = [
     "OverlayKey",
     "OverlayRow",
+    "OverlayTexts",
     "PublishPlan",
+    "TextsMemo",
     "assemble",
     "check_changes",
     "plan_changes",
@@ -163,3 +166,36 @@ def assemble(base: Mapping[str, Any], overlays: Mapping[OverlayKey, str]) -> dic
     for (section, name), text in sorted(overlays.items()):
         doc.setdefault(section, {})[name] = json.loads(text)
     return doc
+
+
+class OverlayTexts(dict[OverlayKey, str]):
+    """What :meth:`~flagmw.stores.base.Store.overlay_texts` returns: the texts of every
+    overlay of ``rev`` (key → text), and that rev's overlay ``digest`` (None when the
+    store has none recorded), so a caller can derive a new document's hash from the
+    head's by the overlays that changed."""
+
+    __slots__ = ("__weakref__", "digest", "rev")
+
+    def __init__(self, texts: Mapping[OverlayKey, str], rev: int, digest: int | None) -> None:
+        super().__init__(texts)
+        self.rev = rev
+        self.digest = digest
+
+
+class TextsMemo:
+    """The last :class:`OverlayTexts` a store handed out, held weakly: a publish on top
+    of that very rev (texts of a rev never change) uses them instead of reading 100k
+    texts again, for as long as the caller still holds them — never longer."""
+
+    __slots__ = ("_ref",)
+
+    def __init__(self) -> None:
+        self._ref: weakref.ref[OverlayTexts] | None = None
+
+    def keep(self, texts: OverlayTexts) -> OverlayTexts:
+        self._ref = weakref.ref(texts)
+        return texts
+
+    def get(self, rev: int | None) -> OverlayTexts | None:
+        texts = self._ref() if self._ref is not None else None
+        return texts if texts is not None and rev is not None and texts.rev == rev else None

@@ -19,7 +19,9 @@ from flagmw.core.snapshot_hash import digest_from_hex, digest_hex
 from flagmw.errors import ConflictError, NotFoundError
 from flagmw.stores._overlays import (
     OverlayKey,
+    OverlayTexts,
     PublishPlan,
+    TextsMemo,
     assemble,
     check_changes,
     plan_changes,
@@ -136,13 +138,19 @@ class PostgresSnapshots:
         texts: dict[OverlayKey, str | None] = self._read(work)
         return {k: json.loads(t) for k, t in texts.items() if t is not None}
 
-    def overlay_texts(self, rev: int) -> dict[OverlayKey, str]:
-        def work(cur: Cursor) -> dict[OverlayKey, str]:
+    def overlay_texts(self, rev: int) -> OverlayTexts:
+        def work(cur: Cursor) -> OverlayTexts:
             self._rev_row(cur, rev, "rev")
-            return texts_at(cur, self._s, rev)
+            return OverlayTexts(texts_at(cur, self._s, rev), rev, _digest(cur, self._s, rev))
 
-        result: dict[OverlayKey, str] = self._read(work)
-        return result
+        result: OverlayTexts = self._read(work)
+        return self._texts_memo().keep(result)
+
+    def _texts_memo(self) -> TextsMemo:
+        memo: TextsMemo | None = getattr(self, "_memo", None)
+        if memo is None:
+            memo = self._memo = TextsMemo()
+        return memo
 
     def changed_overlays(self, since_rev: int, rev: int) -> set[OverlayKey]:
         result: set[OverlayKey] = self._read(
@@ -180,7 +188,11 @@ class PostgresSnapshots:
         def work(cur: Cursor) -> tuple[SnapshotInfo, dict[str, Any]]:
             head = self._check_parent(cur, parent_rev)
             plan = plan_document(
-                document, texts_at(cur, self._s, head), content_hash, overlay_texts
+                document,
+                self._texts_memo().get(head) or texts_at(cur, self._s, head),
+                content_hash,
+                overlay_texts,
+                _digest(cur, self._s, head),
             )
             return self._insert(
                 cur,
@@ -324,3 +336,12 @@ class PostgresSnapshots:
             rollback_of,
         )
         return info, {"rev": rev}
+
+
+def _digest(cur: Cursor, s: str, rev: int | None) -> int | None:
+    """The recorded overlay digest of ``rev`` (0 before the first rev; None when the
+    rev has none recorded: then it is summed from the overlays)."""
+    if rev is None:
+        return 0
+    row = cur.execute(f"SELECT overlay_digest FROM {s}.snapshots WHERE rev=%s", (rev,)).fetchone()
+    return digest_from_hex(row[0]) if row and row[0] else None

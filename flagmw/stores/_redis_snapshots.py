@@ -22,7 +22,9 @@ from flagmw.core.snapshot_hash import digest_from_hex, digest_hex
 from flagmw.errors import ConflictError, NotFoundError, StoreUnavailableError
 from flagmw.stores._overlays import (
     OverlayKey,
+    OverlayTexts,
     PublishPlan,
+    TextsMemo,
     assemble,
     check_changes,
     plan_changes,
@@ -99,9 +101,25 @@ class RedisSnapshots:
         texts = self._overlays.texts_of(rev, keys)
         return {key: json.loads(text) for key, text in texts.items() if text is not None}
 
-    def overlay_texts(self, rev: int) -> dict[OverlayKey, str]:
+    def overlay_texts(self, rev: int) -> OverlayTexts:
         self._info(rev)
-        return dict(self._overlays.texts_at(rev))
+        texts = OverlayTexts(self._overlays.texts_at(rev), rev, self._digest(rev))
+        return self._texts_memo().keep(texts)
+
+    def _digest(self, rev: int | None) -> int | None:
+        """The recorded overlay digest of ``rev`` (0 before the first rev, None when
+        not recorded)."""
+        if rev is None:
+            return 0
+        (text,) = self._read(lambda p: p.lindex(self._keys.history, rev - 1))
+        entry = json.loads(text) if text else {}
+        return digest_from_hex(entry["overlay_digest"]) if "overlay_digest" in entry else None
+
+    def _texts_memo(self) -> TextsMemo:
+        memo: TextsMemo | None = getattr(self, "_memo", None)
+        if memo is None:
+            memo = self._memo = TextsMemo()
+        return memo
 
     def changed_overlays(self, since_rev: int, rev: int) -> set[OverlayKey]:
         return self._overlays.changed_between(since_rev, rev)
@@ -133,7 +151,11 @@ class RedisSnapshots:
         def work(pipe: Pipeline) -> Work[SnapshotInfo]:
             head = self._check_parent(pipe, parent_rev)
             plan = plan_document(
-                document, self._overlays.texts_at(head), content_hash, overlay_texts
+                document,
+                self._texts_memo().get(head) or self._overlays.texts_at(head),
+                content_hash,
+                overlay_texts,
+                self._digest(head),
             )
             return self._insert(
                 plan,

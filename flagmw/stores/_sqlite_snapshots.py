@@ -13,7 +13,9 @@ from typing import Any
 
 from flagmw.errors import ConflictError, NotFoundError
 from flagmw.stores._overlays import (
+    OverlayTexts,
     PublishPlan,
+    TextsMemo,
     assemble,
     check_changes,
     plan_changes,
@@ -94,10 +96,17 @@ class SQLiteSnapshots:
                 texts = texts_of(conn, rev, keys)
         return {k: json.loads(t) for k, t in texts.items() if t is not None}
 
-    def overlay_texts(self, rev: int) -> dict[tuple[str, str], str]:
+    def overlay_texts(self, rev: int) -> OverlayTexts:
         with self._read() as conn:
             self._rev_row(conn, rev, "rev")
-            return texts_at(conn, rev)
+            texts = OverlayTexts(texts_at(conn, rev), rev, head_digest(conn, rev))
+        return self._texts_memo().keep(texts)
+
+    def _texts_memo(self) -> TextsMemo:
+        memo: TextsMemo | None = getattr(self, "_memo", None)
+        if memo is None:
+            memo = self._memo = TextsMemo()
+        return memo
 
     def changed_overlays(self, since_rev: int, rev: int) -> set[tuple[str, str]]:
         with self._read() as conn:
@@ -132,7 +141,7 @@ class SQLiteSnapshots:
                 raise ConflictError(parent_rev, head)
             plan = plan_document(
                 document,
-                texts_at(conn, head),
+                self._texts_memo().get(head) or texts_at(conn, head),
                 content_hash,
                 overlay_texts,
                 head_digest(conn, head) if head is not None else None,

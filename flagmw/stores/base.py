@@ -225,7 +225,10 @@ class Store(Protocol):
 
     def overlay_texts(self, rev: int) -> dict[tuple[str, str], str]:
         """The canonical JSON text of every overlay of ``rev`` (as stored; what a
-        publish compares a new document's overlays with).
+        publish compares a new document's overlays with), as an
+        :class:`~flagmw.stores._overlays.OverlayTexts`: a dict that also carries the
+        rev's overlay ``digest``. The store keeps the last one it handed out weakly, so a
+        publish on top of that rev does not read them again.
 
         Raises:
             NotFoundError: there is no such rev.

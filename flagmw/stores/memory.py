@@ -13,6 +13,7 @@ from flagmw.core.overrides import Override
 from flagmw.errors import ConflictError, NotFoundError
 from flagmw.stores._overlays import (
     OverlayKey,
+    OverlayTexts,
     PublishPlan,
     assemble,
     check_changes,
@@ -132,10 +133,10 @@ class MemoryStore:
                     out[key] = json.loads(text)
             return out
 
-    def overlay_texts(self, rev: int) -> dict[OverlayKey, str]:
+    def overlay_texts(self, rev: int) -> OverlayTexts:
         with self._lock:
             self._record(rev)
-            return self._texts_at(rev)
+            return OverlayTexts(self._texts_at(rev), rev, self._digests[rev - 1])
 
     def changed_overlays(self, since_rev: int, rev: int) -> set[OverlayKey]:
         with self._lock:
