@@ -33,6 +33,7 @@ __all__ = [
     "json_fragment",
     "key_fragment",
     "sha256_hex",
+    "sorted_json",
 ]
 
 #: The largest integer every JSON reader holds exactly (an IEEE 754 double's 2**53 − 1);
@@ -73,6 +74,17 @@ def canonical_json(data: Any) -> str:
     # a document: member by member, so that one float in one section does not send
     # the whole document through the C encoder twice
     return "".join(_members(data, []))
+
+
+def sorted_json(data: Any) -> str | None:
+    """The C encoder's compact, key-sorted JSON of ``data`` (None when it cannot encode
+    it). Not always RFC 8785 (some numbers and characters differ), but **equal to a
+    canonical text only when it is that text**: the cheap way to check a value against
+    a stored canonical form."""
+    try:
+        return _dumps(data)
+    except (TypeError, ValueError):
+        return None
 
 
 def canonical_json_small(data: Any) -> str:
