@@ -219,3 +219,15 @@ def test_runconfigs_pinned_by_0_1_still_verify() -> None:
     stored["values"]["t.float"] = 2.0  # and tampering is still detected
     with pytest.raises(IntegrityError):
         RunConfig.from_json(stored)
+
+
+@given(st.lists(st.dictionaries(st.text(max_size=6), json_values, max_size=4), max_size=8))
+def test_many_small_values_at_once_are_each_rfc8785(values: list[dict[str, Any]]) -> None:
+    """canonical_json_many (100k overlays: the RFC 8785 checks run once over all) gives
+    each value's own canonical text, also when one of them needs the general writer."""
+    from flagmw.core.canonical import canonical_json_many
+
+    assert canonical_json_many(values) == [canonical_json(v) for v in values]
+    assert canonical_json_many([*values, {"f": 1e-7, "ü": "𝄞"}]) == [
+        canonical_json(v) for v in [*values, {"f": 1e-7, "ü": "𝄞"}]
+    ]

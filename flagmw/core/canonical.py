@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import rfc8785
@@ -28,6 +29,7 @@ __all__ = [
     "MAX_SAFE_INTEGER",
     "CanonicalizationError",
     "canonical_json",
+    "canonical_json_many",
     "canonical_json_small",
     "content_hash",
     "json_fragment",
@@ -85,6 +87,32 @@ def sorted_json(data: Any) -> str | None:
         return _dumps(data)
     except (TypeError, ValueError):
         return None
+
+
+def canonical_json_many(values: Sequence[Any]) -> list[str]:
+    """:func:`canonical_json` of each of many small values (100k tenant overlays): the
+    C encoder once per value and the RFC 8785 checks once over all of them; a value
+    whose output needs the general writer gets it.
+
+    Raises:
+        CanonicalizationError: as :func:`canonical_json`.
+    """
+    texts: list[str | None] = []
+    for value in values:
+        try:
+            texts.append(_dumps(value))
+        except (TypeError, ValueError):
+            texts.append(None)
+    if all(t is not None for t in texts):
+        # "\n" never takes part in a match of either check, so one search over the
+        # joined texts finds a text that needs the general writer, if any
+        joined = "\n".join(t for t in texts if t is not None)
+        clean = _NUMBER_NOT_FAST.search(joined) is None and (
+            joined.isascii() or _CHAR_NOT_FAST.search(joined) is None
+        )
+        if clean:
+            return [t for t in texts if t is not None]
+    return [canonical_json_small(v) for v in values]
 
 
 def canonical_json_small(data: Any) -> str:

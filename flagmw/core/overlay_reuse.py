@@ -21,8 +21,7 @@ from flagmw.core.canonical import CanonicalizationError, canonical_json, sorted_
 from flagmw.core.snapshot_hash import (
     DIGEST_BITS,
     overlay_element,
-    overlay_text,
-    overlays_of,
+    overlay_texts_of,
     snapshot_hash,
 )
 
@@ -83,17 +82,15 @@ class KnownOverlays:
         digest = getattr(self.texts, "digest", None)
         if digest is None:
             return None
-        texts: dict[tuple[str, str], str] = {}
-        for section, name, overlay in overlays_of(document):
-            key = (section, name)
-            text = self.matched.get(key)
-            if text is None:
-                text = overlay_text(overlay)
-                digest += overlay_element(section, name, text)
-                before = self.texts.get(key)
-                if before is not None:
-                    digest -= overlay_element(section, name, before)
-            texts[key] = text
+        texts = overlay_texts_of(document, self.matched)
+        for key, text in texts.items():
+            if key in self.matched:
+                continue
+            section, name = key
+            digest += overlay_element(section, name, text)
+            before = self.texts.get(key)
+            if before is not None:
+                digest -= overlay_element(section, name, before)
         for (section, name), before in self.texts.items():
             if (section, name) not in texts:
                 digest -= overlay_element(section, name, before)

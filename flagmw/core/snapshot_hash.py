@@ -26,7 +26,12 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from flagmw.core.canonical import canonical_json, canonical_json_small, sha256_hex
+from flagmw.core.canonical import (
+    canonical_json,
+    canonical_json_many,
+    canonical_json_small,
+    sha256_hex,
+)
 
 __all__ = [
     "DIGEST_BITS",
@@ -39,6 +44,7 @@ __all__ = [
     "hash_and_texts",
     "overlay_element",
     "overlay_text",
+    "overlay_texts_of",
     "overlays_of",
     "snapshot_hash",
 ]
@@ -128,12 +134,33 @@ def hash_and_texts(
     Raises:
         CanonicalizationError: the document holds something JSON cannot represent.
     """
+    texts = overlay_texts_of(document, known)
     digest = 0
-    texts: dict[tuple[str, str], str] = {}
-    for section, name, overlay in overlays_of(document):
-        text = known.get((section, name)) if known else None
-        if text is None:
-            text = overlay_text(overlay)
-        texts[(section, name)] = text
+    for (section, name), text in texts.items():
         digest += overlay_element(section, name, text)
     return snapshot_hash(document, digest % _MOD), texts
+
+
+def overlay_texts_of(
+    document: Mapping[str, Any], known: Mapping[tuple[str, str], str] | None = None
+) -> dict[tuple[str, str], str]:
+    """The canonical text of every overlay of ``document`` (``known``: texts already
+    computed), the RFC 8785 checks run once over all of them
+    (:func:`~flagmw.core.canonical.canonical_json_many`).
+
+    Raises:
+        CanonicalizationError: the document holds something JSON cannot represent.
+    """
+    texts: dict[tuple[str, str], str] = {}
+    todo: list[tuple[tuple[str, str], Any]] = []
+    for section, name, overlay in overlays_of(document):
+        key = (section, name)
+        text = known.get(key) if known else None
+        if text is None:
+            todo.append((key, dict(overlay)))
+            texts[key] = ""  # keeps the document's order
+        else:
+            texts[key] = text
+    for (key, _), text in zip(todo, canonical_json_many([o for _, o in todo]), strict=True):
+        texts[key] = text
+    return texts
