@@ -75,7 +75,10 @@ class ChangeFeed:
     def _from_audit(self, e: AuditEntry, now: float) -> tuple[str, dict[str, Any]] | None:
         family, _, what = e.action.partition(".")
         if e.action in ("publish", "rollback"):
-            rev = int(e.target.split()[-1])
+            last = e.target.split()[-1] if e.target.split() else ""
+            if not last.isdigit():
+                return None
+            rev = int(last)
             return (
                 "rev",
                 {
