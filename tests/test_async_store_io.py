@@ -171,6 +171,8 @@ def test_a_pushing_store_listener_loads_a_change_before_any_poll() -> None:
         writer.publish({"values": {"loop.max_iterations": 3}}, author="a", message="1")
         reader = FlagClient(REGISTRY, reader_store)
         assert reader.snapshot_rev == 1
+        # its start-up did not wait on its own listener (which refreshes it)
+        assert reader.status().last_error is None
         before = reader.generation
         writer.publish({"values": {"loop.max_iterations": 4}}, author="a", message="2")
         deadline = time.monotonic() + 5.0

@@ -116,3 +116,20 @@ def test_no_module_is_longer_than_about_500_lines() -> None:
         if (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     assert long == {}, f"split these by concept (limit {MAX_LINES} lines): {long}"
+
+
+def test_every_subpackage_is_installed() -> None:
+    """pyproject.toml lists the packages explicitly (integrations/ and examples/ are
+    mapped into flagmw): a subpackage missing from the list is missing from a wheel."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(
+        tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    on_disk = {
+        ".".join(init.parent.relative_to(root).parts)
+        for init in (root / "flagmw").rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert on_disk - listed == set(), "add these to [tool.setuptools] packages"

@@ -549,7 +549,7 @@ def test_finding_text_dict_and_immutability() -> None:
     assert str(dataclasses.replace(f, suggestion="")).endswith("(os.getenv())")
     with pytest.raises(dataclasses.FrozenInstanceError):
         f.line = 3  # type: ignore[misc]
-    assert set(CODES) == {"FM000", "FM001", "FM002", "FM003"}
+    assert set(CODES) == {"FM000", "FM001", "FM002", "FM003", "FM004"}
 
 
 # -- the registry suggestion for an env var ------------------------------------------------

@@ -19,6 +19,7 @@ Backend hooks (a second instance, a way to cut notifications) live in
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,10 +27,13 @@ from typing import Any
 
 import pytest
 from conftest import T0, FixedClock, snapshot_part
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from store_kinds import DISCONNECTED, SECOND_INSTANCE, STORE_KINDS
 
-from flagmw import ConflictError, FlagClient, FlagRegistry, OverrideError, Store
+from flagmw import ConflictError, FlagClient, FlagRegistry, NotFoundError, OverrideError, Store
 from flagmw.core.context import EvaluationContext
+from flagmw.core.snapshot_hash import document_hash, hash_and_texts
 
 KEY = "loop.max_iterations"
 REFUND = "tools.refund_api.enabled"
@@ -213,3 +217,279 @@ def test_a_change_made_while_disconnected_is_picked_up_on_reconnect(
         _wait(lambda: other.change_token() != token, "a notification after reconnecting")
     finally:
         other.close()
+
+
+# -- tenant and route overlays stored one by one (contract item 4) -----------------------
+
+REG = {"flags": {KEY: {"type": "int", "default": 8}}}
+REG_FP = "sha256:reg"
+
+
+def _fleet_doc() -> dict[str, Any]:
+    return {
+        "values": {KEY: 5},
+        "tenants": {
+            "acme": {"values": {KEY: 3}},
+            "globex": {"values": {KEY: 4}, "requires": [REFUND]},
+            "initech": {"values": {KEY: 6}},
+        },
+        "routes": {"billing": {"values": {KEY: 2}}},
+    }
+
+
+def _publish_whole(store: Store, doc: dict[str, Any], parent: int | None) -> Any:
+    return store.publish(
+        doc,
+        REG,
+        content_hash=document_hash(doc),
+        registry_fingerprint=REG_FP,
+        parent_rev=parent,
+        author="alice",
+        message="whole",
+        at=T0,
+    )
+
+
+def _patch(store: Store, changes: dict[tuple[str, str], Any], parent: int) -> Any:
+    return store.publish_overlays(
+        changes,
+        REG,
+        registry_fingerprint=REG_FP,
+        parent_rev=parent,
+        author="bob",
+        message="one tenant",
+        at=T0 + 1,
+    )
+
+
+def test_publish_overlays_writes_one_overlay_and_keeps_the_others(store: Store) -> None:
+    _publish_whole(store, _fleet_doc(), None)
+    info = _patch(store, {("tenants", "globex"): {"values": {KEY: 9}}}, 1)
+    expected = _fleet_doc()
+    expected["tenants"]["globex"] = {"values": {KEY: 9}}
+    assert (info.rev, info.parent_rev, info.author) == (2, 1, "bob")
+    assert store.get_snapshot(2).document == expected
+    assert store.get_snapshot().document == expected
+    assert store.get_snapshot(1).document == _fleet_doc()  # the old rev is untouched
+    # the composable hash: the same as hashing the whole assembled document
+    assert info.content_hash == document_hash(expected)
+    assert store.head() == info
+    assert store.changed_overlays(1, 2) == {("tenants", "globex")}
+    entry = store.audit(limit=1)[0]
+    assert (entry.action, entry.before, entry.after) == ("publish", 1, 2)
+    assert entry.details["overlays_changed"] == 1
+    assert entry.details["content_hash"] == info.content_hash
+
+
+def test_the_base_and_the_overlays_one_by_one(store: Store) -> None:
+    _publish_whole(store, _fleet_doc(), None)
+    _patch(store, {("routes", "billing"): {"values": {KEY: 1}}}, 1)
+    base = store.get_snapshot(2, overlays=False)
+    assert base.document == {**_fleet_doc(), "tenants": {}, "routes": {}}
+    assert base.info == store.get_snapshot(2).info
+    assert base.registry == REG
+    assert store.overlay_names(2) == [
+        ("routes", "billing"),
+        ("tenants", "acme"),
+        ("tenants", "globex"),
+        ("tenants", "initech"),
+    ]
+    keys = [("tenants", "acme"), ("routes", "billing"), ("tenants", "nobody")]
+    assert store.get_overlays(2, keys) == {
+        ("tenants", "acme"): {"values": {KEY: 3}},
+        ("routes", "billing"): {"values": {KEY: 1}},
+    }
+    assert store.get_overlays(1, [("routes", "billing")]) == {
+        ("routes", "billing"): {"values": {KEY: 2}}
+    }
+    assert store.get_overlays(2, []) == {}
+    for bad in (lambda: store.get_overlays(3, keys), lambda: store.overlay_names(3)):
+        with pytest.raises(NotFoundError):
+            bad()
+    with pytest.raises(NotFoundError):
+        store.get_snapshot(3, overlays=False)
+
+
+def test_a_removed_overlay_is_gone_from_that_rev_on(store: Store) -> None:
+    _publish_whole(store, _fleet_doc(), None)
+    info = _patch(store, {("tenants", "acme"): None, ("tenants", "hooli"): {"values": {}}}, 1)
+    expected = _fleet_doc()
+    del expected["tenants"]["acme"]
+    expected["tenants"]["hooli"] = {"values": {}}
+    assert store.get_snapshot(2).document == expected
+    assert info.content_hash == document_hash(expected)
+    assert ("tenants", "acme") not in store.overlay_names(2)
+    assert store.get_overlays(2, [("tenants", "acme")]) == {}
+    assert store.get_overlays(1, [("tenants", "acme")]) == {
+        ("tenants", "acme"): {"values": {KEY: 3}}
+    }
+    assert store.changed_overlays(1, 2) == {("tenants", "acme"), ("tenants", "hooli")}
+    assert store.changed_overlays(2, 2) == set()
+    # removing what is absent, or writing what is there, changes nothing
+    again = _patch(
+        store, {("tenants", "acme"): None, ("routes", "billing"): {"values": {KEY: 2}}}, 2
+    )
+    assert again.content_hash == info.content_hash
+    assert store.changed_overlays(2, 3) == set()
+    assert store.audit(limit=1)[0].details["overlays_changed"] == 0
+
+
+def test_a_whole_publish_writes_only_the_overlays_that_changed(store: Store) -> None:
+    _publish_whole(store, _fleet_doc(), None)
+    assert store.changed_overlays(0, 1) == {
+        ("tenants", "acme"),
+        ("tenants", "globex"),
+        ("tenants", "initech"),
+        ("routes", "billing"),
+    }
+    doc = _fleet_doc()
+    doc["values"][KEY] = 7  # a global change: no overlay written
+    info = _publish_whole(store, doc, 1)
+    assert store.changed_overlays(1, 2) == set()
+    assert store.audit(limit=1)[0].details["overlays_changed"] == 0
+    doc["tenants"]["acme"] = {"values": {KEY: 30}}
+    doc["tenants"].pop("initech")
+    doc["routes"]["search"] = {"values": {}}
+    third = store.publish(
+        doc,
+        REG,
+        content_hash="sha256:as-given",  # recorded as the caller gives it
+        registry_fingerprint=REG_FP,
+        parent_rev=2,
+        author="alice",
+        message="three",
+        at=T0,
+    )
+    assert third.content_hash == "sha256:as-given"
+    assert store.get_snapshot(3).document == doc
+    assert store.get_snapshot(2).document["values"][KEY] == 7
+    assert info.content_hash == document_hash(store.get_snapshot(2).document)
+    assert store.changed_overlays(2, 3) == {
+        ("tenants", "acme"),
+        ("tenants", "initech"),
+        ("routes", "search"),
+    }
+    assert store.changed_overlays(1, 3) == store.changed_overlays(2, 3)
+    assert store.audit(limit=1)[0].details["overlays_changed"] == 3
+
+
+def test_publish_overlays_on_a_stale_parent_or_a_bad_key_changes_nothing(store: Store) -> None:
+    with pytest.raises(ConflictError):  # nothing to patch yet
+        _patch(store, {("tenants", "acme"): {"values": {}}}, 1)
+    assert store.head() is None
+    _publish_whole(store, _fleet_doc(), None)
+    _patch(store, {("tenants", "acme"): {"values": {KEY: 1}}}, 1)
+    before = (store.change_token(), store.get_snapshot(), store.audit())
+    with pytest.raises(ConflictError):
+        _patch(store, {("tenants", "acme"): {"values": {KEY: 2}}}, 1)
+    for bad in [("values", KEY), ("tenants",), ("tenants", ""), "tenants"]:
+        with pytest.raises(ValueError, match="overlay change"):
+            _patch(store, {bad: {"values": {}}}, 2)  # type: ignore[dict-item]
+    assert (store.change_token(), store.get_snapshot(), store.audit()) == before
+
+
+_names = st.sampled_from(["a", "b", "c", "d", "ü:x", "e f"])
+_overlays = st.one_of(
+    st.none(),
+    st.fixed_dictionaries({"values": st.dictionaries(st.just(KEY), st.integers(0, 9))}),
+)
+
+
+@settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    changes=st.dictionaries(
+        st.tuples(st.sampled_from(["tenants", "routes"]), _names), _overlays, max_size=5
+    )
+)
+def test_any_patch_assembles_and_hashes_like_the_whole_document(
+    store: Store, changes: dict[tuple[str, str], Any]
+) -> None:
+    head = store.head()
+    if head is None:
+        head = _publish_whole(store, _fleet_doc(), None)
+    expected = dict(store.get_snapshot().document)
+    expected = {k: dict(v) if k in ("tenants", "routes") else v for k, v in expected.items()}
+    for (section, name), overlay in changes.items():
+        if overlay is None:
+            expected[section].pop(name, None)
+        else:
+            expected[section][name] = overlay
+    before = store.overlay_names(head.rev)
+    info = _patch(store, changes, head.rev)
+    assert store.get_snapshot(info.rev).document == expected
+    assert store.overlay_names(info.rev) == sorted(
+        (section, name) for section in ("routes", "tenants") for name in expected[section]
+    )
+    assert store.overlay_names(head.rev) == before  # an old rev keeps its overlays
+    assert info.content_hash == document_hash(expected)
+    assert store.changed_overlays(head.rev, info.rev) <= set(changes)
+
+
+def test_concurrent_one_tenant_publishes_on_one_parent_exactly_one_wins(store: Store) -> None:
+    _publish_whole(store, _fleet_doc(), None)
+    barrier = threading.Barrier(4)
+    outcomes: dict[str, Any] = {}
+
+    def publish(name: str) -> None:
+        barrier.wait()
+        try:
+            outcomes[name] = _patch(store, {("tenants", name): {"values": {KEY: 1}}}, 1)
+        except ConflictError as exc:
+            outcomes[name] = exc
+
+    threads = [threading.Thread(target=publish, args=(f"t{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    winners = [n for n, o in outcomes.items() if not isinstance(o, ConflictError)]
+    assert len(outcomes) == 4
+    assert len(winners) == 1
+    head = store.head()
+    assert head is not None
+    assert head.rev == 2
+    assert store.changed_overlays(1, 2) == {("tenants", winners[0])}
+    expected = _fleet_doc()
+    expected["tenants"][winners[0]] = {"values": {KEY: 1}}
+    assert store.get_snapshot().document == expected
+
+
+def test_a_publish_with_the_callers_overlay_texts(store: Store) -> None:
+    doc = _fleet_doc()
+    content_hash, texts = hash_and_texts(doc)
+    info = store.publish(
+        doc,
+        REG,
+        content_hash=content_hash,
+        registry_fingerprint=REG_FP,
+        parent_rev=None,
+        author="alice",
+        message="whole",
+        at=T0,
+        overlay_texts=texts,
+    )
+    assert store.get_snapshot(1).document == doc
+    assert store.get_overlays(1, list(texts)) == {key: doc[key[0]][key[1]] for key in texts}
+    # the digest kept from those texts: a patch on top hashes like the whole document
+    patched = _patch(store, {("tenants", "acme"): None}, info.rev)
+    del doc["tenants"]["acme"]
+    assert patched.content_hash == document_hash(doc)
+
+
+def test_overlay_texts_are_the_canonical_texts_of_a_revs_overlays(store: Store) -> None:
+    """What a whole-document publish compares with (validating only what changed)."""
+    from flagmw.core.snapshot_hash import overlay_text
+
+    _publish_whole(store, _fleet_doc(), None)
+    _patch(store, {("tenants", "acme"): None, ("routes", "billing"): {"values": {KEY: 7}}}, 1)
+    for rev in (1, 2):
+        doc = store.get_snapshot(rev).document
+        expected = {
+            (section, name): overlay_text(overlay)
+            for section in ("tenants", "routes")
+            for name, overlay in doc[section].items()
+        }
+        assert store.overlay_texts(rev) == expected
+    assert ("tenants", "acme") not in store.overlay_texts(2)
+    with pytest.raises(NotFoundError):
+        store.overlay_texts(3)

@@ -116,8 +116,10 @@ def test_create_applies_the_versioned_migrations_once(url: str, schema: str) -> 
         "changes",
         "registries",
         "snapshots",
+        "overlays",
         "overrides",
         "audit",
+        "api_tokens",
     }
 
 

@@ -25,10 +25,12 @@ import typer
 
 from flagmw.cli import (
     agents,
+    console,
     demo,
     drill,
     gates,
     inspect,
+    interop,
     lint,
     overrides,
     replay,
@@ -79,7 +81,20 @@ def _root(
 
 
 # One module per command group; the order here is the order of `flagmw --help`.
-for group in (snapshots, overrides, inspect, replay, drill, lint, demo, agents, rollout, gates):
+for group in (
+    snapshots,
+    overrides,
+    inspect,
+    replay,
+    drill,
+    lint,
+    demo,
+    interop,
+    agents,
+    rollout,
+    gates,
+    console,
+):
     group.register(app)
 
 

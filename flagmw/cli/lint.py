@@ -23,6 +23,13 @@ __all__ = ["register"]
 def lint(
     g: Session,
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to check.")],
+    unused: Annotated[
+        bool,
+        typer.Option(
+            "--unused",
+            help="Also report registry flags no linted file references (FM004, warnings).",
+        ),
+    ] = False,
 ) -> None:
     """CI guard: env-var feature toggles and flag keys the registry does not define.
 
@@ -39,7 +46,7 @@ def lint(
     # CI often has no store: lint then runs with the registry it can find, or none.
     registry, where = g.find_registry_without_store()
     g.note(f"registry: {where}" + ("" if registry is None else f" ({len(registry)} flags)"))
-    findings = lint_module.lint_paths(paths, registry)
+    findings = lint_module.lint_paths(paths, registry, unused=unused)
     errors = [f for f in findings if f.severity == "error"]
 
     def render(out: Console) -> None:

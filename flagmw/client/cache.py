@@ -181,8 +181,17 @@ class EvaluationCache:
 
     def _pushed(self) -> None:
         """The store's listener learnt of a change: read it now, in that thread, so the
-        next step boundary (an event loop's included) finds it installed."""
-        self.refresh()
+        next step boundary (an event loop's included) finds it installed. Never waits:
+        when another thread is refreshing (a start-up waiting for this very listener),
+        that refresh or the next ``poll()`` installs it."""
+        if not self._healthy and self.clock() < self._retry_at:
+            return
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._refresh_locked(False)
+        finally:
+            self._lock.release()
 
     def _next_change_after(self, t: float) -> float | None:
         return next_change_after(self._overrides.overrides, t, self.environment, self.registry)

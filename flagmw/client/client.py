@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flagmw.client.admin import AdminOperations
@@ -22,10 +22,10 @@ from flagmw.client.overlay_publish import OverlayPublishing
 from flagmw.client.results import ClientStatus, PublishResult
 from flagmw.client.scope import unknown_target
 from flagmw.client.snapshot_reads import SnapshotReads
-from flagmw.core.candidate import copy_json
+from flagmw.core.candidate import Candidate, copy_json
 from flagmw.core.context import EvaluationContext
 from flagmw.core.explain import Explanation, explain
-from flagmw.core.overrides import format_duration, parse_duration
+from flagmw.core.overrides import Override, format_duration, parse_duration
 from flagmw.core.registry import FlagRegistry
 from flagmw.core.resolve import resolve, resolve_key
 from flagmw.core.runconfig import RunConfig
@@ -165,6 +165,38 @@ class FlagClient(
         else:
             view, ov = self._scope(env)
         return resolve_key(view, ov, key, ctx, self.clock() if ov.slots else 0.0)
+
+    def candidate(self, key: str, ctx: EvaluationContext | None = None) -> Candidate:
+        """The value and provenance of one flag for ``ctx``: the evaluation
+        :meth:`value` and :meth:`is_enabled` make (one path, no store I/O when nothing
+        changed), for adapters that report why a value won (the OpenFeature provider).
+        A json value is the client's own: copy it (``copy_json``) before handing it out.
+
+        Raises:
+            UnknownFlagError: ``key`` is not in the registry.
+        """
+        cand: Candidate = self._candidate(key, ctx)
+        return cand
+
+    def missing_unit(self, key: str, ctx: EvaluationContext | None = None) -> str | None:
+        """The context field (``user_id``, ``tenant_id``, ``thread_id`` or ``run_id``)
+        that an enabled experiment on ``key`` whose condition admits ``ctx`` buckets by
+        and ``ctx`` lacks — the experiment cannot assign a variant — else None. Reads
+        only the served snapshot (no I/O)."""
+        ctx = ctx or _EMPTY_CTX
+        for exp in self._scope(ctx.environment)[0].experiments:
+            if exp.key != key or ctx[exp.unit_index] is not None:
+                continue
+            pred = exp.pred
+            if pred is True or (pred is not False and pred(ctx)):
+                return EvaluationContext._fields[exp.unit_index]
+        return None
+
+    def served(self) -> tuple[int | None, Mapping[str, Any], tuple[Override, ...]]:
+        """What the client serves now, without I/O: the snapshot rev (None: defaults
+        only), its normalised document (every section present; read it, never change
+        it) and the overrides it holds (as the store listed them)."""
+        return self._compiled.rev, self._compiled.document, self._overrides.overrides
 
     def unknown_target(self, *, tenant: str | None, route: str | None) -> str | None:
         """Why an override scoped to ``tenant`` / ``route`` would reach no run the served

@@ -90,6 +90,13 @@ class NameIndex:
             if i == len(a) or a[i] != h:
                 a.insert(i, h)
 
+    def copy(self) -> NameIndex:
+        """An independent copy (an array copy)."""
+        out = NameIndex()
+        out._hashes = array("q", self._hashes)
+        out._absent = set(self._absent)
+        return out
+
     def discard(self, name: str) -> None:
         """``name`` has no overlay (found removed)."""
         self._absent.add(name)
@@ -134,6 +141,35 @@ class StoreOverlays(Mapping[str, Any]):
 
     def __bool__(self) -> bool:
         return bool(self.names)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, StoreOverlays) and other._store is self._store:
+            if other.rev == self.rev and other.section == self.section:
+                return True
+            if other.section == self.section:
+                lo, hi = sorted((self.rev, other.rev))
+                changed = [n for s, n in self._store.changed_overlays(lo, hi) if s == self.section]
+                return all(self.get(n) == other.get(n) for n in changed)
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        if not other or not self.names:
+            return not other and not self.names
+        try:
+            return super().__eq__(other)
+        except FlagmwError:
+            return False  # cannot be read now: not known to be equal
+
+    __hash__ = None  # type: ignore[assignment]  # a mapping
+
+    def changed_since(self, other: StoreOverlays) -> list[str]:
+        """The names whose overlay may differ between ``other``'s rev and this one (one
+        store read; no overlay is read).
+
+        Raises:
+            StoreUnavailableError: the store cannot be read.
+        """
+        lo, hi = sorted((self.rev, other.rev))
+        return sorted({n for s, n in self._store.changed_overlays(lo, hi) if s == self.section})
 
     def __iter__(self) -> Iterator[str]:
         """The names, read from the store (operator commands only: the index keeps
@@ -237,10 +273,10 @@ def next_lazy_document(
         old = previous[section]
         assert isinstance(old, StoreOverlays)
         old_rev = old.rev
-        # handed on, not copied (O(changed), not O(tenants)): the earlier rev's view is
-        # no longer served once this one is installed
-        names[section] = old.names
-        bodies[section] = old.bodies
+        # copied, so that whoever still holds the earlier rev's document sees that rev:
+        # 8 bytes a name and the overlays read so far, well under a millisecond
+        names[section] = old.names.copy()
+        bodies[section] = dict(old.bodies)
     changed = store.changed_overlays(old_rev, rev)
     for section in OVERLAY_SECTIONS:
         added = [n for s, n in changed if s == section]

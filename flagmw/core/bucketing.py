@@ -15,6 +15,20 @@ the content hash). A rollout or experiment never applies to a context without it
 This is the scheme of Unleash and flagd (murmur3-32), with basis points as in Statsig.
 The modulo bias of 2³² mod 10 000 is below 0.0003 %.
 
+**flagd-compatible bucketing** (``bucketing: flagd`` on a rollout or an experiment, see
+``docs/flagd.md``) reproduces flagd's ``fractional`` operator (open-feature/flagd
+``core/pkg/evaluator/fractional.go``; python-sdk-contrib ``openfeature-flagd-core``
+``custom_ops.fractional``): the salt and the unit are concatenated *without* a separator
+(flagd hashes ``flagKey + targetingKey`` by default) and the 32-bit hash is scaled rather
+than reduced modulo::
+
+    h = murmur3_x86_32(f"{salt}{unit_value}".encode("utf-8"), seed=0) as unsigned
+    bucket = (h * 10_000) >> 32
+
+so a flagd ``fractional`` over ``{"cat": [salt, {"var": "targetingKey"}]}`` with integer
+weights in basis points (or any weights whose sum divides 10 000) assigns every unit the
+variant flagmw assigns it.
+
 **Identifiers are untrusted input** (a user id comes from a request). The unit value is
 hashed as follows, so that no id can crash the process (the ``mmh3`` C extension
 segfaults on a ``str`` holding a lone surrogate such as ``"\ud800"``) and every valid id
@@ -43,7 +57,15 @@ from typing import Final
 
 import mmh3
 
-__all__ = ["BUCKETS", "UNIT_ATTRIBUTES", "bucket", "percent_to_bps", "unit_key"]
+__all__ = [
+    "BUCKETING_MODES",
+    "BUCKETS",
+    "UNIT_ATTRIBUTES",
+    "bucket",
+    "percent_to_bps",
+    "salt_prefix",
+    "unit_key",
+]
 
 #: Number of buckets (basis points of 100 %).
 BUCKETS: Final = 10_000
@@ -56,7 +78,17 @@ UNIT_ATTRIBUTES: Final = {
     "run": "run_id",
 }
 
+#: The bucketing modes: ``flagmw`` (``"{salt}:{unit}"``, modulo) and ``flagd``
+#: (``"{salt}{unit}"``, scaled: flagd's ``fractional``).
+BUCKETING_MODES: Final = ("flagmw", "flagd")
+
 _hash = mmh3.hash
+
+
+def salt_prefix(salt: str, mode: str = "flagmw") -> str:
+    """What precedes the unit in the hashed text: ``"{salt}:"`` in flagmw mode, the
+    salt alone in flagd mode."""
+    return salt if mode == "flagd" else salt + ":"
 
 
 def unit_key(prefix: str, unit: object) -> str | bytes | None:
@@ -74,16 +106,21 @@ def unit_key(prefix: str, unit: object) -> str | bytes | None:
     return None
 
 
-def bucket(salt: str, unit_value: object) -> int:
+def bucket(salt: str, unit_value: object, mode: str = "flagmw") -> int:
     """The bucket (0–9999, basis points) of ``unit_value`` under ``salt``.
+
+    Args:
+        mode: ``"flagmw"`` (the default scheme) or ``"flagd"`` (flagd's ``fractional``;
+            see the module docs).
 
     Raises:
         TypeError: ``unit_value`` is not an id (a ``str`` or an ``int``).
     """
-    key = unit_key(salt + ":", unit_value)
+    key = unit_key(salt_prefix(salt, mode), unit_value)
     if key is None:
         raise TypeError(f"not a bucketing unit (str or int): {type(unit_value).__name__}")
-    return _hash(key, 0, False) % BUCKETS
+    h = _hash(key, 0, False)
+    return (h * BUCKETS) >> 32 if mode == "flagd" else h % BUCKETS
 
 
 def percent_to_bps(percent: float) -> int:

@@ -325,7 +325,7 @@ class ExperimentsLayer(CompiledLayer):
                 note = (
                     "an earlier experiment on the same flag took the context"
                     if taken
-                    else f"bucket {bucket(exp.salt, ctx[exp.unit_index])} of 10000"
+                    else f"bucket {bucket(exp.salt, ctx[exp.unit_index], exp.bucketing)} of 10000"
                 )
                 out.append(Offer(cand.provenance, cand.value, not taken, note))
                 taken = True

@@ -89,6 +89,8 @@ class Flag:
         run_kill: a hot bool flag whose kill (value ``false``) drains runs in flight
             (e.g. ``agent.enabled``).
         sensitive: its value is redacted in traces.
+        tenant_editable: the console's ``tenant-editor`` role may set its value in a
+            tenant's overlay (``flagmw serve``; docs/console.md).
         choices: the allowed values of an ``enum`` flag (strings).
         min, max: inclusive bounds of an ``int`` / ``float`` flag.
         schema: a JSON schema (Draft 2020-12) that a ``json`` flag's value must match.
@@ -111,6 +113,7 @@ class Flag:
     protected: bool = False
     run_kill: bool = False
     sensitive: bool = False
+    tenant_editable: bool = False
     choices: tuple[str, ...] | None = None
     min: int | float | None = None
     max: int | float | None = None
@@ -132,6 +135,7 @@ class Flag:
         protected: bool = False,
         run_kill: bool = False,
         sensitive: bool = False,
+        tenant_editable: bool = False,
         choices: Iterable[str] | None = None,
         min: int | float | None = None,
         max: int | float | None = None,
@@ -166,6 +170,7 @@ class Flag:
         setter(self, "protected", bool(protected))
         setter(self, "run_kill", bool(run_kill))
         setter(self, "sensitive", bool(sensitive))
+        setter(self, "tenant_editable", bool(tenant_editable))
         setter(self, "choices", tuple(choices) if choices is not None else None)
         setter(self, "min", min)
         setter(self, "max", max)
@@ -337,7 +342,7 @@ class Flag:
             out["binding"] = self.binding.value
         if self.expires is not None:
             out["expires"] = self.expires.isoformat()
-        for name in ("protected", "run_kill", "sensitive"):
+        for name in ("protected", "run_kill", "sensitive", "tenant_editable"):
             if getattr(self, name):
                 out[name] = True
         if self.choices is not None:

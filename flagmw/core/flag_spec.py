@@ -251,6 +251,7 @@ class FlagSpec(pydantic.BaseModel):
     protected: pydantic.StrictBool = False
     run_kill: pydantic.StrictBool = False
     sensitive: pydantic.StrictBool = False
+    tenant_editable: pydantic.StrictBool = False
     choices: list[Any] | None = None
     min: pydantic.StrictInt | pydantic.StrictFloat | None = None
     max: pydantic.StrictInt | pydantic.StrictFloat | None = None

@@ -237,6 +237,7 @@ class FlagRegistry:
                     protected=parsed.protected,
                     run_kill=parsed.run_kill,
                     sensitive=parsed.sensitive,
+                    tenant_editable=parsed.tenant_editable,
                     choices=parsed.choices,
                     min=parsed.min,
                     max=parsed.max,

@@ -13,7 +13,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from flagmw.core.bucketing import BUCKETS, UNIT_ATTRIBUTES, bucket, percent_to_bps, unit_key
+from flagmw.core.bucketing import (
+    BUCKETS,
+    UNIT_ATTRIBUTES,
+    bucket,
+    percent_to_bps,
+    salt_prefix,
+    unit_key,
+)
 from flagmw.core.bucketing import _hash as _murmur3
 from flagmw.core.candidate import Candidate, make_candidate
 from flagmw.core.conditions import Predicate, compile_when
@@ -55,8 +62,17 @@ def rule_predicate(
     bps = percent_to_bps(rollout["percent"])
     if bps <= 0:
         return False
-    prefix = rollout["salt"] + ":"
+    mode = rollout.get("bucketing", "flagmw")
+    prefix = salt_prefix(rollout["salt"], mode)
     index = CTX_INDEX[UNIT_ATTRIBUTES[rollout["unit"]]]
+
+    def in_rollout_flagd(ctx: EvaluationContext) -> bool:
+        # flagd's fractional: the hash scaled to 0–9999 (bucketing.bucket, mode "flagd")
+        unit: Any = ctx[index]
+        if unit is None:
+            return False
+        key = unit_key(prefix, unit)
+        return key is not None and (_murmur3(key, 0, False) * BUCKETS) >> 32 < bps
 
     def in_rollout(ctx: EvaluationContext) -> bool:
         # bucketing.bucket(salt, unit) inlined: this runs on every evaluation; an ASCII
@@ -67,9 +83,10 @@ def rule_predicate(
         key = prefix + unit if type(unit) is str and unit.isascii() else unit_key(prefix, unit)
         return key is not None and _murmur3(key, 0, False) % BUCKETS < bps
 
+    test = in_rollout_flagd if mode == "flagd" else in_rollout
     if cond is True:
-        return in_rollout
-    return lambda ctx: cond(ctx) and in_rollout(ctx)
+        return test
+    return lambda ctx: cond(ctx) and test(ctx)
 
 
 def why_not(rule: Mapping[str, Any], ctx: EvaluationContext) -> str:
@@ -82,7 +99,7 @@ def why_not(rule: Mapping[str, Any], ctx: EvaluationContext) -> str:
             return f"rollout needs {attr}, which the context lacks"
         if unit_key("", unit) is None:
             return f"rollout needs {attr} to be a str or int id, not {type(unit).__name__}"
-        b = bucket(rollout["salt"], unit)
+        b = bucket(rollout["salt"], unit, rollout.get("bucketing", "flagmw"))
         if b >= percent_to_bps(rollout["percent"]):
             return f"bucket {b} is outside the {rollout['percent']:g} % rollout"
     return "condition does not match"
@@ -248,6 +265,7 @@ class Experiment:
         salt: its bucketing salt.
         bounds: cumulative upper bounds of its variants, in basis points.
         candidates, variant_names: per variant, in the order written.
+        bucketing: ``"flagmw"`` or ``"flagd"`` (see :mod:`flagmw.core.bucketing`).
     """
 
     name: str
@@ -258,10 +276,13 @@ class Experiment:
     bounds: tuple[int, ...]
     candidates: tuple[Candidate, ...]
     variant_names: tuple[str, ...]
+    bucketing: str = "flagmw"
     prefix: str = ""
+    flagd: bool = False
 
     def __post_init__(self) -> None:
-        self.prefix = self.salt + ":"
+        self.prefix = salt_prefix(self.salt, self.bucketing)
+        self.flagd = self.bucketing == "flagd"
 
     def assign(self, ctx: EvaluationContext) -> int:
         """Index of the variant for ``ctx``, or -1 when the experiment does not apply."""
@@ -279,7 +300,8 @@ class Experiment:
             if found is None:
                 return -1
             key = found
-        b = _murmur3(key, 0, False) % BUCKETS
+        h = _murmur3(key, 0, False)
+        b = (h * BUCKETS) >> 32 if self.flagd else h % BUCKETS
         for i, upper in enumerate(self.bounds):
             if b < upper:
                 return i
@@ -312,4 +334,5 @@ class Experiment:
             tuple(bounds),
             tuple(cands),
             tuple(names),
+            exp.get("bucketing", "flagmw"),
         )

@@ -17,6 +17,7 @@ __all__ = [
     "RolloutSpec",
     "RuleSpec",
     "TenantSpec",
+    "bucketing_fields",
     "empty_document",
 ]
 
@@ -37,6 +38,7 @@ SECTIONS = (
 )
 
 Unit = Literal["user", "tenant", "thread", "run"]
+Bucketing = Literal["flagmw", "flagd"]
 
 
 class _Strict(pydantic.BaseModel):
@@ -49,6 +51,9 @@ class RolloutSpec(_Strict):
     percent: float = pydantic.Field(ge=0, le=100)
     unit: Unit = "user"
     salt: str | None = None
+    # "flagd": flagd's fractional bucketing (flagmw/core/bucketing.py); kept out of the
+    # normalised document when it is the default, so existing content hashes hold
+    bucketing: Bucketing = "flagmw"
 
 
 class RuleSpec(_Strict):
@@ -87,6 +92,7 @@ class ExperimentSpec(_Strict):
     # into a mapping before parsing)
     weights: dict[str, float]
     salt: str | None = None
+    bucketing: Bucketing = "flagmw"
     enabled: bool = True
     # the written position; set when a document is normalised (so that the order, which
     # decides between experiments on one flag, is part of the content hash). Derived
@@ -95,6 +101,18 @@ class ExperimentSpec(_Strict):
 
 
 OVERLAY_FIELDS = ("description", "values", "rules")
+
+
+def bucketing_fields(spec: RolloutSpec | ExperimentSpec, default_salt: str) -> dict[str, Any]:
+    """The normalised ``salt`` of a rollout or an experiment (``default_salt``, its rule's
+    or its own name, when none is given) and its ``bucketing`` when it is not the default
+    ``flagmw`` (left out otherwise, so documents written before it keep their content
+    hash). An empty salt is kept in ``flagd`` mode only: flagd can hash the unit alone."""
+    keep_empty = spec.salt == "" and spec.bucketing == "flagd"
+    out: dict[str, Any] = {"salt": spec.salt if spec.salt or keep_empty else default_salt}
+    if spec.bucketing != "flagmw":
+        out["bucketing"] = spec.bucketing
+    return out
 
 
 def empty_document() -> dict[str, Any]:

@@ -23,6 +23,7 @@ from flagmw.core.snapshot_spec import (
     OverlaySpec,
     RuleSpec,
     TenantSpec,
+    bucketing_fields,
     empty_document,
 )
 from flagmw.core.source import DocPath, Locator
@@ -232,7 +233,7 @@ class DocumentValidator:
                 rule["rollout"] = {
                     "percent": rollout.percent,
                     "unit": rollout.unit,
-                    "salt": rollout.salt or spec.name,
+                    **bucketing_fields(rollout, spec.name),
                 }
             out.append(rule)
         return out
@@ -400,7 +401,7 @@ class DocumentValidator:
                 # a list of [variant, weight]: the written order lays the variants over
                 # the buckets, so it must be part of the content (and its hash)
                 "weights": [[vname, w] for vname, w in weights.items()],
-                "salt": spec.salt or str(name),
+                **bucketing_fields(spec, str(name)),
                 "enabled": spec.enabled,
                 "order": position,
             }

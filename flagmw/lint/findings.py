@@ -14,6 +14,7 @@ CODES: Mapping[str, str] = {
     "FM001": "feature toggle read from a process environment variable",
     "FM002": "flag key used in code is not defined in the registry",
     "FM003": "flag is past its expires date",
+    "FM004": "flag is not referenced by any linted file (lint --unused)",
 }
 
 
@@ -26,7 +27,7 @@ class LintFinding:
             the "expired and unread" ``FM003``).
         line: 1-based line; 0 when the finding is about the whole file.
         col: 1-based column in characters; 0 when unknown.
-        code: ``FM000`` … ``FM003`` (see :data:`CODES`).
+        code: ``FM000`` … ``FM004`` (see :data:`CODES`).
         message: what is wrong, naming the variable or flag key.
         suggestion: what to do instead (may be empty).
         severity: ``"error"`` (the CLI exits 1) or ``"warning"``.
@@ -55,7 +56,7 @@ class LintFinding:
 def make_finding(
     path: str, line: int, col: int, code: str, message: str, suggestion: str
 ) -> LintFinding:
-    severity = "warning" if code == "FM003" else "error"
+    severity = "warning" if code in ("FM003", "FM004") else "error"
     return LintFinding(path, line, col, code, message, suggestion, severity)
 
 

@@ -62,6 +62,7 @@ def lint_paths(
     registry: FlagRegistry | None = None,
     *,
     today: _dt.date | None = None,
+    unused: bool = False,
 ) -> list[LintFinding]:
     """Lint files and directories (directories: every ``*.py`` below, skipping
     :data:`SKIP_DIRS` and hidden directories; files named explicitly are linted
@@ -74,6 +75,10 @@ def lint_paths(
             linted file reads gives one ``FM003`` at ``registry.source`` (at the flag's
             line when the source is a YAML/JSON file).
         today: the date ``expires`` is compared with (default: today, local time).
+        unused: with a registry, also one ``FM004`` warning (at ``registry.source``) per
+            flag that no linted file mentions — neither read in a way the analyzer
+            recognises nor written as a string literal (``"key"`` or ``'key'``): the
+            keys nobody dares delete (``flagmw lint --unused``).
 
     Returns:
         The findings, sorted by path, line and column. Never raises for bad input: a
@@ -85,6 +90,8 @@ def lint_paths(
     day = today or _dt.date.today()
     findings: list[LintFinding] = []
     read_keys: set[str] = set()
+    mentioned: set[str] = set()
+    keys = registry.keys() if unused and registry is not None else []
     seen: set[Path] = set()
     for raw in paths:
         root = Path(raw)
@@ -111,6 +118,7 @@ def lint_paths(
                 findings.append(make_finding(str(file), 0, 0, "FM000", f"cannot read: {exc}", ""))
                 continue
             findings.extend(check_source(source, str(file), registry, day, read_keys))
+            mentioned.update(k for k in keys if f'"{k}"' in source or f"'{k}'" in source)
     if registry is not None:
         for flag in registry.expired(day):
             if flag.key in read_keys:
@@ -125,4 +133,17 @@ def lint_paths(
                     "delete it from the registry",
                 )
             )
+    for key in keys:
+        if key in read_keys or key in mentioned:
+            continue
+        findings.append(
+            make_finding(
+                registry.source if registry is not None else "",
+                _registry_line(registry, key) if registry is not None else 0,
+                0,
+                "FM004",
+                f"flag {key!r} is not referenced by any linted file",
+                "delete it from the registry once no deployed code reads it",
+            )
+        )
     return sorted(findings, key=sort_key)

@@ -7,30 +7,37 @@ database can hold several stores side by side:
 * ``changes`` — one row: the two change sequences (``snapshot_seq``, ``override_seq``),
   bumped in the same transaction as every change; its row lock serialises writers;
 * ``registries`` — the registries snapshots were validated against, by fingerprint;
-* ``snapshots`` — one row per rev, immutable;
+* ``snapshots`` — one row per rev (its base document and overlay digest), immutable;
+* ``overlays`` — the tenant and route overlays of every rev, one row per overlay changed
+  at that rev (schema version 3; :mod:`flagmw.stores._postgres_overlays`), immutable;
 * ``overrides`` — the emergency layer;
-* ``audit`` — the append-only log.
+* ``audit`` — the append-only log;
+* ``api_tokens`` — the console's API tokens, hashed (migration 4,
+  :mod:`flagmw.stores.tokens`).
 
 Snapshots and audit rows are immutable *in the database*: triggers raise on UPDATE,
 DELETE and TRUNCATE, whoever connects. (``DROP SCHEMA … CASCADE`` by the owner is still
 possible; that is an administrator's act, not the store's.)
 
-Migrations are ordered SQL steps (:data:`MIGRATIONS`); each is applied once, in its own
-transaction together with its ``schema_migrations`` row, under a transaction-scoped
-advisory lock, so two processes opening a new store at once apply it once. Add a step by
-appending ``(version, name, sql)``; never edit a released one.
+Migrations are ordered SQL steps (:data:`MIGRATIONS`), some followed by a data step
+in Python (:data:`DATA_STEPS`); pending ones are applied in one transaction together with
+their ``schema_migrations`` rows, under a transaction-scoped advisory lock, so two
+processes opening a new store at once apply them once. Add a step by appending
+``(version, name, sql)``; never edit a released one.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 
 from flagmw.errors import StoreUnavailableError
+from flagmw.stores._postgres_overlays import OVERLAYS_SQL, migrate_to_overlays
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "check_schema_name", "ensure_schema"]
+__all__ = ["DATA_STEPS", "MIGRATIONS", "SCHEMA_VERSION", "check_schema_name", "ensure_schema"]
 
 #: ``(version, name, SQL)``; ``{s}`` is the quoted schema name.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
@@ -138,7 +145,36 @@ CREATE TRIGGER overrides_append_only_truncate BEFORE TRUNCATE ON {s}.overrides
     FOR EACH STATEMENT EXECUTE FUNCTION {s}.refuse_change('overrides are append-only');
 """,
     ),
+    (3, "tenant and route overlays stored one by one, with an overlay digest", OVERLAYS_SQL),
+    (
+        4,
+        "api_tokens: the console's API tokens, hashed, revoked never deleted",
+        """
+CREATE TABLE {s}.api_tokens (
+    seq bigint PRIMARY KEY,
+    id text UNIQUE NOT NULL,
+    hash text UNIQUE NOT NULL,
+    name text NOT NULL,
+    role text NOT NULL,
+    created_at double precision NOT NULL,
+    created_by text NOT NULL,
+    revoked_at double precision,
+    revoked_by text,
+    revoke_reason text
+);
+CREATE TRIGGER api_tokens_no_delete BEFORE DELETE ON {s}.api_tokens
+    FOR EACH ROW EXECUTE FUNCTION {s}.refuse_change('API tokens are revoked, never deleted');
+CREATE TRIGGER api_tokens_no_truncate BEFORE TRUNCATE ON {s}.api_tokens
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.refuse_change('API tokens are never deleted');
+""",
+    ),
 )
+
+#: version → a data step run right after that version's SQL, in the same transaction,
+#: with the connection and the quoted schema name.
+DATA_STEPS: dict[int, Callable[[psycopg.Connection[Any], str], None]] = {
+    3: migrate_to_overlays,
+}
 
 #: The schema version this flagmw reads and writes (the last migration's).
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -216,6 +252,8 @@ def ensure_schema(
             if number <= current:
                 continue
             conn.execute(sql.format(s=s).encode())
+            if number in DATA_STEPS:
+                DATA_STEPS[number](conn, s)
             conn.execute(
                 f"INSERT INTO {s}.schema_migrations(version, name) VALUES (%s, %s)",
                 (number, title),

@@ -10,8 +10,17 @@ key (after the prefix)      type     content
                                      store exists only where this key does
 ``seq``                     hash     the change sequences ``snapshot`` and ``override``
 ``history``                 list     one JSON :class:`SnapshotInfo` per rev (rev N at
-                                     index N-1), appended by publish
-``snap:<rev>``              string   the rev's snapshot document (JSON)
+                                     index N-1) with its ``overlay_digest``, appended
+                                     by publish
+``snap:<rev>``              string   the rev's base document (JSON; tenants and routes
+                                     empty)
+``overlay:<section>:<name>``  hash   rev → the overlay's text at that rev, ``""`` when
+                                     removed at that rev (written only at the revs
+                                     that changed it)
+``overlays``                zset     ``<section>:<name>`` of every overlay ever
+                                     written, scored by the rev that first wrote it
+``removed``                 set      ``<section>:<name>`` of every overlay ever removed
+``changed:<rev>``           set      ``<section>:<name>`` of the overlays written at rev
 ``reg:<fingerprint>``       string   a registry (JSON), written once per fingerprint
 ``ov``                      hash     override id (``ov-N``) → the override (JSON)
 ``audit``                   list     one JSON audit entry per record (seq N at index
@@ -20,7 +29,9 @@ key (after the prefix)      type     content
 ==========================  =======  ===================================================
 
 Values are JSON text encoded as in the SQLite store
-(:func:`flagmw.stores._sqlite_rows.dumps`).
+(:func:`flagmw.stores._sqlite_rows.dumps`); overlays are their canonical JSON
+(:func:`flagmw.core.snapshot_hash.overlay_text`). Format 2 added the overlay keys
+(:mod:`flagmw.stores._redis_overlays`; a format-1 store is migrated at open).
 """
 
 from __future__ import annotations
@@ -39,11 +50,13 @@ __all__ = [
     "audit_json",
     "check_part",
     "info_from_json",
+    "member_key",
+    "overlay_member",
     "payload",
 ]
 
 #: the key layout's version, kept in the store marker (a newer one is refused)
-FORMAT = 1
+FORMAT = 2
 
 _PART = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -73,12 +86,36 @@ class Keys:
         self.ov = prefix + "ov"
         self.audit = prefix + "audit"
         self.channel = prefix + "changes"
+        self.overlays = prefix + "overlays"
+        self.removed = prefix + "removed"
 
     def snap(self, rev: int) -> str:
         return f"{self.prefix}snap:{rev}"
 
     def reg(self, fingerprint: str) -> str:
         return f"{self.prefix}reg:{fingerprint}"
+
+    @property
+    def overlay_prefix(self) -> str:
+        return f"{self.prefix}overlay:"
+
+    def overlay(self, section: str, name: str) -> str:
+        return f"{self.overlay_prefix}{overlay_member(section, name)}"
+
+    def changed(self, rev: int) -> str:
+        return f"{self.prefix}changed:{rev}"
+
+
+def overlay_member(section: str, name: str) -> str:
+    """``<section>:<name>``: a section has no ``:``, so the first one splits it."""
+    return f"{section}:{name}"
+
+
+def member_key(member: str | bytes) -> tuple[str, str]:
+    """The ``(section, name)`` of :func:`overlay_member`."""
+    text = member.decode() if isinstance(member, bytes) else member
+    section, name = text.split(":", 1)
+    return section, name
 
 
 def payload(seqs: tuple[int, int], **ids: Any) -> str:

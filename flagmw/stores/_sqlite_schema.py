@@ -13,6 +13,8 @@ Layout of ``flagmw.db``:
 * ``overlays`` — the tenant and route overlays of every rev, one row per overlay
   changed at that rev (schema version 3; :mod:`flagmw.stores._sqlite_overlays`); a
   rev's ``document`` is its base and ``overlay_digest`` summarises its overlays.
+* ``api_tokens`` — the console's API tokens, hashed (:mod:`flagmw.stores.tokens`;
+  schema version 4): never deleted, only revoked once.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from flagmw.stores._sqlite_overlays import OVERLAYS_SCHEMA, migrate_to_overlays
 
 __all__ = ["SCHEMA_VERSION", "connect"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # schema version 2: the overrides table is append-only too (issue 9 item 9)
 _OVERRIDES_TRIGGERS = """
@@ -47,10 +49,33 @@ BEGIN
 END;
 """
 
+# schema version 4: the console's API tokens (flagmw.stores.tokens)
+_TOKENS = """
+CREATE TABLE IF NOT EXISTS api_tokens (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    hash TEXT UNIQUE NOT NULL,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    created_by TEXT NOT NULL,
+    revoked_at REAL,
+    revoked_by TEXT,
+    revoke_reason TEXT
+);
+CREATE TRIGGER IF NOT EXISTS api_tokens_no_delete BEFORE DELETE ON api_tokens
+BEGIN SELECT RAISE(ABORT, 'flagmw API tokens are revoked, never deleted'); END;
+CREATE TRIGGER IF NOT EXISTS api_tokens_revoke_once BEFORE UPDATE ON api_tokens
+WHEN OLD.revoked_at IS NOT NULL OR NEW.seq IS NOT OLD.seq OR NEW.id IS NOT OLD.id
+    OR NEW.hash IS NOT OLD.hash OR NEW.name IS NOT OLD.name OR NEW.role IS NOT OLD.role
+    OR NEW.created_at IS NOT OLD.created_at OR NEW.created_by IS NOT OLD.created_by
+BEGIN SELECT RAISE(ABORT, 'flagmw API tokens only change by one revocation'); END;
+"""
+
 _SCHEMA = (
     """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', 3), ('snapshot_seq', 0),
+INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', 4), ('snapshot_seq', 0),
     ('override_seq', 0);
 CREATE TABLE IF NOT EXISTS registries (
     fingerprint TEXT PRIMARY KEY,
@@ -111,6 +136,7 @@ BEGIN SELECT RAISE(ABORT, 'the flagmw audit log is append-only'); END;
 """
     + _OVERRIDES_TRIGGERS
     + OVERLAYS_SCHEMA
+    + _TOKENS
 )
 
 
@@ -175,6 +201,9 @@ def _set_up(conn: sqlite3.Connection, found: int | None) -> int:
                     conn.execute(statement)
             if version < 3:  # 2 → 3: overlays stored one by one
                 migrate_to_overlays(conn)
+            if version < 4:  # 3 → 4: the console's API tokens
+                for statement in _split_sql(_TOKENS):
+                    conn.execute(statement)
             conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (SCHEMA_VERSION,))
         version = _version(conn)
         conn.execute("COMMIT")

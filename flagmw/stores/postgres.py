@@ -4,6 +4,8 @@ The store is split by concept: this module holds :class:`PostgresStore` (the
 :class:`~flagmw.stores.base.Store` operations) and the URL opener;
 :mod:`flagmw.stores._postgres_pool` the pool and the read / write transactions;
 :mod:`flagmw.stores._postgres_schema` the versioned migrations and the check at open;
+:mod:`flagmw.stores._postgres_snapshots` the snapshot revs (a base per rev and its
+changed tenant and route overlays, :mod:`flagmw.stores._postgres_overlays`);
 :mod:`flagmw.stores._postgres_changes` LISTEN/NOTIFY behind
 :meth:`PostgresStore.change_token`. Rows map to records as in the SQLite store
 (:mod:`flagmw.stores._sqlite_rows`: same columns, same JSON text encoding).
@@ -17,7 +19,6 @@ sequence and sends the notification — all in one transaction. See docs/stores-
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -30,11 +31,12 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from flagmw.core.overrides import Override
-from flagmw.errors import ConflictError, NotFoundError, StoreUnavailableError
+from flagmw.errors import NotFoundError, StoreUnavailableError
 from flagmw.stores._postgres_changes import ChangeListener
 from flagmw.stores._postgres_pool import Cursor, Transactions, describe, reason
 from flagmw.stores._postgres_schema import SCHEMA_VERSION as SCHEMA_VERSION
 from flagmw.stores._postgres_schema import check_schema_name, ensure_schema
+from flagmw.stores._postgres_snapshots import PostgresSnapshots
 from flagmw.stores._sqlite_rows import (
     AUDIT_COLUMNS,
     INFO_COLUMNS,
@@ -46,10 +48,7 @@ from flagmw.stores._sqlite_rows import (
 )
 from flagmw.stores.base import (
     AuditEntry,
-    SnapshotInfo,
-    SnapshotRecord,
     StoreState,
-    check_publish_action,
     override_audit_action,
     override_target,
 )
@@ -57,7 +56,7 @@ from flagmw.stores.base import (
 __all__ = ["PostgresStore", "open_url"]
 
 
-class PostgresStore(Transactions, ChangeListener):
+class PostgresStore(Transactions, ChangeListener, PostgresSnapshots):
     """A store in one schema of a PostgreSQL database, shared by a fleet of processes.
 
     Args:
@@ -163,125 +162,6 @@ class PostgresStore(Transactions, ChangeListener):
         state = self._read(work)
         self._advance(state.token)  # type: ignore[arg-type]  # our own (int, int)
         return state
-
-    # -- snapshots -----------------------------------------------------------------------
-
-    def head(self) -> SnapshotInfo | None:
-        row = self._read(
-            lambda cur: cur.execute(
-                f"SELECT {INFO_COLUMNS} FROM {self._s}.snapshots ORDER BY rev DESC LIMIT 1"
-            ).fetchone()
-        )
-        return row_to_info(row) if row else None
-
-    def get_snapshot(self, rev: int | None = None) -> SnapshotRecord:
-        s = self._s
-
-        def work(cur: Cursor) -> SnapshotRecord:
-            if rev is None:
-                row = cur.execute(
-                    f"SELECT {INFO_COLUMNS}, document FROM {s}.snapshots ORDER BY rev DESC LIMIT 1"
-                ).fetchone()
-            else:
-                row = cur.execute(
-                    f"SELECT {INFO_COLUMNS}, document FROM {s}.snapshots WHERE rev=%s", (rev,)
-                ).fetchone()
-            if row is None:
-                top = cur.execute(f"SELECT max(rev) FROM {s}.snapshots").fetchone()
-                if top is None or top[0] is None:
-                    raise NotFoundError(f"nothing has been published to {self.name} yet")
-                raise NotFoundError(
-                    f"no snapshot rev {rev} in {self.name} (the head is rev {top[0]})"
-                )
-            reg = cur.execute(
-                f"SELECT document FROM {s}.registries WHERE fingerprint=%s", (row[6],)
-            ).fetchone()
-            assert reg is not None
-            return SnapshotRecord(row_to_info(row), json.loads(row[9]), json.loads(reg[0]))
-
-        return self._read(work)
-
-    def history(self, limit: int = 50) -> list[SnapshotInfo]:
-        rows = self._read(
-            lambda cur: cur.execute(
-                f"SELECT {INFO_COLUMNS} FROM {self._s}.snapshots ORDER BY rev DESC LIMIT %s",
-                (max(limit, 0),),
-            ).fetchall()
-        )
-        return [row_to_info(r) for r in rows]
-
-    def publish(
-        self,
-        document: Mapping[str, Any],
-        registry: Mapping[str, Any],
-        *,
-        content_hash: str,
-        registry_fingerprint: str,
-        parent_rev: int | None,
-        author: str,
-        message: str,
-        at: float,
-        action: str = "publish",
-        rollback_of: int | None = None,
-    ) -> SnapshotInfo:
-        check_publish_action(action, rollback_of)
-        doc_text = dumps(document)
-        reg_text = dumps(registry)
-        s = self._s
-
-        def work(cur: Cursor) -> tuple[SnapshotInfo, dict[str, Any]]:
-            top = cur.execute(f"SELECT max(rev) FROM {s}.snapshots").fetchone()
-            head = top[0] if top else None
-            if parent_rev != head:
-                raise ConflictError(parent_rev, head)
-            rev = (head or 0) + 1
-            cur.execute(
-                f"INSERT INTO {s}.registries(fingerprint, document) VALUES (%s, %s) "
-                "ON CONFLICT (fingerprint) DO NOTHING",
-                (registry_fingerprint, reg_text),
-            )
-            cur.execute(
-                f"INSERT INTO {s}.snapshots(rev, parent_rev, content_hash, author, message, "
-                "created_at, registry_fingerprint, action, rollback_of, document) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    rev,
-                    head,
-                    content_hash,
-                    author,
-                    message,
-                    at,
-                    registry_fingerprint,
-                    action,
-                    rollback_of,
-                    doc_text,
-                ),
-            )
-            self._audit_row(
-                cur,
-                self.clock(),
-                action,
-                author,
-                message,
-                f"rev {rev}",
-                head,
-                rev,
-                {"content_hash": content_hash, "rollback_of": rollback_of},
-            )
-            info = SnapshotInfo(
-                rev,
-                head,
-                content_hash,
-                author,
-                message,
-                at,
-                registry_fingerprint,
-                action,
-                rollback_of,
-            )
-            return info, {"rev": rev}
-
-        return self._write(0, work)
 
     # -- overrides -----------------------------------------------------------------------
 

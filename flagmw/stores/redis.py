@@ -3,6 +3,8 @@
 The store is split by concept: this module holds :class:`RedisStore` (connections,
 transactions, the :class:`~flagmw.stores.base.Store` operations) and the URL opener;
 :mod:`flagmw.stores._redis_keys` the key layout and the JSON records;
+:mod:`flagmw.stores._redis_snapshots` the snapshot revs (a base per rev and its changed
+tenant and route overlays, :mod:`flagmw.stores._redis_overlays`);
 :mod:`flagmw.stores._redis_changes` the pub/sub listener behind
 :meth:`RedisStore.change_token`.
 
@@ -22,7 +24,7 @@ import json
 import os
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -32,7 +34,7 @@ from redis.client import Pipeline
 from redis.retry import Retry
 
 from flagmw.core.overrides import Override
-from flagmw.errors import ConflictError, NotFoundError, StoreUnavailableError
+from flagmw.errors import NotFoundError, StoreUnavailableError
 from flagmw.stores._redis_changes import ChangeListener
 from flagmw.stores._redis_keys import (
     FORMAT,
@@ -43,13 +45,12 @@ from flagmw.stores._redis_keys import (
     info_from_json,
     payload,
 )
+from flagmw.stores._redis_overlays import OverlayReader, migrate_to_overlays
+from flagmw.stores._redis_snapshots import RedisSnapshots, Work
 from flagmw.stores._sqlite_rows import dumps
 from flagmw.stores.base import (
     AuditEntry,
-    SnapshotInfo,
-    SnapshotRecord,
     StoreState,
-    check_publish_action,
     override_audit_action,
     override_target,
 )
@@ -57,9 +58,6 @@ from flagmw.stores.base import (
 __all__ = ["RedisStore", "open_url"]
 
 R = TypeVar("R")
-#: what a write's work returns: its result, the writes to queue in MULTI, its audit
-#: entry (without ``seq``) and the ids its notification carries
-Work = tuple[R, Callable[[Pipeline], None], dict[str, Any], dict[str, Any]]
 
 
 def _reason(exc: BaseException) -> str:
@@ -71,7 +69,7 @@ def _ov_num(ov: Override) -> int:
     return int(ov.id.rsplit("-", 1)[-1])
 
 
-class RedisStore(ChangeListener):
+class RedisStore(ChangeListener, RedisSnapshots):
     """A store under one key prefix of a Redis database, shared by a fleet of processes.
 
     Args:
@@ -138,6 +136,7 @@ class RedisStore(ChangeListener):
         where = kw.get("path") or f"{kw.get('host', '')}:{kw.get('port', 6379)}"
         scheme = url.split(":", 1)[0].lower()
         self.name = f"{scheme}://{where}/{kw.get('db', 0)}?prefix={prefix}"
+        self._overlays = OverlayReader(self._redis, self._keys)
         self._init_listener()
         self._open(create)
         ref = weakref.ref(self)
@@ -173,6 +172,11 @@ class RedisStore(ChangeListener):
             raise StoreUnavailableError(
                 self.name, f"key layout format {fmt!s} is newer than this flagmw reads ({FORMAT})"
             )
+        if int(fmt) < FORMAT:  # 1 → 2: tenant and route overlays stored one by one
+            try:
+                migrate_to_overlays(self._redis, k)
+            except redis.RedisError as exc:
+                raise StoreUnavailableError(self.name, _reason(exc)) from None
 
     # -- transactions --------------------------------------------------------------------
 
@@ -252,91 +256,6 @@ class RedisStore(ChangeListener):
         live.sort(key=_ov_num, reverse=True)
         self._advance(token)
         return StoreState(token, info_from_json(head) if head else None, live)
-
-    # -- snapshots -----------------------------------------------------------------------
-
-    def head(self) -> SnapshotInfo | None:
-        (head,) = self._read(lambda p: p.lindex(self._keys.history, -1))
-        return info_from_json(head) if head else None
-
-    def get_snapshot(self, rev: int | None = None) -> SnapshotRecord:
-        k = self._keys
-        index = -1 if rev is None else rev - 1
-        if rev is not None and rev < 1:
-            index = -(2**62)  # LINDEX would count from the end
-        count, text = self._read(lambda p: (p.llen(k.history), p.lindex(k.history, index)))
-        if not text:
-            if not count:
-                raise NotFoundError(f"nothing has been published to {self.name} yet")
-            raise NotFoundError(f"no snapshot rev {rev} in {self.name} (the head is rev {count})")
-        info = info_from_json(text)
-        doc, reg = self._read(
-            lambda p: (p.get(k.snap(info.rev)), p.get(k.reg(info.registry_fingerprint)))
-        )
-        if doc is None or reg is None:
-            raise StoreUnavailableError(self.name, f"rev {info.rev}'s document is missing")
-        return SnapshotRecord(info, json.loads(doc), json.loads(reg))
-
-    def history(self, limit: int = 50) -> list[SnapshotInfo]:
-        if limit <= 0:
-            return []
-        (rows,) = self._read(lambda p: p.lrange(self._keys.history, -limit, -1))
-        return [info_from_json(r) for r in reversed(rows)]
-
-    def publish(
-        self,
-        document: Mapping[str, Any],
-        registry: Mapping[str, Any],
-        *,
-        content_hash: str,
-        registry_fingerprint: str,
-        parent_rev: int | None,
-        author: str,
-        message: str,
-        at: float,
-        action: str = "publish",
-        rollback_of: int | None = None,
-    ) -> SnapshotInfo:
-        check_publish_action(action, rollback_of)
-        doc_text = dumps(document)
-        reg_text = dumps(registry)
-        k = self._keys
-
-        def work(pipe: Pipeline) -> Work[SnapshotInfo]:
-            head = int(pipe.llen(k.history)) or None
-            if parent_rev != head:
-                raise ConflictError(parent_rev, head)
-            rev = (head or 0) + 1
-            info = SnapshotInfo(
-                rev,
-                head,
-                content_hash,
-                author,
-                message,
-                at,
-                registry_fingerprint,
-                action,
-                rollback_of,
-            )
-
-            def writes(p: Pipeline) -> None:
-                p.set(k.reg(registry_fingerprint), reg_text, nx=True)
-                p.set(k.snap(rev), doc_text)
-                p.rpush(k.history, dumps(info.to_dict()))
-
-            entry = {
-                "at": self.clock(),
-                "action": action,
-                "actor": author,
-                "reason": message,
-                "target": f"rev {rev}",
-                "before": head,
-                "after": rev,
-                "details": {"content_hash": content_hash, "rollback_of": rollback_of},
-            }
-            return info, writes, entry, {"rev": rev}
-
-        return self._write(0, work)
 
     # -- overrides -----------------------------------------------------------------------
 

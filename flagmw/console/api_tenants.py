@@ -1,0 +1,144 @@
+"""``/api/v1/tenants/{tenant}/values/{key}``: the ``tenant-editor`` role sets or clears
+one value in one tenant's overlay, for flags the registry marks ``tenant_editable``.
+
+Each edit is the head document with only ``tenants.<tenant>.values.<key>`` changed,
+validated and published through the client as a new rev on top of the head, authored
+by the editor (so the snapshot history and the audit log name them). A flag tagged
+``billing`` or ``compliance`` still needs a second admin (:mod:`flagmw.console.approvals`).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from flagmw.console.api_approvals import notify
+from flagmw.console.approvals import guarded_keys
+from flagmw.console.auth import Principal, tenant_editor
+from flagmw.console.problems import ApiProblem
+from flagmw.console.schemas import _Body
+from flagmw.console.state import Console
+
+__all__ = ["CLEAR", "TenantValueBody", "edit_tenant_value", "router"]
+
+router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"])
+Editor = Annotated[Principal, Depends(tenant_editor)]
+
+
+class TenantValueBody(_Body):
+    """A tenant's value of one flag (``value`` of the flag's type), and why."""
+
+    value: Any
+    message: str = Field(min_length=1, max_length=1000)
+
+
+class ClearBody(_Body):
+    """Why a tenant's value is removed (the tenant falls back to the global value)."""
+
+    message: str = Field(min_length=1, max_length=1000)
+
+
+#: the value that removes a tenant's own value
+CLEAR: Any = object()
+
+
+def edit_tenant_value(
+    request: Request,
+    console: Console,
+    who: Principal,
+    tenant: str,
+    key: str,
+    value: Any,
+    message: str,
+) -> tuple[int, dict[str, Any]]:
+    """Publish the head with ``tenants.<tenant>.values.<key>`` set to ``value`` (removed
+    for :data:`CLEAR`); ``(status, body)``: 201 published, 202 waiting for approval.
+
+    Raises:
+        ApiProblem: 404 unknown tenant, 403 a flag that is not ``tenant_editable``.
+        FlagmwError: unknown flag (404), a value of the wrong type (422, located), a
+            publish in between (409).
+    """
+    with console.lock:
+        client = console.client
+        flag = client.registry[key]
+        if not flag.tenant_editable:
+            raise ApiProblem(
+                403,
+                f"{key} is not tenant_editable in the registry: a tenant editor may only "
+                "change flags marked tenant_editable: true",
+            )
+        head = client.store.head()
+        if head is None:
+            raise ApiProblem(404, "nothing published yet: no tenant overlay to edit")
+        document = copy.deepcopy(dict(client.store.get_snapshot(head.rev).document))
+        tenants = document.setdefault("tenants", {})
+        if tenant not in tenants:
+            raise ApiProblem(
+                404,
+                f"no tenant {tenant!r} in rev {head.rev}; tenant overlays are created by a "
+                "publish (admin)",
+            )
+        values = tenants[tenant].setdefault("values", {})
+        if value is CLEAR:
+            if key not in values:
+                raise ApiProblem(404, f"tenant {tenant} has no value of its own for {key}")
+            del values[key]
+        else:
+            values[key] = value
+        msg = f"{message} (tenant {tenant}: {key})"
+        snapshot = client.validate(document)
+        keys = guarded_keys(
+            client.registry, client.store.get_snapshot(head.rev).document, snapshot.document
+        )
+        if keys:
+            p = console.approvals.add(
+                who.name, msg, dict(snapshot.document), head.rev, keys, console.clock()
+            )
+            notify(request, "approval.requested", p.to_dict())
+            return 202, {"pending": p.to_dict()}
+        result = client.publish(document, author=who.name, message=msg, parent_rev=head.rev)
+    return 201, result.to_dict()
+
+
+def _console(request: Request) -> Console:
+    console: Console = request.app.state.console
+    return console
+
+
+@router.put(
+    "/{tenant}/values/{key}",
+    status_code=201,
+    operation_id="setTenantValue",
+    responses={202: {"description": "Waiting for a second admin"}},
+)
+def set_value(
+    request: Request, tenant: str, key: str, body: TenantValueBody, who: Editor
+) -> JSONResponse:
+    """Set the tenant's value of a ``tenant_editable`` flag: a new rev touching only
+    that tenant, authored by the caller."""
+    status, out = edit_tenant_value(
+        request, _console(request), who, tenant, key, body.value, body.message
+    )
+    return JSONResponse(out, status_code=status)
+
+
+@router.post(
+    "/{tenant}/values/{key}/clear",
+    operation_id="clearTenantValue",
+    status_code=201,
+    responses={202: {"description": "Waiting for a second admin"}},
+)
+def clear_value(
+    request: Request, tenant: str, key: str, body: ClearBody, who: Editor
+) -> JSONResponse:
+    """Remove the tenant's own value of a ``tenant_editable`` flag (it falls back to the
+    global value)."""
+    status, out = edit_tenant_value(
+        request, _console(request), who, tenant, key, CLEAR, body.message
+    )
+    return JSONResponse(out, status_code=status)
