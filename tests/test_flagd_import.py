@@ -109,6 +109,8 @@ def test_a_flagd_file_imports_with_located_losses() -> None:
     assert ("flags.headerColor.targeting.fractional", "unsupported") in losses  # by email
     assert ("flags.retries", "disabled") in losses
     assert ("flags.new-welcome.targeting.if[6].<", "coercion") in losses
+    coercions = [p for p in result.losses if p.code == "coercion"]
+    assert len(coercions) == 1  # `== "u-7"` and `!= "de"` are strict: not reported
     assert result.lossy
     doc = result.document
     assert set(doc["flags"]) == {"new-welcome", "header_color", "retries"}
@@ -275,3 +277,19 @@ def test_cli_import_writes_a_valid_flags_file(tmp_path: Path) -> None:
     assert r.returncode == 1
     assert "file not found" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_text_bucketing_key_without_its_unit_is_reported_unless_required() -> None:
+    split = {"fractional": [{"cat": ["s", {"var": "tenant_id"}]}, ["a", 1], ["b", 1]]}
+    base = {"state": "ENABLED", "variants": {"a": 1, "b": 2}, "defaultVariant": "a"}
+    loose = import_flagd({"flags": {"f": {**base, "targeting": split}}})
+    assert [p.code for p in loose.losses] == ["missing_unit"]
+    required = {"if": [{"!==": [{"var": "tenant_id"}, None]}, split, None]}
+    strict = import_flagd({"flags": {"f": {**base, "targeting": required}}})
+    assert strict.losses == []
+    view = _view(strict.document)
+    for tenant in ("t1", "t2", "t3", "acme", None):
+        data = flagd_data("f", None, {} if tenant is None else {"tenant_id": tenant})
+        want = evaluate(required, data)
+        got = resolve(view, None, EvaluationContext(tenant_id=tenant), 0.0)["f"]
+        assert got == {"a": 1, "b": 2}[want if want is not None else "a"]

@@ -661,13 +661,16 @@ def test_forked_child_resolves_and_sees_the_parents_later_publish(make_client: A
     parent_rc = client.resolve(ctx)
     go_r, go_w = os.pipe()
     res_r, res_w = os.pipe()
+    ready_r, ready_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         code = 0
         try:
             os.close(go_w)
             os.close(res_r)
+            os.close(ready_r)
             out: dict[str, Any] = {"before": client.resolve(ctx).to_json()}
+            os.write(ready_w, b"x")  # resolved: the parent may publish now
             os.read(go_r, 1)
             deadline = time.monotonic() + 30
             while client.snapshot_rev != 2 and time.monotonic() < deadline:
@@ -683,6 +686,9 @@ def test_forked_child_resolves_and_sees_the_parents_later_publish(make_client: A
             os._exit(code)
     os.close(go_r)
     os.close(res_w)
+    os.close(ready_w)
+    os.read(ready_r, 1)  # not before the child resolved what it saw at the fork
+    os.close(ready_r)
     doc = snapshot_part()
     doc["values"][KEY] = 21
     doc["routes"] = {}

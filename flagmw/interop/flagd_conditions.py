@@ -33,6 +33,7 @@ means (``{"!=": [a, x]}`` also holds when ``a`` is missing, so it becomes ``any:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -293,6 +294,17 @@ def _not_in(
     return None
 
 
+_JS_NUMERIC = re.compile(
+    r"[+-]?(infinity|(\d+\.?\d*|\.\d+)(e[+-]?\d+)?)|0x[0-9a-f]+|0o[0-7]+|0b[01]+", re.I
+)
+
+
+def _loose_is_strict(lit: Any) -> bool:
+    """Whether JsonLogic's ``==`` with ``lit`` means ``===``: text that does not convert
+    to a number (JavaScript's ToNumber gives NaN), so no other type can equal it."""
+    return isinstance(lit, str) and bool(lit.strip()) and not _JS_NUMERIC.fullmatch(lit.strip())
+
+
 def _num(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -400,6 +412,14 @@ def _when(
         attr, lit, _ = found
         if lit is None:
             return {attr: {"exists": op in ("!=", "!==")}}
+        if op in ("==", "!=") and not _loose_is_strict(lit):
+            notes.append(
+                (
+                    p,
+                    f"{op} {lit!r} is loose in JsonLogic (also true for a value of another "
+                    "type that converts to it, e.g. 5 == '5'); flagmw compares strictly",
+                )
+            )
         if op in ("==", "==="):
             return {attr: {"equals": lit}}
         return {"any": [{attr: {"exists": False}}, {attr: {"not_equals": lit}}]}

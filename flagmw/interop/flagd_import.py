@@ -36,17 +36,18 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from flagmw.core.bucketing import UNIT_ATTRIBUTES
 from flagmw.core.flag_spec import KEY_PATTERN, MAX_KEY_LENGTH
 from flagmw.core.registry import FlagRegistry
 from flagmw.core.snapshot import validate_document
 from flagmw.core.source import DocPath, Locator, load_document
 from flagmw.errors import Problem, ValidationError
-from flagmw.interop.flagd_conditions import Unsupported, jsonlogic_to_when
+from flagmw.interop.flagd_conditions import FIELD_TO_FLAGD, Unsupported, jsonlogic_to_when
+from flagmw.interop.flagd_flags import flagmw_key, flags_map, infer_type
 from flagmw.interop.flagd_split import Split, parse_fractional, split_rollout
 
 __all__ = ["FlagdImport", "import_flagd"]
@@ -73,28 +74,6 @@ class FlagdImport:
 _DEFAULT = object()  # the outcome "flagd's default variant" (a null targeting result)
 
 
-def flagmw_key(key: str) -> str:
-    """A flag key flagmw accepts for a flagd key (``myFlag`` → ``my_flag``)."""
-    text = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
-    text = re.sub(r"[^a-z0-9_.-]+", "_", text).strip("._-")
-    text = re.sub(r"\.{2,}", ".", text)
-    if not text or not text[0].isalpha():
-        text = "f_" + text
-    return text[:MAX_KEY_LENGTH]
-
-
-def _infer(values: list[Any]) -> dict[str, Any]:
-    if all(isinstance(v, bool) for v in values):
-        return {"type": "bool"}
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return {"type": "int"}
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return {"type": "float"}
-    if all(isinstance(v, str) for v in values):
-        return {"type": "string"}
-    return {"type": "json"}
-
-
 class _Importer:
     def __init__(self, locator: Locator) -> None:
         self.loc = locator
@@ -111,7 +90,9 @@ class _Importer:
         self.problems.append(self.loc.problem(path, message, hint, code))
 
     def loss(self, path: DocPath, code: str, message: str, hint: str = "") -> None:
-        self.losses.append(self.loc.problem(path, message, hint, code, severity="warning"))
+        problem = self.loc.problem(path, message, hint, code, severity="warning")
+        if problem not in self.losses:  # a condition is read again for a later split
+            self.losses.append(problem)
 
     # -- one flag -----------------------------------------------------------------------
 
@@ -188,7 +169,7 @@ class _Importer:
 
     def definition(self, key: str, meta: Any, values: list[Any], path: DocPath) -> dict[str, Any]:
         if not isinstance(meta, Mapping):
-            return _infer(values)
+            return infer_type(values)
         text = meta.get("flagmw.flag")
         definition: dict[str, Any] | None = None
         if isinstance(text, str):
@@ -201,7 +182,7 @@ class _Importer:
             else:
                 self.loss(path, "metadata", f"{key}: metadata flagmw.flag is not a JSON object")
         if definition is None:
-            definition = _infer(values)
+            definition = infer_type(values)
             if isinstance(meta.get("description"), str):
                 definition["description"] = meta["description"]
         extra = sorted(str(k) for k in meta if k not in ("flagmw.flag", "description"))
@@ -240,6 +221,7 @@ class _Importer:
             if when is False:
                 continue
             if isinstance(outcome, Split):
+                self.missing_unit(outcome.text_key, outcome.unit, conds, p)
                 if rollout is not None:
                     self.unsupported(Unsupported("a fractional split under a rollout"), p, key)
                     continue
@@ -278,8 +260,20 @@ class _Importer:
             if full is not True:
                 rule["when"] = full
             if rollout is not None:
+                self.missing_unit(rollout.pop("_text_key", False), rollout["unit"], conds, p)
                 rule["rollout"] = rollout
             self.rules.append(rule)
+
+    def missing_unit(self, text_key: bool, unit: str, conds: list[Any], path: DocPath) -> None:
+        name = FIELD_TO_FLAGD[UNIT_ATTRIBUTES[unit]]
+        if text_key and name not in _required(conds):
+            self.loss(
+                path,
+                "missing_unit",
+                f"{self.flagd_key}: a context without {name} is hashed as the text 'null' by "
+                "flagd; flagmw gives it no share",
+                f'require it in the condition: {{"!==": [{{"var": "{name}"}}, null]}}',
+            )
 
     def unsupported(self, exc: Unsupported, path: DocPath, key: str) -> None:
         where = exc.path if exc.located else (*path, *exc.path)
@@ -375,6 +369,24 @@ class _Importer:
         self.unsupported(Unsupported(f"a targeting result of {_short(node)}"), path, flagd_key)
 
 
+def _required(conds: list[Any]) -> set[str]:
+    """The context attributes a branch requires present: ``{"!==": [{"var": a}, null]}``
+    (or ``!=``) as the condition or a term of its top ``and``."""
+    out: set[str] = set()
+    terms = [c for c, _ in conds]
+    while terms:
+        term = terms.pop()
+        if isinstance(term, Mapping) and len(term) == 1:
+            ((op, args),) = term.items()
+            if op == "and" and isinstance(args, list):
+                terms.extend(args)
+            elif op in ("!==", "!=") and isinstance(args, list) and len(args) == 2:
+                var, other = args if args[1] is None else args[::-1]
+                if other is None and isinstance(var, Mapping) and isinstance(var.get("var"), str):
+                    out.add(var["var"])
+    return out
+
+
 def _short(value: Any) -> str:
     text = json.dumps(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -393,21 +405,6 @@ def _and(parts: list[Any]) -> Any:
         if any(k in out for k in m):
             return {"not": {"any": [{"not": m} for m in maps]}}
         out.update(m)
-    return out
-
-
-def _flags_map(items: list[Any], loc: Locator) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    problems = []
-    for i, item in enumerate(items):
-        key = item.get("key") if isinstance(item, Mapping) else None
-        if not isinstance(key, str) or not key or key in out:
-            what = "a duplicate key" if key in out else "no key"
-            problems.append(loc.problem(("flags", i), f"flag {i} has {what}", "", "invalid"))
-            continue
-        out[key] = {k: v for k, v in item.items() if k != "key"}
-    if problems:
-        raise ValidationError(problems, loc.source)
     return out
 
 
@@ -439,7 +436,7 @@ def import_flagd(
     test_dialect = "flags" not in data
     flags = data.get("flags") if not test_dialect else data
     if isinstance(flags, list):  # flagd's array form: [{"key": …, "state": …}, …]
-        flags = _flags_map(flags, loc)
+        flags = flags_map(flags, loc)
     if not isinstance(flags, Mapping) or (
         test_dialect and not all(isinstance(v, Mapping) and "variants" in v for v in flags.values())
     ):

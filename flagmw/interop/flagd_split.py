@@ -34,6 +34,8 @@ class Split:
         total: the sum of the weights.
         bps: each entry's share in basis points (summing to 10 000).
         rounded: the weights had to be rounded to basis points.
+        text_key: the key is a ``cat`` expression: flagd hashes a missing unit as the
+            text ``null`` where flagmw assigns nothing (unless the branch requires the unit).
     """
 
     unit: str
@@ -42,6 +44,7 @@ class Split:
     total: int
     bps: list[int]
     rounded: bool
+    text_key: bool = False
 
     def names(self) -> list[str | None]:
         """The variant names it returns (None: flagd's default variant)."""
@@ -144,7 +147,8 @@ def parse_fractional(args: Any, flag_key: str) -> Split:
         for i in order[: BUCKETS - sum(bps)]:
             bps[i] += 1
         rounded = True
-    return Split(unit, salt, entries, total, bps, rounded)
+    text_key = isinstance(first, Mapping) and "cat" in first
+    return Split(unit, salt, entries, total, bps, rounded, text_key)
 
 
 def _compared(node: Any, flag_key: str) -> dict[str, Any] | None:
@@ -176,12 +180,15 @@ def _compared(node: Any, flag_key: str) -> dict[str, Any] | None:
             raise Unsupported("a fractional rollout whose admitted share is not one range")
         else:
             done = True
-    return {
+    rollout: dict[str, Any] = {
         "percent": admitted / 100,
         "unit": split.unit,
         "salt": split.salt,
         "bucketing": "flagd",
     }
+    if split.text_key:
+        rollout["_text_key"] = True  # taken out by the importer (see Split.text_key)
+    return rollout
 
 
 def _is_and(node: Any) -> bool:

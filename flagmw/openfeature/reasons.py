@@ -57,6 +57,7 @@ LAYER_REASONS: Mapping[Layer, Reason] = {
     Layer.SNAPSHOT: Reason.STATIC,
     Layer.TENANT: Reason.TARGETING_MATCH,
     Layer.ROUTE: Reason.TARGETING_MATCH,
+    Layer.VERSION: Reason.SPLIT,  # an agent version assigned by a rollout's sticky hash
     Layer.EXPERIMENT: Reason.SPLIT,
     Layer.OVERRIDE: Reason.STATIC,
 }
