@@ -20,6 +20,7 @@ from typing import Any
 from flagmw.core.canonical import CanonicalizationError, canonical_json, sorted_json
 from flagmw.core.snapshot_hash import (
     DIGEST_BITS,
+    OverlayTexts,
     overlay_element,
     overlay_texts_of,
     snapshot_hash,
@@ -94,4 +95,5 @@ class KnownOverlays:
         for (section, name), before in self.texts.items():
             if (section, name) not in texts:
                 digest -= overlay_element(section, name, before)
-        return snapshot_hash(document, digest % (1 << DIGEST_BITS)), texts
+        digest %= 1 << DIGEST_BITS
+        return snapshot_hash(document, digest), OverlayTexts(texts, None, digest)

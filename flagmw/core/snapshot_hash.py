@@ -36,6 +36,7 @@ from flagmw.core.canonical import (
 __all__ = [
     "DIGEST_BITS",
     "OVERLAY_SECTIONS",
+    "OverlayTexts",
     "add_element",
     "base_of",
     "digest_from_hex",
@@ -128,8 +129,9 @@ def hash_and_texts(
     document: Mapping[str, Any], known: Mapping[tuple[str, str], str] | None = None
 ) -> tuple[str, dict[tuple[str, str], str]]:
     """:func:`document_hash` and the canonical text of every overlay (``(section,
-    name)`` → text), which a store writes: computed once per publish (``known``: texts
-    already computed for some overlays).
+    name)`` → text, as :class:`OverlayTexts` carrying their digest), which a store
+    writes: computed once per publish (``known``: texts already computed for some
+    overlays).
 
     Raises:
         CanonicalizationError: the document holds something JSON cannot represent.
@@ -138,7 +140,8 @@ def hash_and_texts(
     digest = 0
     for (section, name), text in texts.items():
         digest += overlay_element(section, name, text)
-    return snapshot_hash(document, digest % _MOD), texts
+    digest %= _MOD
+    return snapshot_hash(document, digest), OverlayTexts(texts, None, digest)
 
 
 def overlay_texts_of(
@@ -157,10 +160,28 @@ def overlay_texts_of(
         key = (section, name)
         text = known.get(key) if known else None
         if text is None:
-            todo.append((key, dict(overlay)))
+            todo.append((key, overlay if type(overlay) is dict else dict(overlay)))
             texts[key] = ""  # keeps the document's order
         else:
             texts[key] = text
     for (key, _), text in zip(todo, canonical_json_many([o for _, o in todo]), strict=True):
         texts[key] = text
     return texts
+
+
+class OverlayTexts(dict[tuple[str, str], str]):
+    """Overlay texts with their digest: what :meth:`~flagmw.stores.base.Store.
+    overlay_texts` returns for a stored ``rev`` (key → text, and that rev's overlay
+    ``digest``, None when the store has none recorded), so a caller can derive a new
+    document's hash from the head's by the overlays that changed; and, with ``rev``
+    None, a new document's texts and digest as a caller computed them with its hash
+    (:mod:`flagmw.core.snapshot_hash`), which a publish then need not sum again."""
+
+    __slots__ = ("__weakref__", "digest", "rev")
+
+    def __init__(
+        self, texts: Mapping[tuple[str, str], str], rev: int | None, digest: int | None
+    ) -> None:
+        super().__init__(texts)
+        self.rev = rev
+        self.digest = digest

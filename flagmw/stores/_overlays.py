@@ -23,6 +23,7 @@ from typing import Any
 from flagmw.core.snapshot_hash import (
     DIGEST_BITS,
     OVERLAY_SECTIONS,
+    OverlayTexts,
     add_element,
     base_of,
     overlay_element,
@@ -83,6 +84,10 @@ def plan_document(
     rows: list[OverlayRow] = []
     full = 0
     changed = 0 if head_digest is None else head_digest
+    # the caller's texts may carry their digest (the whole document's): no element to hash
+    known_digest = getattr(texts, "digest", None) if getattr(texts, "rev", 0) is None else None
+    if known_digest is not None:
+        head_digest = None
     seen: set[OverlayKey] = set()
     for section, name, overlay in overlays_of(document):
         key = (section, name)
@@ -91,7 +96,7 @@ def plan_document(
             text = overlay_text(overlay)
         seen.add(key)
         before = head.get(key)
-        if head_digest is None:
+        if head_digest is None and known_digest is None:
             full += overlay_element(section, name, text)
         if before != text:
             rows.append((section, name, text))
@@ -104,7 +109,10 @@ def plan_document(
             rows.append((s, n, None))
             if head_digest is not None:
                 changed -= overlay_element(s, n, head[(s, n)])
-    digest = (full if head_digest is None else changed) % (1 << DIGEST_BITS)
+    if known_digest is not None:
+        digest = known_digest
+    else:
+        digest = (full if head_digest is None else changed) % (1 << DIGEST_BITS)
     base = base_of(document)
     return PublishPlan(base, rows, digest, content_hash or snapshot_hash(base, digest))
 
@@ -166,20 +174,6 @@ def assemble(base: Mapping[str, Any], overlays: Mapping[OverlayKey, str]) -> dic
     for (section, name), text in sorted(overlays.items()):
         doc.setdefault(section, {})[name] = json.loads(text)
     return doc
-
-
-class OverlayTexts(dict[OverlayKey, str]):
-    """What :meth:`~flagmw.stores.base.Store.overlay_texts` returns: the texts of every
-    overlay of ``rev`` (key → text), and that rev's overlay ``digest`` (None when the
-    store has none recorded), so a caller can derive a new document's hash from the
-    head's by the overlays that changed."""
-
-    __slots__ = ("__weakref__", "digest", "rev")
-
-    def __init__(self, texts: Mapping[OverlayKey, str], rev: int, digest: int | None) -> None:
-        super().__init__(texts)
-        self.rev = rev
-        self.digest = digest
 
 
 class TextsMemo:
