@@ -27,80 +27,12 @@ from flagmw.core.snapshot_spec import (
     empty_document,
 )
 from flagmw.core.source import DocPath, Locator
+from flagmw.core.validation_shapes import SCALARS, PlainSpec, plain_overlay, plain_rule
 from flagmw.errors import Problem
 
 __all__ = ["DocumentValidator"]
 
 _BAD = object()
-
-# values whose check is remembered per key (floats are not: -0.0 == 0.0)
-_SCALARS = frozenset({str, int, bool, type(None)})
-_PLAIN_FIELDS = frozenset({"requires", "description"})
-
-
-class _PlainSpec:
-    """What :meth:`DocumentValidator.overlay` reads of a parsed overlay spec."""
-
-    __slots__ = ("description",)
-
-    def __init__(self, description: str) -> None:
-        self.description = description
-
-
-class _PlainRule:
-    """What :meth:`DocumentValidator.rules` reads of a parsed :class:`RuleSpec`."""
-
-    __slots__ = ("description", "name", "rollout", "set_", "when")
-
-    def __init__(self, raw: dict[str, Any]) -> None:
-        self.name = raw["name"]
-        self.description = raw.get("description", "")
-        self.when = raw.get("when")
-        self.rollout = None
-        self.set_ = raw["set"]
-
-
-_PLAIN_RULE_FIELDS = frozenset({"name", "set", "when", "description"})
-
-
-def _plain_rule(raw: Any) -> _PlainRule | None:
-    """``raw`` as a rule when it is one the model accepts as it is (name, set, and
-    optionally when and description, well typed, no rollout); None: parse the model."""
-    if (
-        type(raw) is dict
-        and "name" in raw
-        and "set" in raw
-        and not raw.keys() - _PLAIN_RULE_FIELDS
-        and type(raw["name"]) is str
-        and raw["name"]
-        and type(raw["set"]) is dict
-        and type(raw.get("when", {})) is dict
-        and type(raw.get("description", "")) is str
-        and all(type(k) is str for k in raw["set"])
-        and all(type(k) is str for k in raw.get("when", ()))
-    ):
-        return _PlainRule(raw)
-    return None
-
-
-def _plain(structure: dict[str, Any], spec_cls: type[OverlaySpec]) -> bool:
-    """True when ``structure`` (an overlay without values and rules) is one the spec
-    model accepts as it is: no other fields, a str description, a list of str requires
-    (tenants only)."""
-    if not structure:
-        return True
-    if structure.keys() - _PLAIN_FIELDS:
-        return False
-    if not isinstance(structure.get("description", ""), str):
-        return False
-    if "requires" in structure:
-        requires = structure["requires"]
-        return (
-            spec_cls is TenantSpec
-            and type(requires) is list
-            and all(type(k) is str for k in requires)
-        )
-    return True
 
 
 def _pairs(items: list[Any]) -> Any:
@@ -154,7 +86,14 @@ class DocumentValidator:
         if not isinstance(data, Mapping):
             self.add(path, "values must be a mapping of flag key → value", "", "wrong_type")
             return out
+        accepted = self._accepted
         for key, value in data.items():
+            kind = type(value)
+            if kind in SCALARS:  # value()'s memo, inlined: most values were seen before
+                hit = accepted.get((key, kind, value), _BAD)
+                if hit is not _BAD:
+                    out[key] = hit
+                    continue
             coerced = self.value(key, value, (*path, str(key)))
             if coerced is not _BAD:
                 out[key] = coerced
@@ -164,9 +103,9 @@ class DocumentValidator:
         # a scalar that passed for this key before passes again with the same result
         # (tenants repeat the same few values: 330k checks for 100k tenants)
         memo: tuple[Any, type, Any] | None = None
-        if type(value) in _SCALARS:
+        if type(value) in SCALARS:
             memo = (key, type(value), value)
-        elif type(value) is list and all(type(v) in _SCALARS for v in value):
+        elif type(value) is list and all(type(v) in SCALARS for v in value):
             memo = (key, list, tuple((type(v), v) for v in value))
         if memo is not None:
             hit = self._accepted.get(memo, _BAD)
@@ -182,8 +121,8 @@ class DocumentValidator:
             self.problems.append(problem)
             return _BAD
         if memo is not None and (
-            type(coerced) in _SCALARS
-            or (type(coerced) is list and all(type(v) in _SCALARS for v in coerced))
+            type(coerced) in SCALARS
+            or (type(coerced) is list and all(type(v) in SCALARS for v in coerced))
         ):
             self._accepted[memo] = list(coerced) if type(coerced) is list else coerced
         return coerced
@@ -196,7 +135,7 @@ class DocumentValidator:
         seen: dict[str, int] = {}
         for i, raw in enumerate(data):
             p = (*path, i)
-            spec: Any = _plain_rule(raw)  # the common shape without building the model
+            spec: Any = plain_rule(raw)  # the common shape without building the model
             if spec is None:
                 spec = self.parse(RuleSpec, raw, p, "rule")
             if spec is None:
@@ -258,10 +197,10 @@ class DocumentValidator:
         raw_rules = data.get("rules", [])
         structure = {k: v for k, v in data.items() if k not in ("values", "rules")}
         spec: Any
-        if _plain(structure, spec_cls):
+        if plain_overlay(structure, spec_cls):
             # the common shape (no fields but requires/description, well typed): the
             # model would accept it as it is, so skip building it (100k tenants)
-            spec = _PlainSpec(structure.get("description", ""))
+            spec = PlainSpec(structure.get("description", ""))
         else:
             spec = self.parse(spec_cls, structure, path, what)
         out: dict[str, Any] = {
