@@ -42,6 +42,7 @@ __all__ = [
     "check_changes",
     "plan_changes",
     "plan_document",
+    "texts_memo",
 ]
 
 #: ``(section, name)``: ``("tenants", "acme")``.
@@ -193,3 +194,12 @@ class TextsMemo:
     def get(self, rev: int | None) -> OverlayTexts | None:
         texts = self._ref() if self._ref is not None else None
         return texts if texts is not None and rev is not None and texts.rev == rev else None
+
+
+def texts_memo(store: object) -> TextsMemo:
+    """The :class:`TextsMemo` of ``store`` (made on first use)."""
+    memo: TextsMemo | None = getattr(store, "_texts_memo_", None)
+    if memo is None:
+        memo = TextsMemo()
+        store._texts_memo_ = memo  # type: ignore[attr-defined]
+    return memo

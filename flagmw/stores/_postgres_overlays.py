@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from flagmw.core.snapshot_hash import digest_from_hex, digest_hex
+from flagmw.core.snapshot_hash import DIGEST_BITS, digest_from_hex, digest_hex, overlay_element
 from flagmw.stores._overlays import OverlayKey, OverlayRow, plan_document
 from flagmw.stores._sqlite_rows import dumps
 
@@ -106,11 +106,15 @@ def changed_between(cur: Cursor, s: str, since: int, rev: int) -> set[OverlayKey
 
 
 def head_digest(cur: Cursor, s: str, rev: int | None) -> int:
-    """The overlay digest of ``rev`` (0 before the first rev)."""
+    """The overlay digest of ``rev`` (0 before the first rev; summed from the rev's
+    overlays when none is recorded)."""
     if rev is None:
         return 0
     row = cur.execute(f"SELECT overlay_digest FROM {s}.snapshots WHERE rev=%s", (rev,)).fetchone()
-    return digest_from_hex(row[0]) if row and row[0] else 0
+    if row and row[0]:
+        return digest_from_hex(row[0])
+    digest = sum(overlay_element(sec, name, t) for (sec, name), t in texts_at(cur, s, rev).items())
+    return digest % (1 << DIGEST_BITS)
 
 
 def copy_rows(cur: Cursor, s: str, rev: int, rows: Sequence[OverlayRow]) -> None:

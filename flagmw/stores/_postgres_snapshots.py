@@ -15,17 +15,17 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from flagmw.core.snapshot_hash import digest_from_hex, digest_hex
+from flagmw.core.snapshot_hash import digest_hex
 from flagmw.errors import ConflictError, NotFoundError
 from flagmw.stores._overlays import (
     OverlayKey,
     OverlayTexts,
     PublishPlan,
-    TextsMemo,
     assemble,
     check_changes,
     plan_changes,
     plan_document,
+    texts_memo,
 )
 from flagmw.stores._postgres_overlays import (
     changed_between,
@@ -141,16 +141,10 @@ class PostgresSnapshots:
     def overlay_texts(self, rev: int) -> OverlayTexts:
         def work(cur: Cursor) -> OverlayTexts:
             self._rev_row(cur, rev, "rev")
-            return OverlayTexts(texts_at(cur, self._s, rev), rev, _digest(cur, self._s, rev))
+            return OverlayTexts(texts_at(cur, self._s, rev), rev, head_digest(cur, self._s, rev))
 
         result: OverlayTexts = self._read(work)
-        return self._texts_memo().keep(result)
-
-    def _texts_memo(self) -> TextsMemo:
-        memo: TextsMemo | None = getattr(self, "_memo", None)
-        if memo is None:
-            memo = self._memo = TextsMemo()
-        return memo
+        return texts_memo(self).keep(result)
 
     def changed_overlays(self, since_rev: int, rev: int) -> set[OverlayKey]:
         result: set[OverlayKey] = self._read(
@@ -189,10 +183,10 @@ class PostgresSnapshots:
             head = self._check_parent(cur, parent_rev)
             plan = plan_document(
                 document,
-                self._texts_memo().get(head) or texts_at(cur, self._s, head),
+                texts_memo(self).get(head) or texts_at(cur, self._s, head),
                 content_hash,
                 overlay_texts,
-                _digest(cur, self._s, head),
+                head_digest(cur, self._s, head),
             )
             return self._insert(
                 cur,
@@ -237,7 +231,7 @@ class PostgresSnapshots:
                 changes,
                 base=json.loads(row[0]),
                 head=texts_of(cur, s, head, changes),
-                head_digest=digest_from_hex(row[1]) if row[1] else head_digest(cur, s, head),
+                head_digest=head_digest(cur, s, head),
             )
             return self._insert(
                 cur,
@@ -336,12 +330,3 @@ class PostgresSnapshots:
             rollback_of,
         )
         return info, {"rev": rev}
-
-
-def _digest(cur: Cursor, s: str, rev: int | None) -> int | None:
-    """The recorded overlay digest of ``rev`` (0 before the first rev; None when the
-    rev has none recorded: then it is summed from the overlays)."""
-    if rev is None:
-        return 0
-    row = cur.execute(f"SELECT overlay_digest FROM {s}.snapshots WHERE rev=%s", (rev,)).fetchone()
-    return digest_from_hex(row[0]) if row and row[0] else None

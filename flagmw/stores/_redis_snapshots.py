@@ -24,11 +24,11 @@ from flagmw.stores._overlays import (
     OverlayKey,
     OverlayTexts,
     PublishPlan,
-    TextsMemo,
     assemble,
     check_changes,
     plan_changes,
     plan_document,
+    texts_memo,
 )
 from flagmw.stores._redis_keys import Keys, info_from_json
 from flagmw.stores._redis_overlays import OverlayReader, queue_rows
@@ -104,7 +104,7 @@ class RedisSnapshots:
     def overlay_texts(self, rev: int) -> OverlayTexts:
         self._info(rev)
         texts = OverlayTexts(self._overlays.texts_at(rev), rev, self._digest(rev))
-        return self._texts_memo().keep(texts)
+        return texts_memo(self).keep(texts)
 
     def _digest(self, rev: int | None) -> int | None:
         """The recorded overlay digest of ``rev`` (0 before the first rev, None when
@@ -114,12 +114,6 @@ class RedisSnapshots:
         (text,) = self._read(lambda p: p.lindex(self._keys.history, rev - 1))
         entry = json.loads(text) if text else {}
         return digest_from_hex(entry["overlay_digest"]) if "overlay_digest" in entry else None
-
-    def _texts_memo(self) -> TextsMemo:
-        memo: TextsMemo | None = getattr(self, "_memo", None)
-        if memo is None:
-            memo = self._memo = TextsMemo()
-        return memo
 
     def changed_overlays(self, since_rev: int, rev: int) -> set[OverlayKey]:
         return self._overlays.changed_between(since_rev, rev)
@@ -152,7 +146,7 @@ class RedisSnapshots:
             head = self._check_parent(pipe, parent_rev)
             plan = plan_document(
                 document,
-                self._texts_memo().get(head) or self._overlays.texts_at(head),
+                texts_memo(self).get(head) or self._overlays.texts_at(head),
                 content_hash,
                 overlay_texts,
                 self._digest(head),

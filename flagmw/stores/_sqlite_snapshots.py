@@ -15,11 +15,11 @@ from flagmw.errors import ConflictError, NotFoundError
 from flagmw.stores._overlays import (
     OverlayTexts,
     PublishPlan,
-    TextsMemo,
     assemble,
     check_changes,
     plan_changes,
     plan_document,
+    texts_memo,
 )
 from flagmw.stores._sqlite_overlays import (
     changed_between,
@@ -100,13 +100,7 @@ class SQLiteSnapshots:
         with self._read() as conn:
             self._rev_row(conn, rev, "rev")
             texts = OverlayTexts(texts_at(conn, rev), rev, head_digest(conn, rev))
-        return self._texts_memo().keep(texts)
-
-    def _texts_memo(self) -> TextsMemo:
-        memo: TextsMemo | None = getattr(self, "_memo", None)
-        if memo is None:
-            memo = self._memo = TextsMemo()
-        return memo
+        return texts_memo(self).keep(texts)
 
     def changed_overlays(self, since_rev: int, rev: int) -> set[tuple[str, str]]:
         with self._read() as conn:
@@ -141,10 +135,10 @@ class SQLiteSnapshots:
                 raise ConflictError(parent_rev, head)
             plan = plan_document(
                 document,
-                self._texts_memo().get(head) or texts_at(conn, head),
+                texts_memo(self).get(head) or texts_at(conn, head),
                 content_hash,
                 overlay_texts,
-                head_digest(conn, head) if head is not None else None,
+                head_digest(conn, head),
             )
             return self._insert(
                 conn,
