@@ -262,6 +262,7 @@ class CountingStore(SQLiteStore):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.asked: list[tuple[str, str]] = []
+        self.calls = 0
         self.down = False
 
     def get_overlays(
@@ -271,6 +272,7 @@ class CountingStore(SQLiteStore):
         if self.down:
             raise StoreUnavailableError(self.name, "connection refused")
         self.asked.extend(keys)
+        self.calls += 1
         return super().get_overlays(rev, keys)
 
 
@@ -514,3 +516,22 @@ def test_a_whole_publish_validates_what_changed_and_what_it_depends_on(store: St
     with pytest.raises(ValidationError, match="vip"):
         client.publish(no_segment, author="a", message="3")
     assert store.head().rev == 1  # type: ignore[union-attr]
+
+
+def test_reading_every_overlay_of_a_lazy_section_is_one_bulk_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Operator paths that walk every tenant (the tenants a protected flag spares from a
+    kill) read the section in one call, not one read per tenant."""
+    monkeypatch.setattr(lazy, "EAGER_OVERLAYS", 10)
+    writer = _client(SQLiteStore(tmp_path / "flagmw.db", create=True))
+    fleet = _fleet(300)
+    for name in ("t-00010", "t-00200"):
+        fleet["tenants"][name]["requires"] = ["compliance.pii_redaction"]
+    writer.publish(fleet, author="a", message="fleet")
+    store = CountingStore(tmp_path / "flagmw.db")
+    worker = _client(store)
+    assert worker.exempt_tenants("compliance.pii_redaction") == ["t-00010", "t-00200"]
+    assert store.calls == 1
+    assert len(store.asked) == 300
+    store.close()

@@ -21,7 +21,15 @@ import json
 import logging
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import (
+    Callable,
+    Collection,
+    ItemsView,
+    Iterable,
+    Iterator,
+    Mapping,
+    ValuesView,
+)
 from typing import Any
 
 from flagmw.core.snapshot_hash import OVERLAY_SECTIONS
@@ -215,6 +223,23 @@ class StoreOverlays(Mapping[str, Any]):
             return default
         self.bodies[name] = _text(body)
         return body
+
+    def items(self) -> ItemsView[str, Any]:
+        """Every ``(name, overlay)``, read in bulk (:meth:`load_all`), not one read per
+        name (operator paths: tenants that require a flag, a whole-section compare).
+
+        Raises:
+            StoreUnavailableError: the store cannot be read.
+        """
+        return self.load_all().items()
+
+    def values(self) -> ValuesView[Any]:
+        """Every overlay, read in bulk (:meth:`load_all`).
+
+        Raises:
+            StoreUnavailableError: the store cannot be read.
+        """
+        return self.load_all().values()
 
     def load_all(self) -> dict[str, Mapping[str, Any]]:
         """Every overlay of the section (one bulk read of those not yet read).
