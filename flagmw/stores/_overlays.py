@@ -82,13 +82,11 @@ def plan_document(
     when the caller has them (:func:`~flagmw.core.snapshot_hash.hash_and_texts`).
     ``head_digest``: the head's overlay digest, updated for the changed overlays only
     (None: summed over every overlay)."""
+    # the caller's texts may carry their digest (the whole document's): nothing to sum
+    known = getattr(texts, "digest", None) if getattr(texts, "rev", 0) is None else None
+    summed = known is None and head_digest is None
     rows: list[OverlayRow] = []
     full = 0
-    changed = 0 if head_digest is None else head_digest
-    # the caller's texts may carry their digest (the whole document's): no element to hash
-    known_digest = getattr(texts, "digest", None) if getattr(texts, "rev", 0) is None else None
-    if known_digest is not None:
-        head_digest = None
     seen: set[OverlayKey] = set()
     for section, name, overlay in overlays_of(document):
         key = (section, name)
@@ -96,24 +94,24 @@ def plan_document(
         if text is None:
             text = overlay_text(overlay)
         seen.add(key)
-        before = head.get(key)
-        if head_digest is None and known_digest is None:
+        if summed:
             full += overlay_element(section, name, text)
-        if before != text:
+        if head.get(key) != text:
             rows.append((section, name, text))
-            if head_digest is not None:
-                changed += overlay_element(section, name, text)
-                if before is not None:
-                    changed -= overlay_element(section, name, before)
-    for s, n in head:
-        if (s, n) not in seen:
-            rows.append((s, n, None))
-            if head_digest is not None:
-                changed -= overlay_element(s, n, head[(s, n)])
-    if known_digest is not None:
-        digest = known_digest
-    else:
-        digest = (full if head_digest is None else changed) % (1 << DIGEST_BITS)
+    rows.extend((s, n, None) for (s, n) in head if (s, n) not in seen)
+    if known is not None:
+        digest = known
+    elif head_digest is None:
+        digest = full % (1 << DIGEST_BITS)
+    else:  # the head's, with the written overlays' elements swapped
+        digest = head_digest
+        for section, name, after in rows:
+            before = head.get((section, name))
+            if after is not None:
+                digest += overlay_element(section, name, after)
+            if before is not None:
+                digest -= overlay_element(section, name, before)
+        digest %= 1 << DIGEST_BITS
     base = base_of(document)
     return PublishPlan(base, rows, digest, content_hash or snapshot_hash(base, digest))
 
