@@ -71,6 +71,8 @@ def plot_rollout(
                 ys.append(value * scale)
             ax.plot(xs, ys, style, marker="o", markersize=3, label=version)
         ax.set_ylabel(label, fontsize=8)
+        top = max(ax.get_ylim()[1], 1e-9)  # values are never negative: start at 0, a
+        ax.set_ylim(-0.04 * top, top)  # little below so a line at 0 stays visible
         ax.grid(alpha=0.3)
         for h in r.history:
             x = (h["at"] - start) / 60.0
@@ -90,9 +92,12 @@ def plot_rollout(
                     color=color,
                     rotation=90,
                     va="top",
-                    ha="right",
+                    ha="left",
+                    xytext=(2, -2),
+                    textcoords="offset points",
                 )
-    axes[0].legend(fontsize=8, loc="upper left")
+    # above the first panel, clear of the stage labels
+    axes[0].legend(fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False)
     axes[-1].set_xlabel("minutes since the rollout started")
     fig.suptitle(f"rollout {r.name}: {r.candidate} over {r.baseline} ({r.status})", fontsize=10)
     fig.tight_layout()
