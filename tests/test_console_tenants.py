@@ -148,3 +148,100 @@ def test_the_tenant_page_edits_through_a_form(env: ConsoleEnv) -> None:
     assert "published+rev+2" in r.headers["location"], r.headers["location"]
     doc = env.store.get_snapshot(2).document
     assert doc["tenants"]["acme"]["values"]["model.primary"] == "gpt-4o"
+
+
+def test_an_edit_in_a_large_fleet_reads_and_writes_one_overlay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """3,000 tenants: the edit reads only the tenant's overlay (never the whole document)
+    and the new rev writes only that overlay row."""
+    from fastapi.testclient import TestClient
+
+    from flagmw import FlagClient, SQLiteStore
+    from flagmw.console import create_app
+    from flagmw.stores.tokens import hash_secret, new_secret, token_store
+
+    store = SQLiteStore(tmp_path / "fleet.db", create=True)
+    registry = _registry()
+    doc = snapshot_part()
+    doc["tenants"] = {f"t-{i:04d}": {"values": {"loop.max_iterations": 5}} for i in range(3000)}
+    FlagClient(registry, store).publish(doc, author="setup", message="fleet")
+    secret = new_secret()
+    token_store(store).add_token(hash_secret(secret) or "", "ed", "tenant-editor", actor="s", at=0)
+    whole_reads: list[int] = []
+    real = store.get_snapshot
+
+    def spy(rev: int, *, overlays: bool = True) -> Any:
+        if overlays:
+            whole_reads.append(rev)
+        return real(rev, overlays=overlays)
+
+    with TestClient(create_app(store)) as http:
+        monkeypatch.setattr(store, "get_snapshot", spy)
+        r = http.put(
+            "/api/v1/tenants/t-0042/values/loop.max_iterations",
+            json={"value": 9, "message": "contract"},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+        assert r.status_code == 201, r.text
+        assert whole_reads == []
+    monkeypatch.undo()
+    assert store.changed_overlays(1, 2) == {("tenants", "t-0042")}
+    after = store.get_snapshot(2).document["tenants"]
+    assert after["t-0042"]["values"]["loop.max_iterations"] == 9
+    assert after["t-0043"]["values"]["loop.max_iterations"] == 5
+    assert len(after) == 3000
+    store.close()
+
+
+def test_a_pending_tenant_edit_holds_only_that_overlay(env: ConsoleEnv) -> None:
+    r = _set(env, "acme", "billing.refund_limit", 700)
+    assert r.status_code == 202, r.text
+    pid = r.json()["pending"]["id"]
+    pending = env.http.get(f"/api/v1/approvals/{pid}", headers=env.auth("viewer")).json()
+    assert pending["overlays"] is True
+    assert list(pending["document"]) == ["tenants"]
+    assert list(pending["document"]["tenants"]) == ["acme"]
+    ok = env.http.post(f"/api/v1/approvals/{pid}/approve", headers=env.auth("admin"))
+    assert ok.status_code == 201, ok.text
+    assert env.store.changed_overlays(1, 2) == {("tenants", "acme")}
+    acme = env.store.get_snapshot(2).document["tenants"]["acme"]
+    assert acme["values"]["billing.refund_limit"] == 700
+
+
+def test_a_bad_value_is_refused_before_it_waits_for_approval(env: ConsoleEnv) -> None:
+    before = env.state()
+    r = _set(env, "acme", "billing.refund_limit", 99_999)
+    assert r.status_code == 422, r.text
+    assert "billing.refund_limit" in r.json()["detail"]
+    assert env.http.get("/api/v1/approvals", headers=env.auth("viewer")).json()["pending"] == []
+    assert env.state() == before
+
+
+def test_a_head_of_another_registry_is_edited_as_a_whole_document(tmp_path: Path) -> None:
+    """The console's registry differs from the head's: the edit publishes the whole
+    document, so every overlay is checked against the console's registry."""
+    from fastapi.testclient import TestClient
+
+    from flagmw import FlagClient, SQLiteStore
+    from flagmw.console import create_app
+    from flagmw.stores.tokens import hash_secret, new_secret, token_store
+
+    store = SQLiteStore(tmp_path / "r.db", create=True)
+    FlagClient(FlagRegistry.from_dict(flags_data()), store).publish(
+        snapshot_part(), author="setup", message="old registry"
+    )
+    secret = new_secret()
+    token_store(store).add_token(hash_secret(secret) or "", "ed", "tenant-editor", actor="s", at=0)
+    with TestClient(create_app(store, registry=_registry())) as http:
+        r = http.put(
+            "/api/v1/tenants/acme/values/loop.max_iterations",
+            json={"value": 11, "message": "contract"},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+    assert r.status_code == 201, r.text
+    head = store.head()
+    assert head is not None
+    assert head.registry_fingerprint == _registry().fingerprint
+    assert store.get_snapshot(2).document["tenants"]["acme"]["values"]["loop.max_iterations"] == 11
+    store.close()

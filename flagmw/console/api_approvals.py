@@ -51,7 +51,8 @@ def approve(request: Request, console: Console, who: Principal, pending_id: str)
             f"must approve it, not its requester {who.name}",
         )
     with console.lock:
-        result = console.client.publish(
+        publish = console.client.publish_overlays if p.overlays else console.client.publish
+        result = publish(
             p.document,
             author=p.requested_by,
             message=f"{p.message} (approved by {who.name})",

@@ -1,9 +1,12 @@
 """``/api/v1/tenants/{tenant}/values/{key}``: the ``tenant-editor`` role sets or clears
 one value in one tenant's overlay, for flags the registry marks ``tenant_editable``.
 
-Each edit is the head document with only ``tenants.<tenant>.values.<key>`` changed,
-validated and published through the client as a new rev on top of the head, authored
-by the editor (so the snapshot history and the audit log name them). A flag tagged
+Each edit reads only that tenant's overlay, changes ``values.<key>``, and publishes the
+overlay alone (:meth:`FlagClient.publish_overlays`: validated, a new rev on top of the
+head that writes one overlay row, so an edit costs the same with 10 or 100,000 tenants),
+authored by the editor (so the snapshot history and the audit log name them). When the
+head was published against another registry, the edit falls back to a whole-document
+publish, so every overlay is checked against the console's registry. A flag tagged
 ``billing`` or ``compliance`` still needs a second admin (:mod:`flagmw.console.approvals`).
 """
 
@@ -22,6 +25,7 @@ from flagmw.console.auth import Principal, tenant_editor
 from flagmw.console.problems import ApiProblem
 from flagmw.console.schemas import _Body
 from flagmw.console.state import Console
+from flagmw.core.snapshot import validate_document
 
 __all__ = ["CLEAR", "TenantValueBody", "edit_tenant_value", "router"]
 
@@ -75,33 +79,73 @@ def edit_tenant_value(
         head = client.store.head()
         if head is None:
             raise ApiProblem(404, "nothing published yet: no tenant overlay to edit")
-        document = copy.deepcopy(dict(client.store.get_snapshot(head.rev).document))
-        tenants = document.setdefault("tenants", {})
-        if tenant not in tenants:
-            raise ApiProblem(
-                404,
-                f"no tenant {tenant!r} in rev {head.rev}; tenant overlays are created by a "
-                "publish (admin)",
-            )
-        values = tenants[tenant].setdefault("values", {})
-        if value is CLEAR:
-            if key not in values:
-                raise ApiProblem(404, f"tenant {tenant} has no value of its own for {key}")
-            del values[key]
-        else:
-            values[key] = value
+        if head.registry_fingerprint != client.registry.fingerprint:
+            # the head was checked against another registry: publish the whole document,
+            # so every overlay is validated against this one
+            return _edit_document(request, console, who, head.rev, tenant, key, value, message)
+        current = client.store.get_overlays(head.rev, [("tenants", tenant)])
+        old = current.get(("tenants", tenant))
+        if old is None:
+            raise ApiProblem(404, _no_tenant(tenant, head.rev))
+        overlay = copy.deepcopy(dict(old))
+        _change(overlay, tenant, key, value)
         msg = f"{message} (tenant {tenant}: {key})"
-        snapshot = client.validate(document)
-        keys = guarded_keys(
-            client.registry, client.store.get_snapshot(head.rev).document, snapshot.document
-        )
+        patch = {"tenants": {tenant: overlay}}
+        keys = guarded_keys(client.registry, {"tenants": {tenant: old}}, patch)
         if keys:
-            p = console.approvals.add(
-                who.name, msg, dict(snapshot.document), head.rev, keys, console.clock()
-            )
+            base = client.store.get_snapshot(head.rev, overlays=False).document
+            # located errors now, not when the second admin approves
+            validate_document({"segments": base.get("segments", {}), **patch}, client.registry)
+            p = console.approvals.add(who.name, msg, patch, head.rev, keys, console.clock())
+            p.overlays = True
             notify(request, "approval.requested", p.to_dict())
             return 202, {"pending": p.to_dict()}
-        result = client.publish(document, author=who.name, message=msg, parent_rev=head.rev)
+        result = client.publish_overlays(patch, author=who.name, message=msg, parent_rev=head.rev)
+    return 201, result.to_dict()
+
+
+def _no_tenant(tenant: str, rev: int) -> str:
+    return f"no tenant {tenant!r} in rev {rev}; tenant overlays are created by a publish (admin)"
+
+
+def _change(overlay: dict[str, Any], tenant: str, key: str, value: Any) -> None:
+    values = overlay["values"] = dict(overlay.get("values") or {})
+    if value is CLEAR:
+        if key not in values:
+            raise ApiProblem(404, f"tenant {tenant} has no value of its own for {key}")
+        del values[key]
+    else:
+        values[key] = value
+
+
+def _edit_document(
+    request: Request,
+    console: Console,
+    who: Principal,
+    rev: int,
+    tenant: str,
+    key: str,
+    value: Any,
+    message: str,
+) -> tuple[int, dict[str, Any]]:
+    """The edit as a whole-document publish (the head fits another registry)."""
+    client = console.client
+    before = client.store.get_snapshot(rev).document
+    document = copy.deepcopy(dict(before))
+    tenants = document.setdefault("tenants", {})
+    if tenant not in tenants:
+        raise ApiProblem(404, _no_tenant(tenant, rev))
+    _change(tenants[tenant], tenant, key, value)
+    msg = f"{message} (tenant {tenant}: {key})"
+    snapshot = client.validate(document)
+    keys = guarded_keys(client.registry, before, snapshot.document)
+    if keys:
+        p = console.approvals.add(
+            who.name, msg, dict(snapshot.document), rev, keys, console.clock()
+        )
+        notify(request, "approval.requested", p.to_dict())
+        return 202, {"pending": p.to_dict()}
+    result = client.publish(document, author=who.name, message=msg, parent_rev=rev)
     return 201, result.to_dict()
 
 

@@ -82,6 +82,9 @@ class PendingPublish:
     decided_by: str | None = None
     reason: str | None = None
     rev: int | None = None
+    #: ``document`` is an overlay patch (``{"tenants": {name: overlay}}``) published with
+    #: :meth:`FlagClient.publish_overlays`, not a whole document
+    overlays: bool = False
 
     def to_dict(self, *, with_document: bool = False) -> dict[str, Any]:
         """JSON primitives (the document on request)."""
@@ -96,6 +99,7 @@ class PendingPublish:
             "decided_by": self.decided_by,
             "reason": self.reason,
             "rev": self.rev,
+            "overlays": self.overlays,
         }
         if with_document:
             out["document"] = self.document
