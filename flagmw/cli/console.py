@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from flagmw.cli.errors import EXIT_CODES_EPILOG, CliError
 from flagmw.cli.options import with_session
 from flagmw.cli.session import Session
+
+if TYPE_CHECKING:
+    from flagmw.stores.base import Store
 
 __all__ = ["register"]
 
@@ -71,6 +75,22 @@ def serve(
             help="Serve plain HTTP on a non-loopback interface (tokens travel in clear).",
         ),
     ] = False,
+    rollout_tick: Annotated[
+        str | None,
+        typer.Option(
+            "--rollout-tick",
+            help="Run the rollout controller every DURATION (e.g. 60s, 1m): advance, roll "
+            "back or pause rollouts as `flagmw rollout tick` does; actions go to the webhooks.",
+        ),
+    ] = None,
+    gates: Annotated[
+        Path | None,
+        typer.Option(
+            "--gates",
+            help="With --rollout-tick: a quality_gates.yaml; a stage does not advance while "
+            "a required gate fails.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the operator console: the admin HTTP API (/api/v1, OpenAPI at
     /api/openapi.json) and the dashboard, on the store.
@@ -99,9 +119,13 @@ def serve(
         hooks = [parse_webhook(spec, key) for spec in webhook or ()]
     except ValueError as exc:
         raise CliError(f"--webhook: {exc}") from None
+    interval = _tick_interval(rollout_tick, gates)
 
     store = g.open_store()
+    ticker = None
     try:
+        if interval is not None:
+            ticker = _rollout_ticker(store, interval, gates, g.actor)
         registry, where = g.find_registry(store)
         g.note(f"registry: {where}")
         app = create_app(
@@ -112,6 +136,7 @@ def serve(
             secure_cookies=tls,
             webhooks=hooks,
             code_paths=code or (),
+            rollout_ticker=ticker,
         )
         scheme = "https" if tls else "http"
         from flagmw.cli.output import write_lines
@@ -128,7 +153,48 @@ def serve(
             ssl_keyfile=tls_key,
         )
     finally:
+        if ticker is not None:
+            ticker.controller.store.close()
         store.close()
+
+
+def _tick_interval(spec: str | None, gates: Path | None) -> float | None:
+    """Seconds between rollout ticks from ``--rollout-tick`` (None: no ticking)."""
+    if spec is None:
+        if gates is not None:
+            raise CliError("--gates applies to --rollout-tick; give both")
+        return None
+    from flagmw.core.overrides import parse_duration
+
+    try:
+        seconds = parse_duration(spec)
+    except ValueError as exc:
+        raise CliError(f"--rollout-tick: {exc}") from None
+    if not 1.0 <= seconds <= 86400.0:
+        raise CliError(f"--rollout-tick must be between 1s and 24h, not {spec!r}")
+    return seconds
+
+
+def _rollout_ticker(store: Store, interval: float, gates: Path | None, actor: str) -> Any:
+    """The rollout controller on a timer, on ``store``'s rollout store."""
+    from flagmw.rollout.controller import RolloutController
+    from flagmw.rollout.store import open_rollout_store
+    from flagmw.rollout.ticker import RolloutTicker
+
+    spec = None
+    if gates is not None:
+        from flagmw.rollout.gates import load_gates
+
+        spec = load_gates(gates)
+    rs = open_rollout_store(store)
+    gate = None
+    if spec is not None:
+        from flagmw.rollout.gates import gate_callable
+
+        gate = gate_callable(rs, spec)
+    return RolloutTicker(
+        RolloutController(rs, gate=gate), interval, actor=f"controller (serve, {actor})"
+    )
 
 
 RoleOpt = Annotated[

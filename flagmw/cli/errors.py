@@ -81,8 +81,17 @@ def summary_line(problems: Sequence[Problem], source: str | None, note: str = ""
 
 
 def one_line(text: str) -> str:
-    """Collapse a multi-line message into one line."""
-    return "; ".join(part.strip(" -") for part in text.splitlines() if part.strip())
+    """Collapse a multi-line message into one line: its lines joined with ``; ``, each
+    without surrounding blanks and a leading list bullet (``- ``). An option name such
+    as ``--rollout-tick`` at the start of a line is kept whole."""
+    parts = []
+    for part in text.splitlines():
+        part = part.strip()
+        if part.startswith("- "):
+            part = part[2:].lstrip()
+        if part and part != "-":
+            parts.append(part)
+    return "; ".join(parts)
 
 
 def fail(

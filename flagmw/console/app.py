@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -29,6 +30,9 @@ from flagmw.console.state import Console
 from flagmw.console.webhooks import Notifier, Webhook
 from flagmw.core.registry import FlagRegistry
 from flagmw.stores.base import Store
+
+if TYPE_CHECKING:
+    from flagmw.rollout.ticker import RolloutTicker
 
 __all__ = ["MAX_BODY", "create_app"]
 
@@ -122,6 +126,7 @@ def create_app(
     webhooks: Sequence[Webhook] = (),
     webhook_backoff: float = 0.5,
     code_paths: Sequence[str] = (),
+    rollout_ticker: RolloutTicker | None = None,
 ) -> Any:
     """The console (admin API and dashboard) on ``store``.
 
@@ -139,6 +144,9 @@ def create_app(
             lifespan start to its end).
         webhook_backoff: the first retry delay of a failed delivery (seconds; doubles).
         code_paths: source trees the Hygiene page scans for unreferenced flags.
+        rollout_ticker: runs the rollout controller while the app runs (lifespan start
+            to end; ``flagmw serve --rollout-tick``); each advance, completion,
+            rollback or pause is delivered to the webhooks as ``rollout.<action>``.
 
     Returns:
         a FastAPI application (ASGI), wrapped in the body-size and header guard; the
@@ -154,14 +162,21 @@ def create_app(
         code_paths=code_paths,
     )
     notifier = Notifier(console, list(webhooks), backoff=webhook_backoff) if webhooks else None
+    if rollout_ticker is not None and notifier is not None and rollout_ticker.on_action is None:
+        hooks = notifier
+        rollout_ticker.on_action = lambda r: hooks.enqueue(f"rollout.{r.action}", asdict(r))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if notifier is not None:
             notifier.start()
+        if rollout_ticker is not None:
+            rollout_ticker.start()
         try:
             yield
         finally:
+            if rollout_ticker is not None:
+                rollout_ticker.stop()
             if notifier is not None:
                 notifier.stop()
 

@@ -12,7 +12,10 @@ dashboard. Only ``http`` and ``https`` URLs are accepted; nothing from a request
 a document ever becomes a URL.
 
 PagerDuty: a kill triggers an event whose ``dedup_key`` is ``flagmw:<store>:<id>``, and its
-end or expiry resolves it; publishes, rollbacks and overrides are ``info`` events.
+end or expiry resolves it; publishes, rollbacks and overrides are ``info`` events. With
+``flagmw serve --rollout-tick``, what the rollout controller does is delivered too
+(``rollout.advance``, ``rollout.complete``, ``rollout.rollback`` — an ``error`` event —,
+``rollout.pause`` — a ``warning``).
 The routing key is read from ``$FLAGMW_PAGERDUTY_ROUTING_KEY`` (a secret: never on the
 command line).
 """
@@ -67,6 +70,9 @@ def parse_webhook(spec: str, routing_key: str = "") -> Webhook:
 
 
 def _summary(name: str, d: dict[str, Any]) -> str:
+    if name.startswith("rollout."):
+        verb = _ROLLOUT_VERBS.get(d["action"], d["action"])
+        return f"flagmw: rollout {d['rollout']} {verb} (share {d['share']:g} %): {d['reason']}"
     if name.startswith("approval."):
         keys = ", ".join(d["keys"])
         if name == "approval.requested":
@@ -93,20 +99,43 @@ def _summary(name: str, d: dict[str, Any]) -> str:
     return f"flagmw: {what} {d['key']} ({scope}) expired"
 
 
+#: how a rollout action reads in a message
+_ROLLOUT_VERBS = {
+    "advance": "advanced",
+    "complete": "completed",
+    "rollback": "ROLLED BACK",
+    "pause": "paused",
+    "conflict": "changed by another controller",
+}
+#: PagerDuty severity of a rollout action
+_ROLLOUT_SEVERITY = {"rollback": "error", "pause": "warning"}
+
+
 def slack_message(name: str, data: dict[str, Any]) -> dict[str, Any]:
     """A Slack incoming-webhook message (``text`` plus one mrkdwn section)."""
     text = _summary(name, data)
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
 
 
+def _severity(name: str, data: dict[str, Any], kill: bool) -> str:
+    if kill and name == "override.created":
+        return "critical"
+    if name.startswith("rollout."):
+        return _ROLLOUT_SEVERITY.get(str(data.get("action")), "info")
+    return "info"
+
+
 def pagerduty_event(
     name: str, data: dict[str, Any], routing_key: str, store: str
 ) -> dict[str, Any]:
-    """A PagerDuty Events API v2 event: kills trigger (and their end resolves) an alert
-    deduplicated by the override id; everything else is an ``info`` trigger."""
+    """A PagerDuty Events API v2 event: kills trigger (and their end resolves) a
+    ``critical`` alert deduplicated by the override id; a rollout rollback triggers an
+    ``error``, a rollout pause a ``warning``; everything else is an ``info`` trigger."""
     kill = data.get("kind") == "kill"
     oid = data.get("id")
-    if name.startswith("approval."):
+    if name.startswith("rollout."):
+        dedup = f"flagmw:{store}:rollout-{data['rollout']}-{data['action']}-{data['share']:g}"
+    elif name.startswith("approval."):
         dedup = f"flagmw:{store}:{data['id']}"
     elif name == "rev":
         dedup = f"flagmw:{store}:rev-{data['rev']}"
@@ -118,8 +147,8 @@ def pagerduty_event(
         event["payload"] = {
             "summary": _summary(name, data)[:1024],
             "source": f"flagmw:{store}",
-            "severity": "critical" if kill and name == "override.created" else "info",
-            "component": data.get("key", "snapshot"),
+            "severity": _severity(name, data, kill),
+            "component": data.get("key", data.get("rollout", "snapshot")),
             "group": "flagmw",
             "class": name,
             "custom_details": data,
