@@ -47,7 +47,8 @@ def status_report(ctl: RolloutController, r: Rollout) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     stages = sorted({float(o["stage"]) for o in outcomes if o.get("stage") is not None})
     for stage in stages:
-        for arm, version in (("candidate", r.candidate), ("baseline", r.baseline)):
+        arms = (("candidate", r.candidate), ("shadow", r.candidate), ("baseline", r.baseline))
+        for arm, version in arms:
             runs = [o for o in outcomes if o.get("stage") == stage and o.get("arm") == arm]
             if not runs:
                 continue
