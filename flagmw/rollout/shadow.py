@@ -58,15 +58,16 @@ __all__ = ["ShadowRunner", "shadow", "trajectory"]
 log = logging.getLogger("flagmw")
 
 
-def trajectory(output: Any) -> tuple[list[str], str | None]:
+def trajectory(output: Any, skip: int = 0) -> tuple[list[str], str | None]:
     """``(tool names called, final answer text)`` of a graph's output with a
-    ``messages`` channel (LangChain messages); ``([], None)`` otherwise."""
+    ``messages`` channel (LangChain messages), after its first ``skip`` messages (the
+    history both runs started from); ``([], None)`` otherwise."""
     messages = output.get("messages") if isinstance(output, Mapping) else None
     if not isinstance(messages, list):
         return [], None
     tools: list[str] = []
     answer: str | None = None
-    for m in messages:
+    for m in messages[skip:]:
         for call in getattr(m, "tool_calls", None) or ():
             tools.append(str(call.get("name")))
         if getattr(m, "type", None) == "ai" and isinstance(getattr(m, "content", None), str):
@@ -179,10 +180,20 @@ class ShadowRunner:
         self._maybe(input, config, out, (time.monotonic() - t0) * 1000.0)
         return out
 
-    def _maybe(self, input: Any, config: dict[str, Any], out: Any, latency: float) -> None:
+    def offer(
+        self, input: Any, config: Mapping[str, Any], primary: Any, latency_ms: float, skip: int = 0
+    ) -> None:
+        """Queue a shadow of a primary run that returned ``primary`` in ``latency_ms``
+        from ``input`` with ``config``, when it is sampled; ``skip``: messages of
+        ``input`` both runs start from (left out of the comparison). Never raises."""
+        self._maybe(input, dict(config), primary, latency_ms, skip)
+
+    def _maybe(
+        self, input: Any, config: dict[str, Any], out: Any, latency: float, skip: int = 0
+    ) -> None:
         try:
             t = self.target()
-            if input is None or t is None or not self.sampled(config, t):
+            if self.graph is None or input is None or t is None or not self.sampled(config, t):
                 return
             with self._lock:
                 if self._pending >= self.max_pending:
@@ -190,7 +201,7 @@ class ShadowRunner:
                     return
                 self._pending += 1
             try:
-                self._pool.submit(self._run, t, input, config, out, latency)
+                self._pool.submit(self._run, t, input, config, out, latency, skip)
             except BaseException:
                 with self._lock:
                     self._pending -= 1
@@ -199,7 +210,13 @@ class ShadowRunner:
             self.failed += 1
 
     def _run(
-        self, t: Target, input: Any, config: dict[str, Any], primary: Any, latency: float
+        self,
+        t: Target,
+        input: Any,
+        config: dict[str, Any],
+        primary: Any,
+        latency: float,
+        skip: int = 0,
     ) -> None:
         try:
             self.started += 1
@@ -220,8 +237,8 @@ class ShadowRunner:
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"[:300]
             shadow_latency = (time.monotonic() - t0) * 1000.0
-            p_tools, p_answer = trajectory(primary)
-            s_tools, s_answer = trajectory(out)
+            p_tools, p_answer = trajectory(primary, skip)
+            s_tools, s_answer = trajectory(out, skip)
             self.recorder.add(
                 {
                     "kind": "shadow",
