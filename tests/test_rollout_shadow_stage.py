@@ -136,6 +136,26 @@ def test_the_shadow_stage_shadows_baseline_runs_then_advances(setup: Setup) -> N
     assert all(o["same_answer"] and o["same_tools"] for o in compared)
     # the refund ran once per primary run, never in a shadow
     assert REFUNDS == ["o-42"] * 8
+    # the status shows the shadow stage, the shadow arm and the comparisons
+    from typer.testing import CliRunner
+
+    from flagmw.cli.app import app
+
+    db = str(client.store.name).removeprefix("sqlite:")
+    status = CliRunner().invoke(app, ["--store", db, "rollout", "status", "--no-plot"])
+    assert status.exit_code == 0, status.output
+    assert "shadow stage: 100 % of tenants shadowed" in status.output
+    assert "shadow runs of v1.3.3: 8, same answer 100 %, same tools 100 %" in status.output
+    assert "traffic split" not in status.output  # no split to test in a shadow stage
+    cells = [
+        [c.strip() for c in ln.split("│") if c.strip()]
+        for ln in status.output.splitlines()
+        if "v1.3." in ln
+    ]
+    assert {tuple(row[:3]) for row in cells if len(row) >= 3} >= {
+        ("shadow", "shadow", "v1.3.3"),
+        ("shadow", "baseline", "v1.3.2"),
+    }
     # too early: the stage's minimum duration
     [res] = ctl.tick()
     assert res.action == "wait"

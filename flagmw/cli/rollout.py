@@ -242,6 +242,11 @@ def _render(out: Console, rep: dict[str, object]) -> None:
     out.print(
         f"{r['name']}: {r['candidate']} over {r['baseline']} for {r['agent']} — "
         f"{r['status']}, candidate share {r['share']:g} % of {r['unit']}s"
+        + (
+            f", shadow stage: {r['shadow_share']:g} % of {r['unit']}s shadowed"
+            if r.get("in_shadow")
+            else ""
+        )
         + (f" ({r['reason']})" if r.get("reason") else "")
     )
     t = table("stage", "arm", "version", "runs", "error rate", "p95", "cost/run", "violations")

@@ -170,7 +170,8 @@ class RolloutController:
         if r.in_shadow and r.shadow_agreement is not None:
             verdicts += (agreement_verdict(since, r.shadow_agreement, r.min_runs),)
         field = _UNIT_FIELD[r.unit]
-        cu = {o.get(field) for o in cand if o.get(field) is not None}
+        traffic = [o for o in window if o.get("arm") == "candidate"]  # never the shadows
+        cu = {o.get(field) for o in traffic if o.get(field) is not None}
         bu = {o.get(field) for o in base if o.get(field) is not None}
         srm = srm_check(len(cu), len(bu), r.share / 100.0)
         if len(cu) + len(bu) < self.srm_min_units:
