@@ -288,3 +288,8 @@ def test_the_command_line_refuses_then_promotes(
     assert missing.exit_code == 2
     assert "no flagmw store" in missing.output
     assert "Traceback" not in missing.output
+    for rev in ("0", "-3", "99999999999999999999"):  # untrusted revs: a located error
+        huge = _cli("--store", src, "promote", "snapshot", "--to", dst, "--gates", str(gates),
+                    "--rev", rev)  # fmt: skip
+        assert huge.exit_code == 2, huge.output
+        assert f"no snapshot rev {rev} in sqlite:" in huge.output

@@ -33,9 +33,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from flagmw.client.arguments import MAX_REV
 from flagmw.core.registry import FlagRegistry
 from flagmw.core.source import Locator
-from flagmw.errors import FlagmwError
+from flagmw.errors import FlagmwError, NotFoundError
 from flagmw.rollout.gates import Gate, GateResult, check_gates, check_snapshot_gates
 from flagmw.rollout.store import RolloutStore, open_rollout_store
 from flagmw.stores.base import Store
@@ -169,6 +170,10 @@ def _promote_snapshot(
 ) -> PromoteResult:
     from flagmw.client.client import FlagClient
 
+    if rev is not None and (
+        isinstance(rev, bool) or not isinstance(rev, int) or not 1 <= rev <= MAX_REV
+    ):
+        raise NotFoundError(f"no snapshot rev {rev!r} in {source.name}")
     record = source.get_snapshot(rev)
     info = record.info
     results = check_snapshot_gates(src, info.rev, gates, environment=environment, agent=agent)
@@ -303,8 +308,6 @@ def _promote_version(
 
 
 def _has_version(store: Any, agent: str, version: str) -> bool:
-    from flagmw.errors import NotFoundError
-
     try:
         store.get_version(agent, version)
     except NotFoundError:
