@@ -146,3 +146,37 @@ def test_a_fixed_version_and_an_unbound_middleware(
     unbound.close()
     with pytest.raises(ValueError, match="ShadowRunner or shadow"):
         ShadowMiddleware()
+
+
+def test_the_async_hooks_shadow_too(
+    tmp_path: Path, registry: FlagRegistry, snapshot_document: dict[str, Any]
+) -> None:
+    import asyncio
+
+    from langchain.agents import create_agent
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    client = FlagClient(registry, SQLiteStore(tmp_path / "a.db", create=True))
+    client.publish(snapshot_document, author="t", message="m")
+    rs = open_rollout_store(client.store)
+    v = AgentVersion.build(registry, "support-agent", "v1.3.3", {"loop.max_iterations": 6})
+    rs.publish_version(v, author="ana", at=0.0)
+    rec = OutcomeRecorder(rs, flush_interval=3600)
+    mw = FlagmwMiddleware(client, name="support-agent", observers=[rec])
+    sm = ShadowMiddleware(client=client, agent="support-agent", recorder=rec,
+                          version="v1.3.3", share=100)  # fmt: skip
+    agent = sm.bind(
+        create_agent(ScriptedChatModel(script=_script), tools=[refund],
+                     checkpointer=InMemorySaver(), middleware=[mw, OutcomeMiddleware(rec, mw), sm])
+    )  # fmt: skip
+    REFUNDS.clear()
+    cfg = {"configurable": {"thread_id": "async-1", "tenant_id": "acme"}}
+    out = asyncio.run(agent.ainvoke({"messages": [HumanMessage("refund o-42")]}, cfg))
+    assert out["messages"][-1].content == "Refund sent."  # no rollout: no version assigned
+    sm.close()
+    rec.close()
+    [cmp] = [o for o in rs.outcomes() if o.get("kind") == "shadow"]
+    assert (cmp["version"], cmp["shadow_tools"], cmp["error"]) == ("v1.3.3", ["refund"], None)
+    assert REFUNDS == ["o-42"]
+    rs.close()
+    client.close()

@@ -186,12 +186,13 @@ class ShadowRunner:
         """Queue a shadow of a primary run that returned ``primary`` in ``latency_ms``
         from ``input`` with ``config``, when it is sampled; ``skip``: messages of
         ``input`` both runs start from (left out of the comparison). Never raises."""
-        self._maybe(input, dict(config), primary, latency_ms, skip)
+        self._maybe(input, config, primary, latency_ms, skip)
 
     def _maybe(
-        self, input: Any, config: dict[str, Any], out: Any, latency: float, skip: int = 0
+        self, input: Any, config: Mapping[str, Any], out: Any, latency: float, skip: int = 0
     ) -> None:
         try:
+            config = dict(config)
             t = self.target()
             if self.graph is None or input is None or t is None or not self.sampled(config, t):
                 return
