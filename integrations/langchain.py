@@ -79,11 +79,18 @@ from flagmw.integrations._agent_pin import (
     turn_marker,
 )
 from flagmw.integrations._agent_routing import ModelRouter
+from flagmw.integrations._agent_shadow import ShadowMiddleware
 from flagmw.langgraph.context import ContextBuilder, context_from_config
 from flagmw.langgraph.run import RunObserver, RunState, active_run_kill, current_run, use_run
 from flagmw.langgraph.tool_gate import Gate, Refusal, check_tool, warn_ungated_twin
 
-__all__ = ["PIN_KEY", "FlagmwAgentState", "FlagmwMiddleware", "OutcomeMiddleware"]
+__all__ = [
+    "PIN_KEY",
+    "FlagmwAgentState",
+    "FlagmwMiddleware",
+    "OutcomeMiddleware",
+    "ShadowMiddleware",
+]
 
 log = logging.getLogger("flagmw")
 

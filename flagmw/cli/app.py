@@ -33,6 +33,7 @@ from flagmw.cli import (
     interop,
     lint,
     overrides,
+    promote,
     replay,
     rollout,
     snapshots,
@@ -93,6 +94,7 @@ for group in (
     agents,
     rollout,
     gates,
+    promote,
     console,
 ):
     group.register(app)

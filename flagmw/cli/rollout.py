@@ -86,9 +86,27 @@ def start(
     ] = None,
     name: Annotated[str | None, typer.Option("--name", help="The rollout's name.")] = None,
     gates: GatesOpt = None,
+    shadow_share: Annotated[
+        float,
+        typer.Option(
+            "--shadow-share",
+            help="With --stages shadow,…: percent of the baseline's units also run on the "
+            "candidate in the background during the shadow stage.",
+        ),
+    ] = 10.0,
+    shadow_agreement: Annotated[
+        float | None,
+        typer.Option(
+            "--shadow-agreement",
+            help="With a shadow stage: the least same-answer rate (0-1) of the shadow "
+            "runs, judged like a guardrail (default: not judged).",
+        ),
+    ] = None,
 ) -> None:
     """Start a staged rollout of CANDIDATE over BASELINE for AGENT (refused while a
-    required gate of --gates fails)."""
+    required gate of --gates fails). Stages may begin with shadow
+    (shadow,1,5,25,50,100): the candidate then first runs only in the shadow of
+    --shadow-share percent of the baseline's units."""
     from flagmw.rollout.guardrails import parse_guardrail
 
     rails = [parse_guardrail(t) for t in guardrail or ()]
@@ -103,13 +121,20 @@ def start(
             min_duration=min_duration,
             min_runs=min_runs,
             guardrails=rails,
+            shadow_share=shadow_share,
+            shadow_agreement=shadow_agreement,
             actor=g.actor,
         )
+    first = (
+        f"shadow stage: {r.shadow_share:g} % of {unit}s shadowed"
+        if r.in_shadow
+        else f"stage {r.share:g} % of {unit}s"
+    )
     g.emit_lines(
         r.to_dict(),
         [
-            f"started rollout {r.name}: {candidate} over {baseline} for {agent}, "
-            f"stage {r.share:g} % of {unit}s (stages {','.join(f'{s:g}' for s in r.stages)})"
+            f"started rollout {r.name}: {candidate} over {baseline} for {agent}, {first} "
+            f"(stages {','.join('shadow' if s == 0 else f'{s:g}' for s in r.stages)})"
         ],
     )
 
@@ -217,12 +242,17 @@ def _render(out: Console, rep: dict[str, object]) -> None:
     out.print(
         f"{r['name']}: {r['candidate']} over {r['baseline']} for {r['agent']} — "
         f"{r['status']}, candidate share {r['share']:g} % of {r['unit']}s"
+        + (
+            f", shadow stage: {r['shadow_share']:g} % of {r['unit']}s shadowed"
+            if r.get("in_shadow")
+            else ""
+        )
         + (f" ({r['reason']})" if r.get("reason") else "")
     )
     t = table("stage", "arm", "version", "runs", "error rate", "p95", "cost/run", "violations")
     for row in rep["stages"]:  # type: ignore[attr-defined]
         t.add_row(
-            f"{row['stage']:g} %",
+            "shadow" if row["stage"] == 0 else f"{row['stage']:g} %",
             row["arm"],
             row["version"],
             str(row["runs"]),

@@ -15,6 +15,13 @@ A tick, for each running rollout: aggregate the current stage's finished runs
    candidate runs → advance (from the last stage: complete);
 4. else wait.
 
+In a **shadow stage** (:data:`~flagmw.rollout.stages.SHADOW`) the candidate's arm is
+the shadow runs (``arm: shadow`` outcomes of this rollout, recorded by a
+:class:`~flagmw.rollout.shadow.ShadowRunner` following it), judged against the baseline
+runs of the same window by the same guardrails and ``min_runs``; with
+``shadow_agreement`` also the same-answer rate of the shadow comparisons. There is no
+traffic split to test. It advances to the first traffic stage or rolls back.
+
 Every transition is a compare-and-set on the stored rollout, so two controllers ticking
 at once cannot both act; the loser's tick reports a conflict and changes nothing.
 """
@@ -32,6 +39,7 @@ from flagmw.core.versions import version_ref
 from flagmw.errors import NotFoundError
 from flagmw.rollout.aggregate import Stats, aggregate
 from flagmw.rollout.guardrails import DEFAULT_GUARDRAILS, Verdict, evaluate
+from flagmw.rollout.shadow_judge import agreement_verdict
 from flagmw.rollout.srm import SrmResult, srm_check
 from flagmw.rollout.stages import Rollout, RolloutError
 from flagmw.rollout.store import RolloutConflictError, RolloutStore
@@ -145,8 +153,9 @@ class RolloutController:
     def evaluate(self, r: Rollout) -> Evaluation:
         """Judge the current stage (see the module docs)."""
         now = self.clock()
-        window = [o for o in self.outcomes(r, r.stage_started_at) if o.get("stage") == r.share]
-        cand = [o for o in window if o.get("arm") == "candidate"]
+        since = self.outcomes(r, r.stage_started_at)
+        window = [o for o in since if o.get("stage") == r.share]
+        cand = [o for o in window if o.get("arm") == ("shadow" if r.in_shadow else "candidate")]
         base = [o for o in window if o.get("arm") == "baseline"]
         cs = aggregate(o for o in cand if o.get("outcome") in JUDGED)
         bs = aggregate(o for o in base if o.get("outcome") in JUDGED)
@@ -158,8 +167,11 @@ class RolloutController:
             )
         rails = r.guardrails or DEFAULT_GUARDRAILS
         verdicts = tuple(evaluate(g, cs, bs, r.min_runs) for g in rails)
+        if r.in_shadow and r.shadow_agreement is not None:
+            verdicts += (agreement_verdict(since, r.shadow_agreement, r.min_runs),)
         field = _UNIT_FIELD[r.unit]
-        cu = {o.get(field) for o in cand if o.get(field) is not None}
+        traffic = [o for o in window if o.get("arm") == "candidate"]  # never the shadows
+        cu = {o.get(field) for o in traffic if o.get(field) is not None}
         bu = {o.get(field) for o in base if o.get(field) is not None}
         srm = srm_check(len(cu), len(bu), r.share / 100.0)
         if len(cu) + len(bu) < self.srm_min_units:
@@ -188,9 +200,15 @@ class RolloutController:
         min_duration: str | float = "30m",
         min_runs: int = 200,
         guardrails: Sequence[Mapping[str, Any]] = (),
+        shadow_share: float = 10.0,
+        shadow_agreement: float | None = None,
         actor: str,
     ) -> Rollout:
         """Start a rollout of ``candidate`` over ``baseline`` (both published).
+        ``stages`` may begin with ``shadow`` (``"shadow,1,5,25,50,100"``): then
+        ``shadow_share`` percent of the baseline's units are shadowed on the candidate
+        first, and ``shadow_agreement`` (0–1, optional) is the least same-answer rate
+        the shadow stage needs.
 
         Raises:
             NotFoundError: a version was never published.
@@ -220,17 +238,21 @@ class RolloutController:
             min_duration=_duration(min_duration),
             min_runs=min_runs,
             guardrails=guardrails,
+            shadow_share=shadow_share,
+            shadow_agreement=shadow_agreement,
             at=now,
             actor=actor,
         )
         stored = self.store.save_rollout(r.to_dict(), 0)
+        shadowing = f", shadowing {r.shadow_share:g} % first" if r.in_shadow else ""
         self.store.append_audit(
             now,
             "rollout.start",
             actor,
-            f"{candidate} over {baseline}, stages {','.join(f'{s:g}' for s in r.stages)} %",
+            f"{candidate} over {baseline}, stages {','.join(f'{s:g}' for s in r.stages)} %"
+            + shadowing,
             name,
-            {"share": r.share, "unit": unit},
+            {"share": r.share, "unit": unit, "shadow_share": r.shadow_share},
         )
         return Rollout.from_dict(stored)
 
@@ -368,7 +390,7 @@ class RolloutController:
         if failed:
             reason = "; ".join(v.message for v in failed)
             details = {
-                "stage": r.share,
+                "stage": r.stage_label if r.in_shadow else r.share,
                 "candidate": ev.candidate.to_dict(),
                 "baseline": ev.baseline.to_dict(),
                 "failed": [v.guardrail for v in failed],
@@ -391,10 +413,16 @@ class RolloutController:
         if ev.all_pass and ev.duration_met and ev.runs_met:
             if self.gate is not None and self.gate(r, r.agent, r.candidate):
                 return TickResult(r.name, "wait", "a quality gate fails", r.share)
-            reason = "guardrails hold: " + "; ".join(v.message for v in ev.verdicts)
+            held = "shadow runs hold" if r.in_shadow else "guardrails hold"
+            reason = f"{held}: " + "; ".join(v.message for v in ev.verdicts)
             new_r = r.advance(self.clock(), actor, reason)
             action = "complete" if new_r.status == "completed" else "advance"
-            new = self._transition(r, new_r, action, actor, reason)
+            details = {
+                "stage": r.stage_label if r.in_shadow else r.share,
+                "candidate": ev.candidate.to_dict(),
+                "baseline": ev.baseline.to_dict(),
+            }
+            new = self._transition(r, new_r, action, actor, reason, details)
             return TickResult(r.name, action, reason, new.share)
         waiting = [v.message for v in ev.verdicts if v.status == "insufficient"]
         if not ev.duration_met:

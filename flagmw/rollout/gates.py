@@ -42,7 +42,14 @@ from flagmw.rollout.controller import JUDGED
 from flagmw.rollout.stages import Rollout
 from flagmw.rollout.store import RolloutStore
 
-__all__ = ["Gate", "GateResult", "check_gates", "gate_callable", "load_gates"]
+__all__ = [
+    "Gate",
+    "GateResult",
+    "check_gates",
+    "check_snapshot_gates",
+    "gate_callable",
+    "load_gates",
+]
 
 _OPS: Mapping[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -144,21 +151,11 @@ def _gate(g: Any, i: int, loc: Locator, base: Path, problems: list[Problem]) -> 
     return Gate(name, metric, op, float(threshold), required=bool(required), min_runs=min_runs)
 
 
-def _measure(
-    store: RolloutStore, agent: str, version: str, gate: Gate, environment: str | None
+def _measure_runs(
+    store: RolloutStore, runs: Sequence[Mapping[str, Any]], gate: Gate, where: str
 ) -> tuple[float | None, str]:
+    """The gate's metric over recorded ``runs`` (``where`` describes them)."""
     assert gate.metric is not None
-    evals = store.evals(agent, version)
-    if gate.metric in evals:
-        return evals[gate.metric], "offline evaluation"
-    runs = [
-        o
-        for o in store.outcomes()
-        if o.get("agent") == agent
-        and o.get("version") == version
-        and (environment is None or o.get("environment") == environment)
-    ]
-    where = f" in {environment}" if environment else ""
     if gate.metric == "feedback_score":
         ids = {o.get("run_id") for o in runs}
         scores = [float(f["score"]) for f in store.feedback() if f.get("run_id") in ids]
@@ -175,11 +172,30 @@ def _measure(
     return value, f"{len(judged)} recorded runs{where}"
 
 
-def _run_suite(gate: Gate, agent: str, version: str) -> tuple[bool, str]:
+def _measure(
+    store: RolloutStore, agent: str, version: str, gate: Gate, environment: str | None
+) -> tuple[float | None, str]:
+    assert gate.metric is not None
+    evals = store.evals(agent, version)
+    if gate.metric in evals:
+        return evals[gate.metric], "offline evaluation"
+    runs = [
+        o
+        for o in store.outcomes()
+        if o.get("agent") == agent
+        and o.get("version") == version
+        and o.get("kind") is None
+        and o.get("arm") != "shadow"
+        and (environment is None or o.get("environment") == environment)
+    ]
+    return _measure_runs(store, runs, gate, f" in {environment}" if environment else "")
+
+
+def _run_suite(gate: Gate, env_vars: Mapping[str, str]) -> tuple[bool, str]:
     assert gate.pytest is not None
     if not gate.pytest.exists():
         return False, f"{gate.pytest} not found"
-    env = {**os.environ, "FLAGMW_GATE_AGENT": agent, "FLAGMW_GATE_VERSION": version}
+    env = {**os.environ, **env_vars}
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "pytest", str(gate.pytest), "-q", "-p", "no:cacheprovider"],
@@ -196,6 +212,26 @@ def _run_suite(gate: Gate, agent: str, version: str) -> tuple[bool, str]:
     return proc.returncode == 0, summary[:200]
 
 
+def _judge(
+    gates: Sequence[Gate],
+    measure: Callable[[Gate], tuple[float | None, str]],
+    env_vars: Mapping[str, str],
+) -> list[GateResult]:
+    out: list[GateResult] = []
+    for gate in gates:
+        if gate.pytest is not None:
+            ok, detail = _run_suite(gate, env_vars)
+            out.append(GateResult(gate, "pass" if ok else "fail", None, detail))
+            continue
+        value, detail = measure(gate)
+        if value is None:
+            out.append(GateResult(gate, "fail", None, detail))
+            continue
+        ok = _OPS[gate.op](value, gate.threshold)
+        out.append(GateResult(gate, "pass" if ok else "fail", value, detail))
+    return out
+
+
 def check_gates(
     store: RolloutStore,
     agent: str,
@@ -204,20 +240,42 @@ def check_gates(
     *,
     environment: str | None = None,
 ) -> list[GateResult]:
-    """Judge every gate for ``agent`` ``version``."""
-    out: list[GateResult] = []
-    for gate in gates:
-        if gate.pytest is not None:
-            ok, detail = _run_suite(gate, agent, version)
-            out.append(GateResult(gate, "pass" if ok else "fail", None, detail))
-            continue
-        value, detail = _measure(store, agent, version, gate, environment)
-        if value is None:
-            out.append(GateResult(gate, "fail", None, detail))
-            continue
-        ok = _OPS[gate.op](value, gate.threshold)
-        out.append(GateResult(gate, "pass" if ok else "fail", value, detail))
-    return out
+    """Judge every gate for ``agent`` ``version`` (on its offline results, else its
+    recorded runs — shadow runs left out — in ``environment`` when given)."""
+    return _judge(
+        gates,
+        lambda gate: _measure(store, agent, version, gate, environment),
+        {"FLAGMW_GATE_AGENT": agent, "FLAGMW_GATE_VERSION": version},
+    )
+
+
+def check_snapshot_gates(
+    store: RolloutStore,
+    rev: int,
+    gates: Sequence[Gate],
+    *,
+    environment: str | None = None,
+    agent: str | None = None,
+) -> list[GateResult]:
+    """Judge every gate for snapshot ``rev`` of the flag store whose rollout store is
+    ``store``: threshold gates on the runs recorded under that rev (the outcome's
+    ``snapshot_rev``; only ``agent``'s and in ``environment`` when given; shadow runs
+    left out). Offline results belong to agent versions, so an offline metric has no
+    measurement here (it fails). A test-suite gate runs with ``FLAGMW_GATE_SNAPSHOT_REV``
+    (and ``FLAGMW_GATE_AGENT`` when given) set."""
+    runs = [
+        o
+        for o in store.outcomes()
+        if o.get("snapshot_rev") == rev
+        and o.get("kind") is None
+        and o.get("arm") != "shadow"
+        and (agent is None or o.get("agent") == agent)
+        and (environment is None or o.get("environment") == environment)
+    ]
+    where = f" on rev {rev}" + (f" of {agent}" if agent else "")
+    where += f" in {environment}" if environment else ""
+    env = {"FLAGMW_GATE_SNAPSHOT_REV": str(rev)} | ({"FLAGMW_GATE_AGENT": agent} if agent else {})
+    return _judge(gates, lambda gate: _measure_runs(store, runs, gate, where), env)
 
 
 def gate_callable(

@@ -47,7 +47,8 @@ def status_report(ctl: RolloutController, r: Rollout) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     stages = sorted({float(o["stage"]) for o in outcomes if o.get("stage") is not None})
     for stage in stages:
-        for arm, version in (("candidate", r.candidate), ("baseline", r.baseline)):
+        arms = (("candidate", r.candidate), ("shadow", r.candidate), ("baseline", r.baseline))
+        for arm, version in arms:
             runs = [o for o in outcomes if o.get("stage") == stage and o.get("arm") == arm]
             if not runs:
                 continue
@@ -59,7 +60,7 @@ def status_report(ctl: RolloutController, r: Rollout) -> dict[str, Any]:
     ev = ctl.evaluate(r) if r.active else None
     return {
         "shadow": shadow_summary(ctl, r),
-        "rollout": r.to_dict() | {"share": r.share},
+        "rollout": r.to_dict() | {"share": r.share, "in_shadow": r.in_shadow},
         "stages": rows,
         "guardrails": []
         if ev is None
@@ -68,7 +69,7 @@ def status_report(ctl: RolloutController, r: Rollout) -> dict[str, Any]:
             for v in ev.verdicts
         ],
         "srm": None
-        if ev is None
+        if ev is None or r.in_shadow  # no traffic split in a shadow stage
         else {
             "candidate_units": ev.srm.candidate,
             "baseline_units": ev.srm.baseline,

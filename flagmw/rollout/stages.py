@@ -17,6 +17,14 @@ rollback; rollback and abort take the share to 0 at once (the next assignment).
 when ``bucket(salt, unit) < share in basis points``. The salt is fixed for the life of
 the rollout, so a unit admitted at 5 % is still admitted at 25 %: as the share grows,
 units only join the candidate. A context without the unit gets the baseline.
+
+**The shadow stage.** A rollout may begin with a stage of kind ``shadow``
+(``"shadow,1,5,25,50,100"``, stored as a leading ``0`` in :attr:`Rollout.stages`): the
+candidate's share is 0 (no user run gets it) while :attr:`Rollout.shadow_share` percent
+of the baseline's units are also run on the candidate in the background by a
+:class:`~flagmw.rollout.shadow.ShadowRunner` that follows the rollout. The controller
+judges the shadow runs against the baseline, then advances to the first traffic stage
+or rolls back. Shares still only grow: 0 → the first traffic stage → …
 """
 
 from __future__ import annotations
@@ -30,31 +38,41 @@ from flagmw.core.bucketing import UNIT_ATTRIBUTES, bucket, percent_to_bps
 from flagmw.core.context import EvaluationContext
 from flagmw.errors import FlagmwError
 
-__all__ = ["Rollout", "RolloutError", "Status", "assign_arm", "parse_stages"]
+__all__ = ["SHADOW", "Rollout", "RolloutError", "Status", "assign_arm", "parse_stages"]
 
 Status = Literal["running", "paused", "completed", "rolled_back", "aborted"]
 ACTIVE: frozenset[str] = frozenset({"running", "paused"})
 UNITS = tuple(UNIT_ATTRIBUTES)
+#: the stored share of a ``shadow`` stage (only ever the first stage)
+SHADOW = 0
 
 
 class RolloutError(FlagmwError):
     """A rollout operation that does not apply (e.g. advancing a rolled-back rollout)."""
 
 
-def parse_stages(stages: Sequence[float] | str) -> tuple[float, ...]:
+def parse_stages(stages: Sequence[float | str] | str) -> tuple[float, ...]:
     """``"1,5,25,50,100"`` or a sequence → strictly increasing percentages in (0, 100],
-    at most 0.01 % precision, ending at 100.
+    at most 0.01 % precision, ending at 100; optionally led by the word ``shadow``
+    (``"shadow,1,5,25,50,100"``), returned as a leading :data:`SHADOW` (``0``).
 
     Raises:
-        RolloutError: anything else.
+        RolloutError: anything else (``shadow`` anywhere but first, a literal ``0``).
     """
-    if isinstance(stages, str):
-        try:
-            values = [float(s) for s in stages.split(",") if s.strip()]
-        except ValueError:
-            raise RolloutError(f"stages must be numbers like 1,5,25,50,100: {stages!r}") from None
-    else:
-        values = [float(s) for s in stages]
+    items = (
+        [s.strip() for s in stages.split(",") if s.strip()]
+        if isinstance(stages, str)
+        else [s.strip() if isinstance(s, str) else s for s in stages]
+    )
+    shadow = bool(items) and items[0] == "shadow"
+    if shadow:
+        items = items[1:]
+    try:
+        values = [float(s) for s in items]
+    except (TypeError, ValueError):
+        raise RolloutError(
+            f"stages must be numbers like 1,5,25,50,100, optionally led by shadow: {stages!r}"
+        ) from None
     if not values or values[-1] != 100:
         raise RolloutError(f"stages must end at 100: {values}")
     for a, b in itertools.pairwise(values):
@@ -63,7 +81,8 @@ def parse_stages(stages: Sequence[float] | str) -> tuple[float, ...]:
     if values[0] <= 0 or any(abs(v * 100 - round(v * 100)) > 1e-6 for v in values):
         raise RolloutError(f"stages must be in (0, 100] with at most 2 decimals: {values}")
     values = [round(v, 2) for v in values]
-    return tuple(int(v) if v.is_integer() else v for v in values)
+    out = tuple(int(v) if v.is_integer() else v for v in values)
+    return (SHADOW, *out) if shadow else out
 
 
 @dataclass(frozen=True)
@@ -79,6 +98,10 @@ class Rollout:
         min_duration: seconds a stage must last before it may advance.
         min_runs: candidate runs a stage needs before guardrails judge or it advances.
         guardrails: guardrail specs (:mod:`flagmw.rollout.guardrails`).
+        shadow_share: with a shadow stage, the percent of the baseline's units whose
+            runs are also run on the candidate during it (0 without one).
+        shadow_agreement: with a shadow stage, the least same-answer rate (0–1) of the
+            shadow comparisons it needs, or None (not judged).
         status: the state; stage: the current stage index.
         stage_started_at: when the current stage began (seconds since the epoch).
         created_at, created_by: who started it, when.
@@ -97,6 +120,8 @@ class Rollout:
     min_duration: float = 1800.0
     min_runs: int = 200
     guardrails: tuple[Mapping[str, Any], ...] = ()
+    shadow_share: float = 0.0
+    shadow_agreement: float | None = None
     status: Status = "running"
     stage: int = 0
     stage_started_at: float = 0.0
@@ -119,14 +144,17 @@ class Rollout:
         min_duration: float = 1800.0,
         min_runs: int = 200,
         guardrails: Sequence[Mapping[str, Any]] = (),
+        shadow_share: float = 10.0,
+        shadow_agreement: float | None = None,
         at: float,
         actor: str,
     ) -> Rollout:
-        """A new rollout at its first stage.
+        """A new rollout at its first stage. ``shadow_share`` (percent, in (0, 100]) and
+        ``shadow_agreement`` (a fraction, 0–1) apply only with a shadow stage.
 
         Raises:
             RolloutError: bad stages or unit, candidate equal to baseline, negative
-                durations or sample sizes.
+                durations or sample sizes, a shadow share or agreement out of range.
         """
         if unit not in UNITS:
             raise RolloutError(f"unit must be one of {', '.join(UNITS)}: {unit!r}")
@@ -135,6 +163,11 @@ class Rollout:
         if min_duration < 0 or min_runs < 0:
             raise RolloutError("min duration and min runs must not be negative")
         st = parse_stages(stages)
+        has_shadow = st[0] == SHADOW
+        if has_shadow and not 0 < shadow_share <= 100:
+            raise RolloutError(f"the shadow share must be in (0, 100] percent: {shadow_share}")
+        if shadow_agreement is not None and not 0 <= shadow_agreement <= 1:
+            raise RolloutError(f"the shadow agreement must be in [0, 1]: {shadow_agreement}")
         r = cls(
             name,
             agent,
@@ -146,6 +179,8 @@ class Rollout:
             min_duration=float(min_duration),
             min_runs=int(min_runs),
             guardrails=tuple(dict(g) for g in guardrails),
+            shadow_share=float(shadow_share) if has_shadow else 0.0,
+            shadow_agreement=shadow_agreement if has_shadow else None,
             stage_started_at=at,
             created_at=at,
             created_by=actor,
@@ -164,6 +199,16 @@ class Rollout:
     @property
     def active(self) -> bool:
         return self.status in ACTIVE
+
+    @property
+    def in_shadow(self) -> bool:
+        """True while running or paused in the shadow stage."""
+        return self.status in ACTIVE and self.stages[self.stage] == SHADOW
+
+    @property
+    def stage_label(self) -> str:
+        """``"shadow"`` or ``"25 %"``: the current stage for humans."""
+        return "shadow" if self.in_shadow else f"{self.share:g} %"
 
     @property
     def last_stage(self) -> bool:
