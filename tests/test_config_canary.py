@@ -418,3 +418,21 @@ def test_units_only_join_the_canary_as_its_share_grows(cuts: list[int], tenants:
             ctl.advance(s.rollout.name, actor="a")
             rt.refresh()
     rt.close()
+
+
+def test_resolution_as_it_was_during_a_canary_follows_the_arm(
+    world: tuple[FlagClient, RolloutStore, FixedClock, Path],
+    snapshot_document: dict[str, Any],
+) -> None:
+    from flagmw.client.history import resolve_at
+
+    client, rs, clock, _ = world
+    ctl = RolloutController(rs, clock=clock, flags=client.store)
+    start_canary(client, _doc(snapshot_document, 6), author="a", message="m", controller=ctl)
+    clock.advance(60)
+    ctl.abort("config-rev-2", actor="a", reason="r")
+    during = T0 + 30
+    for attrs, rev, cap in (({CONFIG_REV_ATTR: 2}, 2, 6), ({CONFIG_REV_ATTR: 1}, 1, 8), ({}, 1, 8)):
+        ctx = EvaluationContext(tenant_id="x", attributes=attrs)
+        h = resolve_at(client.store, client.registry, ctx, at=during, environment="production")
+        assert (h.rev, h.run_config[KEY]) == (rev, cap)
