@@ -36,7 +36,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import flagmw
 from flagmw import EvaluationContext, FlagClient, FlagRegistry, MemoryStore, SQLiteStore
 from flagmw.client.canary import CONFIG_REV_ATTR, CanaryInProgressError
-from flagmw.errors import ConflictError, FlagmwError
+from flagmw.errors import ConflictError, FlagmwError, StoreUnavailableError
 from flagmw.rollout.canary import start_canary
 from flagmw.rollout.controller import RolloutController
 from flagmw.rollout.outcomes import OutcomeRecorder
@@ -234,6 +234,15 @@ def test_a_config_canary_advances_then_rolls_back_automatically(
     arms = {(row["stage"], row["arm"], row["version"]) for row in rep["stages"]}
     assert {(10, "candidate", "rev-2"), (10, "baseline", "rev-1")} <= arms
     assert rep["rollout"]["status"] == "rolled_back"
+    # and the plot draws both arms' runs (config runs carry no agent version)
+    from flagmw.rollout.plot import plot_rollout
+
+    done = ctl.get("config-rev-2")
+    plot_rollout(done, ctl.outcomes(done), tmp_path / "drawn.png")
+    plot_rollout(done, [], tmp_path / "empty.png")
+    drawn = (tmp_path / "drawn.png").read_bytes()
+    assert drawn[:8] == b"\x89PNG\r\n\x1a\n"
+    assert drawn != (tmp_path / "empty.png").read_bytes()
     rec.close()
     plain.close()
 
@@ -436,3 +445,69 @@ def test_resolution_as_it_was_during_a_canary_follows_the_arm(
         ctx = EvaluationContext(tenant_id="x", attributes=attrs)
         h = resolve_at(client.store, client.registry, ctx, at=during, environment="production")
         assert (h.rev, h.run_config[KEY]) == (rev, cap)
+
+
+class _Outage(SQLiteStore):
+    """A SQLite store whose publishes fail while ``down`` (the disk is full)."""
+
+    down = False
+
+    def publish(self, *args: Any, **kwargs: Any) -> Any:
+        if self.down:
+            raise StoreUnavailableError(self.name, "disk I/O error")
+        return super().publish(*args, **kwargs)
+
+
+def test_a_rollback_whose_publish_fails_records_nothing_and_is_retried(
+    tmp_path: Path, registry: FlagRegistry, snapshot_document: dict[str, Any]
+) -> None:
+    clock = FixedClock(T0)
+    store = _Outage(tmp_path / "flags.db", create=True)
+    client = FlagClient(registry, store, clock=clock)
+    client.publish(_doc(snapshot_document, 8), author="t", message="baseline")
+    rs = open_rollout_store(store)
+    ctl = RolloutController(rs, clock=clock, flags=store)
+    start_canary(
+        client, _doc(snapshot_document, 6), min_runs=5, author="a", message="m", controller=ctl
+    )
+    rs.record_outcomes(
+        {"at": clock(), "rollout": "config-rev-2", "stage": 1, "arm": arm, "tenant": f"t{i}",
+         "outcome": "failed" if arm == "candidate" else "completed"}
+        for i in range(40)
+        for arm in ("candidate", "baseline")
+    )  # fmt: skip
+    store.down = True
+    with pytest.raises(StoreUnavailableError):
+        ctl.tick()
+    assert ctl.get("config-rev-2").status == "running"  # nothing recorded
+    assert store.head().action == "canary"  # type: ignore[union-attr]
+    assert [e["action"] for e in rs.audit()] == ["rollout.start"]
+    store.down = False
+    [t] = ctl.tick()
+    assert (t.action, t.share) == ("rollback", 0)
+    assert store.head().rollback_of == 1  # type: ignore[union-attr]
+    rs.close()
+    client.close()
+
+
+@pytest.mark.parametrize("completed", [False, True])
+def test_a_tick_records_how_a_canary_ended_when_the_record_was_missed(
+    world: tuple[FlagClient, RolloutStore, FixedClock, Path],
+    snapshot_document: dict[str, Any],
+    completed: bool,
+) -> None:
+    from flagmw.rollout.canary import _publish_end
+
+    client, rs, clock, _ = world
+    ctl = RolloutController(rs, clock=clock, flags=client.store)
+    start_canary(
+        client, _doc(snapshot_document, 6), stages="100", author="a", message="m", controller=ctl
+    )
+    # a controller published the end, then died before it wrote the rollout record
+    _publish_end(client.store, 2, 1, completed, "controller", clock())
+    [t] = ctl.tick()
+    assert t.action == ("complete" if completed else "rollback")
+    assert "the head moved on to rev 3" in t.reason
+    assert ctl.get("config-rev-2").status == ("completed" if completed else "rolled_back")
+    assert client.store.head().rev == 3  # type: ignore[union-attr]  # nothing published twice
+    assert ctl.tick() == []
