@@ -212,7 +212,10 @@ class RolloutController:
             config = "config" in (kind, other.kind)  # one rollout assigns a run
             if (other.agent == agent or config) and other.active:
                 raise RolloutError(
-                    f"agent {agent!r} already has an active rollout {other.name!r}; "
+                    f"rollout {other.name!r} is active and a config canary shares runs with "
+                    "no other rollout; abort or finish it first"
+                    if config
+                    else f"agent {agent!r} already has an active rollout {other.name!r}; "
                     "abort or finish it first"
                 )
         if self.store.get_rollout(name) is not None:
