@@ -511,3 +511,20 @@ def test_a_tick_records_how_a_canary_ended_when_the_record_was_missed(
     assert ctl.get("config-rev-2").status == ("completed" if completed else "rolled_back")
     assert client.store.head().rev == 3  # type: ignore[union-attr]  # nothing published twice
     assert ctl.tick() == []
+
+
+def test_a_controller_without_the_flag_store_leaves_a_canary_alone(
+    world: tuple[FlagClient, RolloutStore, FixedClock, Path],
+    snapshot_document: dict[str, Any],
+) -> None:
+    client, rs, clock, _ = world
+    start_canary(client, _doc(snapshot_document, 6), min_runs=0, min_duration=0, author="a",
+                 message="m")  # fmt: skip
+    blind = RolloutController(rs, clock=clock)
+    [t] = blind.tick()
+    assert (t.action, t.share) == ("wait", 1)
+    assert "flags=store" in t.reason
+    with pytest.raises(RolloutError, match="flags=store"):
+        blind.abort("config-rev-2", actor="a", reason="r")
+    assert blind.get("config-rev-2").status == "running"
+    assert client.store.head().action == "canary"  # type: ignore[union-attr]

@@ -282,11 +282,15 @@ def settle(ctl: RolloutController, r: Rollout, actor: str) -> TickResult | None:
     """Make a config rollout and the flag store's head agree again (a tick calls it
     first): an active rollout whose canary is no longer the head is recorded as ended
     the way the head says; an ended rollout whose canary is still the head gets its
-    ending publish. None when they agree (or there is no flag store)."""
+    ending publish. None when they agree; an active canary waits when the controller
+    has no flag store (it could not end it)."""
     from flagmw.rollout.controller import TickResult
 
     if ctl.flags is None:
-        return None
+        if not r.active:
+            return None
+        why = "a config canary is judged by a controller with the flag store (flags=store)"
+        return TickResult(r.name, "wait", why, r.share)
     flags = ctl.flags
     cand, base = config_revs(r)
     head = flags.head()
