@@ -528,3 +528,16 @@ def test_a_controller_without_the_flag_store_leaves_a_canary_alone(
         blind.abort("config-rev-2", actor="a", reason="r")
     assert blind.get("config-rev-2").status == "running"
     assert client.store.head().action == "canary"  # type: ignore[union-attr]
+
+
+def test_explain_and_value_of_an_assigned_context_name_the_canary_rev(
+    world: tuple[FlagClient, RolloutStore, FixedClock, Path],
+    snapshot_document: dict[str, Any],
+) -> None:
+    client, _rs, _clock, _ = world
+    start_canary(client, _doc(snapshot_document, 6), author="a", message="m")
+    assigned = EvaluationContext(tenant_id="x", attributes={CONFIG_REV_ATTR: 2})
+    other = EvaluationContext(tenant_id="x")
+    assert (client.value(KEY, assigned), client.value(KEY, other)) == (6, 8)
+    mine, theirs = client.explain(KEY, assigned), client.explain(KEY, other)
+    assert (mine.snapshot_rev, mine.value, theirs.snapshot_rev, theirs.value) == (2, 6, 1, 8)

@@ -205,7 +205,7 @@ class FlagClient(
         ``winner``, the layer that decided the value, count. Reads only the served
         snapshot."""
         ctx = ctx or _EMPTY_CTX
-        return missing_unit(self._scope(ctx.environment)[0], key, ctx, winner)
+        return missing_unit(self._scope_of(ctx)[0], key, ctx, winner)
 
     def served(self) -> tuple[int | None, Mapping[str, Any], tuple[Override, ...]]:
         """What the client serves now, without I/O: the snapshot rev (None: defaults
@@ -263,7 +263,7 @@ class FlagClient(
         """
         self.poll()
         ctx = ctx or _EMPTY_CTX
-        view = self._scope(ctx.environment)[0]
+        view = self._scope_of(ctx)[0]
         for exp in view.experiments:
             if exp.name == experiment:
                 i = exp.assign(ctx)
@@ -288,7 +288,7 @@ class FlagClient(
             every = self.store.list_overrides(include_ended=True, key=key)
         except FlagmwError:
             every = list(self._overrides.overrides)
-        return explain(*self._scope(ctx.environment), key, ctx, now, every)
+        return explain(*self._scope_of(ctx), key, ctx, now, every)
 
     def pinned_version_killed(self, rc: RunConfig) -> bool:
         """True when the agent version pinned in ``rc`` was killed since
