@@ -11,6 +11,11 @@ Targets (issue 12, "Cost at run start"):
   ``run_ended``: the accumulator, the record built and buffered; the store write is on
   the background flusher): ≤ 20 µs per run.
 
+Config canaries (issue 12 §3) are assigned by the same runtime: ``RolloutRuntime.assign``
+on a client whose head is a canary rev (the canary's rollout, one murmur3 bucket, the
+context rebuilt with ``flagmw.config_rev`` and the rollout attributes): ≤ 10 µs, and
+``client.resolve(ctx)`` with the canary's view picked for its candidates.
+
 Side by side, to show what the ``version`` layer costs everyone else:
 ``client.resolve(ctx)`` without a rollout runtime, with one (the candidate's values
 applied), and ``client.is_enabled`` on a context without a version (the layer's decider
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from benchmarks._timing import markdown_table, measure, timer_overhead_ns
 from flagmw import EvaluationContext, FlagClient, FlagRegistry, MemoryStore
@@ -168,9 +174,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     rec._buffer.clear()  # not the subject here: the flusher's store write
     rec.close()
     rt.close()
+    rows += _canary_rows(registry, contexts, n, overhead)
     print(markdown_table(rows))
     print(f"\ntimer overhead {overhead} ns; Python {sys.version.split()[0]}")
     return 0 if all(r.verdict.startswith("PASS") or not r.target for r in rows) else 1
+
+
+def _canary_rows(
+    registry: FlagRegistry, contexts: list[EvaluationContext], n: int, overhead: int
+) -> list[Any]:
+    """A config canary at 25 % of tenants: assignment and resolution at run start."""
+    from flagmw.rollout.canary import start_canary
+
+    client = FlagClient(registry, MemoryStore())
+    client.publish({"values": {"policy.p1": 7}}, author="bench", message="m")
+    start_canary(client, {"values": {"policy.p1": 8}}, stages="25,100", author="bench", message="m")
+    rt = attach(client, background=False)
+    rows = [
+        measure(
+            "canary",
+            "RolloutRuntime.assign(ctx), config canary (25 % of tenants)",
+            rt.assign,
+            contexts,
+            n=n,
+            overhead_ns=overhead,
+            target_ns=10_000,
+        ),
+        measure(
+            "canary",
+            "client.resolve(ctx), config canary assigned",
+            client.resolve,
+            contexts,
+            n=n,
+            overhead_ns=overhead,
+        ),
+        measure(
+            "canary",
+            "client.is_enabled(key, ctx), canary head, context not assigned",
+            lambda c: client.is_enabled("tools.refund_api.enabled", c),
+            contexts,
+            n=n,
+            overhead_ns=overhead,
+        ),
+    ]
+    rt.close()
+    return rows
 
 
 if __name__ == "__main__":

@@ -186,3 +186,35 @@ def test_a_pushing_store_listener_loads_a_change_before_any_poll() -> None:
         reader_store.close()
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+async def test_an_async_run_on_a_config_canary_reads_its_overlays_off_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12 §3: with a canary head a run may be assigned either rev; both revs'
+    overlays of its tenant are loaded before it starts, in a thread."""
+    from flagmw.rollout.canary import start_canary
+    from flagmw.rollout.runtime import attach
+
+    monkeypatch.setattr(lazy, "EAGER_OVERLAYS", 10)
+    monkeypatch.setattr(lazy, "PREFETCH_CHANGED", 5)  # the canary's overlays stay unread
+    path = tmp_path / "flagmw.db"
+    writer = FlagClient(REGISTRY, SQLiteStore(path, create=True), clock=FixedClock(T0))
+    writer.publish(_fleet(50), author="a", message="fleet")
+    tenants = _fleet(50)["tenants"]
+    canary = {"tenants": {t: {"values": {"loop.max_iterations": 77}} for t in tenants}}
+    store = LoopWatchingStore(path)
+    client = await asyncio.to_thread(FlagClient, REGISTRY, store)
+    rt = await asyncio.to_thread(attach, client, None, background=False)
+    await asyncio.to_thread(start_canary, writer, canary, stages="50,100", author="a", message="m")
+    await asyncio.to_thread(rt.refresh)
+    graph = _graph(client)
+    seen = set()
+    for i in range(20):
+        out = await graph.ainvoke({"seen": []}, _cfg(f"t-{i:03d}"))
+        seen.add(out["seen"][0])
+    assert 77 in seen  # candidates on the canary rev
+    assert seen - {77}  # the others on the baseline
+    assert store.on_loop == []
+    rt.close()
+    store.close()

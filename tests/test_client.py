@@ -634,6 +634,7 @@ def test_status_and_lifecycle(make_client: Any, tmp_path: Path, clock: FixedCloc
         "rejected_problems": [],
         "active_overrides": 1,
         "last_refresh_at": T0,
+        "canary_rev": None,
     }
     assert "rev=1" in repr(client)
     with FlagClient(client.registry, SQLiteStore(tmp_path / "x.db", create=True)) as scoped:

@@ -364,3 +364,23 @@ def test_the_console_works_on_every_store(
         assert e.http.get("/api/v1/flags", headers=e.auth("viewer")).status_code == 401
     finally:
         cleanup()
+
+
+def test_a_publish_during_a_config_canary_is_a_409_naming_it(env: ConsoleEnv) -> None:
+    """Issue 12 §3: the console's publishes are refused while the head is a canary."""
+    from flagmw.rollout.canary import start_canary
+
+    client = FlagClient(env.registry, env.store)
+    doc = snapshot_part()
+    doc["values"]["loop.max_iterations"] = 3
+    start_canary(client, doc, author="ana", message="canary")
+    before = env.state()
+    r = env.http.post(
+        "/api/v1/snapshots",
+        json={"document": snapshot_part(), "message": "plain", "parent_rev": 2},
+        headers=env.auth("admin"),
+    )
+    body = _problem(r, 409)
+    assert "head rev 2 is a config canary over rev 1 (rollout config-rev-2)" in body["detail"]
+    assert body["head_rev"] == 2
+    assert env.state() == before

@@ -131,3 +131,51 @@ def test_rollout_commands(cli, tmp_path: Path) -> None:  # type: ignore[no-untyp
     code, _, err = cli("kill-version", "support-agent", "v9", "--reason", "x")
     assert code != 0
     assert "no version 'v9'" in err
+
+
+def test_publish_canary_and_its_rollout_commands(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12 §3: `flagmw publish --canary` publishes a canary rev and starts its
+    rollout; a plain publish meanwhile exits 3 naming it; the rollout commands operate it;
+    an abort publishes the baseline's content as a plain rev."""
+    flags = tmp_path / "flags.yaml"
+    text = flags.read_text()
+    canary_file = tmp_path / "canary.yaml"
+    canary_file.write_text(text.replace("model.fallbacks: [gpt-4o-mini]", "model.fallbacks: []"))
+    code, out, err = cli(
+        "publish", "canary.yaml", "-m", "no fallbacks", "--canary", "1,10,100", "--unit",
+        "tenant", "--min-runs", "5", "--min-duration", "0",
+        "--guardrail", "error_rate <= baseline + 0.02",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "published rev 2 (parent rev 1)" in out
+    assert "canary: rev 2 over rev 1, rollout config-rev-2 at stage 1 % of tenants" in out
+    code, out, err = cli("publish", "canary.yaml", "-m", "again", "--json", "--canary", "5,100")
+    assert code == 3
+    assert "head rev 2 is a config canary over rev 1 (rollout config-rev-2)" in err
+    assert "flagmw rollout abort config-rev-2" in err
+    assert err.count("\n") == 1
+    code, _, err = cli("publish", "flags.yaml", "-m", "plain")
+    assert code == 3
+    assert "config-rev-2" in err
+    assert "Traceback" not in err
+    code, out, _ = cli("history")
+    assert "canary over 1" in out
+    code, out, _ = cli("status")
+    assert "canary rev" in out
+    code, out, _ = cli("rollout", "status", "config-rev-2", "--no-plot")
+    assert code == 0
+    assert "config-rev-2: rev-2 over rev-1 for snapshot — running, candidate share 1 %" in out
+    code, out, _ = cli("rollout", "tick")
+    assert out.startswith("config-rev-2: wait (share 1 %)")
+    code, out, err = cli("rollout", "abort", "config-rev-2", "--reason", "not now")
+    assert code == 0, err
+    assert "aborted, candidate share 0 %" in out
+    code, out, _ = cli("history", "--json")
+    head = json.loads(out)["snapshots"][0]
+    assert (head["rev"], head["action"], head["rollback_of"]) == (3, "rollback", 1)
+    code, out, err = cli("publish", "canary.yaml", "-m", "later", "--canary", "50,100")
+    assert code == 0, err
+    assert "rollout config-rev-4 at stage 50 %" in out
+    code, _, err = cli("publish", "canary.yaml", "-m", "x", "--canary", "1,10", "--overlays")
+    assert code != 0
+    assert "--overlays" in err

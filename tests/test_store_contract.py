@@ -107,6 +107,48 @@ def test_rollback_republishes_an_old_rev_as_a_new_one(client: FlagClient) -> Non
 # -- overrides with a TTL ----------------------------------------------------------------
 
 
+def test_a_config_canary_is_served_as_its_baseline_until_it_ends(
+    kind: str, store: Store, registry: FlagRegistry, clock: FixedClock
+) -> None:
+    """Issue 12 §3, on every backend: a canary head serves its baseline by default and
+    the canary rev only to a context assigned it; the controller's abort publishes the
+    baseline's content as a plain rev (read by another instance too); a publish during
+    the canary is refused."""
+    from flagmw.client.canary import CONFIG_REV_ATTR, CanaryInProgressError
+    from flagmw.rollout.canary import start_canary
+    from flagmw.rollout.controller import RolloutController
+    from flagmw.rollout.store import open_rollout_store
+
+    client = FlagClient(registry, store, clock=clock)
+    client.publish(_doc(4), author="a", message="baseline")
+    rs = open_rollout_store(store)
+    other = SECOND_INSTANCE[kind](store) if kind in SECOND_INSTANCE else store
+    try:
+        ctl = RolloutController(rs, clock=clock, flags=store)
+        s = start_canary(client, _doc(9), stages="5,100", author="a", message="m", controller=ctl)
+        assert (s.publish.rev, s.rollout.name) == (2, "config-rev-2")
+        reader = FlagClient(registry, other, clock=clock)
+        for c in (client, reader):
+            st = c.status()
+            assert (st.head_rev, st.snapshot_rev, st.canary_rev, st.stale) == (2, 1, 2, False)
+            assert c.value(KEY, EvaluationContext(tenant_id="acme")) == 4
+            assigned = EvaluationContext(tenant_id="acme", attributes={CONFIG_REV_ATTR: 2})
+            assert (c.resolve(assigned).snapshot_rev, c.value(KEY, assigned)) == (2, 9)
+        with pytest.raises(CanaryInProgressError):
+            client.publish(_doc(5), author="a", message="m")
+        ctl.abort("config-rev-2", actor="oncall", reason="numbers")
+        head = store.head()
+        assert head is not None
+        assert (head.rev, head.action, head.rollback_of) == (3, "rollback", 1)
+        _wait(lambda: reader.poll() > 0 and reader.snapshot_rev == 3, "the ending publish")
+        assert (reader.value(KEY), reader.status().canary_rev) == (4, None)
+        assert client.publish(_doc(5), author="a", message="m").rev == 4
+    finally:
+        rs.close()
+        if other is not store:
+            other.close()
+
+
 def test_override_expires_to_the_second(client: FlagClient, clock: FixedClock) -> None:
     client.publish(_doc(4), author="a", message="m")
     ov = client.override(KEY, 2, reason="incident", actor="oncall", ttl="90s")

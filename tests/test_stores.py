@@ -178,6 +178,43 @@ def test_rollback_is_recorded(store: Store) -> None:
     assert store.history()[0] == info
 
 
+def test_a_canary_rev_is_recorded_with_its_baseline(store: Store) -> None:
+    """Issue 12 §3: a config canary is a rev with action ``canary`` over its baseline
+    (``rollback_of``), kept by every store in the columns it already has."""
+    _publish(store, None, 1)
+    with pytest.raises(ValueError, match="action"):
+        store.publish(
+            {"values": {KEY: 2}},
+            REGISTRY_DOC,
+            content_hash="sha256:2",
+            registry_fingerprint="sha256:reg",
+            parent_rev=1,
+            author="ana",
+            message="no baseline",
+            at=T0,
+            action="canary",
+        )
+    info = store.publish(
+        {"values": {KEY: 2}},
+        REGISTRY_DOC,
+        content_hash="sha256:2",
+        registry_fingerprint="sha256:reg",
+        parent_rev=1,
+        author="ana",
+        message="canary",
+        at=T0,
+        action="canary",
+        rollback_of=1,
+    )
+    assert (info.rev, info.parent_rev, info.action, info.rollback_of) == (2, 1, "canary", 1)
+    assert store.head() == info
+    assert store.read_state(T0).head == info
+    assert store.history()[0] == info
+    assert store.get_snapshot(2).info == info
+    entry = store.audit()[0]
+    assert (entry.action, entry.target, entry.details["rollback_of"]) == ("canary", "rev 2", 1)
+
+
 def test_published_documents_are_copies(store: Store) -> None:
     doc: dict[str, Any] = {"values": {KEY: 1}}
     store.publish(

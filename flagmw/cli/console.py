@@ -193,7 +193,9 @@ def _rollout_ticker(store: Store, interval: float, gates: Path | None, actor: st
 
         gate = gate_callable(rs, spec)
     return RolloutTicker(
-        RolloutController(rs, gate=gate), interval, actor=f"controller (serve, {actor})"
+        RolloutController(rs, gate=gate, flags=store),
+        interval,
+        actor=f"controller (serve, {actor})",
     )
 
 

@@ -190,6 +190,8 @@ def status(g: Session) -> None:
             rows.append(("last error", f"{st.last_error} ({format_time(st.last_error_at)})"))
         if st.rejected_rev is not None:
             rows.append(("rejected rev", str(st.rejected_rev)))
+        if st.canary_rev is not None:
+            rows.append(("canary rev", f"{st.canary_rev} (its rollout's candidates only)"))
         for name, value in rows:
             t.add_row(name, value)
         out.print(t)

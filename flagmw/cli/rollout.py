@@ -51,7 +51,7 @@ def _controller(g: Session, gates: Path | None = None) -> Iterator[RolloutContro
                 from flagmw.rollout.gates import gate_callable
 
                 gate = gate_callable(rs, spec)
-            yield RolloutController(rs, gate=gate)
+            yield RolloutController(rs, gate=gate, flags=store)
         finally:
             rs.close()
     finally:

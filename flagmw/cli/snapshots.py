@@ -184,22 +184,68 @@ def publish(
             "publish just those overlays on top of the head, leaving everything else.",
         ),
     ] = False,
+    canary: Annotated[
+        str | None,
+        typer.Option(
+            "--canary",
+            help="Publish as a config canary: serve the new rev to these growing shares "
+            "(percent, e.g. 1,10,100) of --unit under guardrails, rolling back "
+            "automatically; other runs keep the current head.",
+        ),
+    ] = None,
+    unit: Annotated[
+        str, typer.Option("--unit", help="--canary: sticky unit: tenant, user, thread or run.")
+    ] = "tenant",
+    min_runs: Annotated[
+        int, typer.Option("--min-runs", help="--canary: candidate runs a stage needs.")
+    ] = 200,
+    min_duration: Annotated[
+        str, typer.Option("--min-duration", help="--canary: shortest stage, e.g. 30m (0: none).")
+    ] = "30m",
+    guardrail: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--guardrail",
+            help="--canary: METRIC <= VALUE | baseline + POINTS | baseline * FACTOR "
+            "(repeatable; default: the built-in set).",
+        ),
+    ] = None,
 ) -> None:
     """Validate FILE and publish its snapshot as the next rev.
 
     The registry is --registry, else the file's flags: section, else the usual search.
     Nothing is published unless everything is valid (exit 1 with every problem); a stale
     --parent exits 3. With --overlays only the tenants and routes FILE names are
-    validated and written (one tenant of 100k in milliseconds).
+    validated and written (one tenant of 100k in milliseconds). With --canary the rev is
+    rolled out as rollout config-rev-N (`flagmw rollout status|tick|advance|abort`); a
+    publish while a canary is in progress exits 3.
     """
     from flagmw.core.source import load_document
 
     kwargs: dict[str, Any] = {} if parent is None else {"parent_rev": parent}
+    if canary is not None and overlays:
+        raise CliError("--canary publishes a whole document; it cannot be combined with --overlays")
+    rollout = None
     try:
         data, locator = load_document(file)
         with g.client(document=(data, locator)) as client:
-            publish_one = client.publish_overlays if overlays else client.publish
-            result = publish_one(file, author=author or g.actor, message=message, **kwargs)
+            if canary is not None:
+                started = _start_canary(
+                    g,
+                    client,
+                    file,
+                    canary,
+                    unit,
+                    min_runs,
+                    min_duration,
+                    guardrail,
+                    author or g.actor,
+                    message,
+                )
+                result, rollout = started.publish, started.rollout
+            else:
+                publish_one = client.publish_overlays if overlays else client.publish
+                result = publish_one(file, author=author or g.actor, message=message, **kwargs)
     except ValidationError as exc:
         raise ProblemsError(exc.problems, exc.source, "nothing was published") from None
 
@@ -213,10 +259,58 @@ def publish(
             out.print(
                 f"no change: the document equals head rev {result.rev}; nothing was published"
             )
+        if rollout is not None:
+            out.print(
+                f"canary: rev {result.rev} over rev {result.parent_rev}, rollout {rollout.name} "
+                f"at stage {rollout.share:g} % of {rollout.unit}s (stages "
+                f"{','.join(f'{s:g}' for s in rollout.stages)}); other runs keep rev "
+                f"{result.parent_rev}"
+            )
         if result.warnings:
             out.print(problems_table(result.warnings))
 
-    g.emit(result.to_dict(), render)
+    doc = result.to_dict()
+    if rollout is not None:
+        doc["canary"] = rollout.to_dict()
+    g.emit(doc, render)
+
+
+def _start_canary(
+    g: Session,
+    client: Any,
+    file: Path,
+    stages: str,
+    unit: str,
+    min_runs: int,
+    min_duration: str,
+    guardrail: list[str] | None,
+    author: str,
+    message: str,
+) -> Any:
+    """`publish --canary`: publish the canary rev and start its rollout."""
+    from flagmw.rollout.canary import start_canary
+    from flagmw.rollout.controller import RolloutController
+    from flagmw.rollout.guardrails import parse_guardrail
+    from flagmw.rollout.store import open_rollout_store
+
+    rails = [parse_guardrail(t) for t in guardrail or ()]
+    rs = open_rollout_store(client.store)
+    try:
+        ctl = RolloutController(rs, flags=client.store)
+        return start_canary(
+            client,
+            file,
+            stages=stages,
+            unit=unit,
+            min_duration=min_duration,
+            min_runs=min_runs,
+            guardrails=rails,
+            author=author,
+            message=message,
+            controller=ctl,
+        )
+    finally:
+        rs.close()
 
 
 def _rev(rev: int | None) -> str:
@@ -228,7 +322,9 @@ def _parent(rev: int | None) -> str:
 
 
 def _info_row(info: SnapshotInfo) -> list[str]:
-    action = info.action if info.rollback_of is None else f"rollback of {info.rollback_of}"
+    action = info.action
+    if info.rollback_of is not None:
+        action = f"{'canary over' if action == 'canary' else 'rollback of'} {info.rollback_of}"
     return [
         str(info.rev),
         _rev(info.parent_rev),

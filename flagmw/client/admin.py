@@ -26,6 +26,7 @@ from flagmw.client.arguments import (
     check_ttl,
     check_value_text,
 )
+from flagmw.client.canary import CANARY_ACTION, refuse_during_canary
 from flagmw.client.overlay_publish import head_overlays
 from flagmw.client.results import PublishResult
 from flagmw.client.scope import unknown_target
@@ -100,11 +101,22 @@ class AdminOperations:
         Raises:
             ValidationError: the document is invalid (nothing is published).
             ConflictError: ``parent_rev`` is not the head any more.
+            CanaryInProgressError: the head is a config canary (a ConflictError:
+                finish or abort it first, :mod:`flagmw.client.canary`).
             OverrideError: missing author or message.
         """
-        check_source("publish", source)
         check_required_text("publish", "author", author)
         check_required_text("publish", "message", message)
+        snapshot, warnings = self._validated(source)
+        return self._publish(
+            snapshot, author=author, message=message, parent_rev=parent_rev, warnings=warnings
+        )
+
+    def _validated(
+        self, source: str | os.PathLike[str] | Mapping[str, Any]
+    ) -> tuple[Snapshot, tuple[Problem, ...]]:
+        """``source`` validated against the registry, with its warnings."""
+        check_source("publish", source)
         data, locator = load_document(source)
         known = head_overlays(self.store, self.registry, data)  # validate what changed
         snapshot = validate_document(data, self.registry, locator=locator, known=known)
@@ -126,13 +138,7 @@ class AdminOperations:
                         "warning",
                     )
                 )
-        return self._publish(
-            snapshot,
-            author=author,
-            message=message,
-            parent_rev=parent_rev,
-            warnings=tuple(warnings),
-        )
+        return snapshot, tuple(warnings)
 
     def _publish(
         self,
@@ -148,6 +154,7 @@ class AdminOperations:
         if parent_rev is not _HEAD and parent_rev is not None:
             check_int(action, "parent_rev", parent_rev)
         head = self.store.head()
+        refuse_during_canary(head, "canary publish" if action == CANARY_ACTION else action)
         if parent_rev is _HEAD:
             parent_rev = head.rev if head else None
         elif parent_rev is not None and not 0 <= parent_rev <= MAX_REV:

@@ -28,7 +28,7 @@ from flagmw.core.runconfig import RunConfig
 from flagmw.errors import FlagmwError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from flagmw.core.compiled import View
+    from flagmw.core.compiled import CompiledSnapshot, View
 
 __all__ = ["AsyncOperations"]
 
@@ -48,6 +48,7 @@ class AsyncOperations:
 
     _token: Any
     _view: View
+    _canary: CompiledSnapshot | None
     _healthy: bool
     _retry_at: float
     clock: Callable[[], float]
@@ -72,17 +73,21 @@ class AsyncOperations:
             return True  # refresh() records the failure (in the worker thread)
 
     def _overlays_due(self, ctx: EvaluationContext) -> list[StoreOverlays]:
-        doc = self._view.compiled.document
+        docs = [self._view.compiled.document]
+        canary = self._canary  # a config canary head: the run may be assigned either rev
+        if canary is not None:
+            docs.append(canary.document)
         out = []
-        for section, name in (("tenants", ctx.tenant_id), ("routes", ctx.route)):
-            overlays = doc.get(section)
-            if (
-                name is not None
-                and isinstance(overlays, StoreOverlays)
-                and name not in overlays.bodies
-                and name in overlays.names
-            ):
-                out.append(overlays)
+        for doc in docs:
+            for section, name in (("tenants", ctx.tenant_id), ("routes", ctx.route)):
+                overlays = doc.get(section)
+                if (
+                    name is not None
+                    and isinstance(overlays, StoreOverlays)
+                    and name not in overlays.bodies
+                    and name in overlays.names
+                ):
+                    out.append(overlays)
         return out
 
     def _load_for(self, ctx: EvaluationContext | None) -> None:

@@ -30,6 +30,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from flagmw.client.canary import CanaryServing
 from flagmw.client.last_good import LastGood, load_last_good, save_last_good
 from flagmw.client.overlays import (
     first_lazy_document,
@@ -91,7 +92,7 @@ def next_change_after(
     return min(later) if later else None
 
 
-class EvaluationCache:
+class EvaluationCache(CanaryServing):
     """The compiled head snapshot and the overrides in force, kept fresh.
 
     The base of :class:`~flagmw.client.FlagClient`; see the module docstring for the
@@ -130,6 +131,7 @@ class EvaluationCache:
         self._view: View = self._compiled.view(environment)
         self._overrides = OverrideIndex((), registry, environment)
         self._other_envs: dict[str, tuple[View, OverrideIndex]] = {}
+        self._canary_envs: dict[str, View] = {}  # flagmw.client.canary
         self._token: Any = None
         self._next_change: float | None = None
         self._generation = 0
@@ -297,15 +299,19 @@ class EvaluationCache:
         changed = passed is not None and now >= passed
         failed = False
         self._head_rev = head.rev if head else None
-        if head is not None and head.rev != self._compiled.rev and head.rev != self._rejected[0]:
-            compiled = self._load(head)
+        # a canary head serves its baseline by default (flagmw.client.canary)
+        serve, failed = self._default_info(head)
+        if serve is not None and serve.rev != self._compiled.rev and serve.rev != self._rejected[0]:
+            compiled = self._load(serve)
             if compiled is not None:
                 self._compiled = compiled
-                self._served_info = head
+                self._served_info = serve
                 self._view = compiled.view(self.environment)
                 changed = True
             else:
-                failed = self._rejected[0] != head.rev  # the store failed, not the registry
+                failed = self._rejected[0] != serve.rev  # the store failed, not the registry
+        if not failed and self._install_canary(head):
+            changed = True
         index = OverrideIndex(state.overrides, self.registry, self.environment)
         if changed or index.overrides != self._overrides.overrides:
             self._overrides = index
@@ -414,7 +420,7 @@ class EvaluationCache:
         return (
             not self._healthy
             or self._rejected[0] is not None
-            or (self._head_rev is not None and self._head_rev != self._compiled.rev)
+            or (self._want_rev is not None and self._want_rev != self._compiled.rev)
         )
 
     def status(self) -> ClientStatus:
@@ -434,6 +440,7 @@ class EvaluationCache:
             rejected_problems=problems,
             active_overrides=len(self._overrides.overrides),
             last_refresh_at=self._last_refresh_at,
+            canary_rev=self.canary_rev,
         )
 
     def _scope(self, env: str | None) -> tuple[View, OverrideIndex]:

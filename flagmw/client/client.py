@@ -17,6 +17,7 @@ from typing import Any
 from flagmw.client.admin import AdminOperations
 from flagmw.client.async_ops import AsyncOperations
 from flagmw.client.cache import EvaluationCache
+from flagmw.client.canary import CanaryPublishing
 from flagmw.client.env import read_env_values
 from flagmw.client.overlay_publish import OverlayPublishing
 from flagmw.client.results import ClientStatus, PublishResult
@@ -40,7 +41,12 @@ _EMPTY_CTX = EvaluationContext()
 
 
 class FlagClient(
-    EvaluationCache, AdminOperations, OverlayPublishing, SnapshotReads, AsyncOperations
+    EvaluationCache,
+    AdminOperations,
+    OverlayPublishing,
+    CanaryPublishing,
+    SnapshotReads,
+    AsyncOperations,
 ):
     """Resolves flags for runs from a store, and operates the store.
 
@@ -133,19 +139,27 @@ class FlagClient(
         assign = self.assign_version
         if assign is not None:
             ctx = assign(ctx)  # flagmw.rollout: the run's agent version, as attributes
-        return resolve(*self._scope(ctx.environment), ctx, self.clock() if at is None else at)
+        # a config canary's candidate gets the canary rev (flagmw.client.canary)
+        scope = self._scope(ctx.environment) if self._canary is None else self._scope_of(ctx)
+        return resolve(*scope, ctx, self.clock() if at is None else at)
 
     def resolve_hot(
         self, rc: RunConfig, *, step: int | None = None, at: float | None = None
     ) -> RunConfig:
         """Re-resolve the hot keys of a run's RunConfig against the current snapshot and
         overrides; pinned keys never change. Returns ``rc`` itself when nothing changed,
-        else a new RunConfig that records each change (:attr:`RunConfig.changes`)."""
+        else a new RunConfig that records each change (:attr:`RunConfig.changes`). A run
+        assigned a config canary's rev re-resolves against that rev while it is the head
+        (:mod:`flagmw.client.canary`)."""
         if not self.registry.hot_keys:
             return rc
         now = self.clock() if at is None else at
         ctx = rc.context
-        fresh = resolve(*self._scope(rc.environment), ctx, now)
+        if self._canary is None:
+            scope = self._scope(rc.environment)
+        else:
+            scope = self._scope_of(ctx._replace(environment=rc.environment))
+        fresh = resolve(*scope, ctx, now)
         return rc.with_hot(fresh, self.registry.hot_keys, at=now, step=step)
 
     def _candidate(self, key: str, ctx: EvaluationContext | None) -> Any:
@@ -162,10 +176,10 @@ class FlagClient(
         if ctx is None:
             ctx = _EMPTY_CTX
         env = ctx.environment
-        if env is None or env == self.environment:
+        if self._canary is None and (env is None or env == self.environment):
             view, ov = self._view, self._overrides
         else:
-            view, ov = self._scope(env)
+            view, ov = self._scope_of(ctx)
         return resolve_key(view, ov, key, ctx, self.clock() if ov.slots else 0.0)
 
     def candidate(self, key: str, ctx: EvaluationContext | None = None) -> Candidate:
@@ -191,7 +205,7 @@ class FlagClient(
         ``winner``, the layer that decided the value, count. Reads only the served
         snapshot."""
         ctx = ctx or _EMPTY_CTX
-        return missing_unit(self._scope(ctx.environment)[0], key, ctx, winner)
+        return missing_unit(self._scope_of(ctx)[0], key, ctx, winner)
 
     def served(self) -> tuple[int | None, Mapping[str, Any], tuple[Override, ...]]:
         """What the client serves now, without I/O: the snapshot rev (None: defaults
@@ -249,7 +263,7 @@ class FlagClient(
         """
         self.poll()
         ctx = ctx or _EMPTY_CTX
-        view = self._scope(ctx.environment)[0]
+        view = self._scope_of(ctx)[0]
         for exp in view.experiments:
             if exp.name == experiment:
                 i = exp.assign(ctx)
@@ -274,7 +288,7 @@ class FlagClient(
             every = self.store.list_overrides(include_ended=True, key=key)
         except FlagmwError:
             every = list(self._overrides.overrides)
-        return explain(*self._scope(ctx.environment), key, ctx, now, every)
+        return explain(*self._scope_of(ctx), key, ctx, now, every)
 
     def pinned_version_killed(self, rc: RunConfig) -> bool:
         """True when the agent version pinned in ``rc`` was killed since

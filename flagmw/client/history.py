@@ -18,6 +18,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from flagmw.client.canary import CANARY_ACTION, CONFIG_REV_ATTR
 from flagmw.core.compiled import CompiledSnapshot
 from flagmw.core.context import EvaluationContext
 from flagmw.core.override_index import OverrideIndex
@@ -104,7 +105,9 @@ def resolve_at(
         ctx: the run's evaluation context (e.g. ``RunConfig.context`` of a recorded run).
         at: seconds since the epoch (UTC); overrides in force then are applied.
         environment: the deployment environment the run resolved for.
-        rev: the snapshot rev to resolve against; default the head at ``at``.
+        rev: the snapshot rev to resolve against; default the head at ``at`` (when it
+            was a config canary: the canary rev for a context assigned it, its baseline
+            for any other, as a client served them).
 
     Raises:
         NotFoundError: ``rev`` is not in the store.
@@ -116,6 +119,9 @@ def resolve_at(
     if rev is None:
         info = head_at(store, at)
         rev = None if info is None else info.rev
+        if info is not None and info.action == CANARY_ACTION:  # a config canary head
+            attrs = ctx.attributes or {}
+            rev = info.rev if attrs.get(CONFIG_REV_ATTR) == info.rev else info.rollback_of
     if rev is None:
         compiled = CompiledSnapshot(registry, None, None, {})
     else:

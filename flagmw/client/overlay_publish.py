@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from flagmw.client.arguments import check_int, check_required_text, check_source, check_text
+from flagmw.client.canary import refuse_during_canary
 from flagmw.client.results import PublishResult
 from flagmw.core.overlay_reuse import KnownOverlays
 from flagmw.core.registry import FlagRegistry
@@ -115,6 +116,7 @@ class OverlayPublishing:
                     )
                 )
         head = self.store.head()
+        refuse_during_canary(head, "overlay publish")
         if head is None:
             problems.append(
                 locator.problem((), "nothing is published yet", "publish a whole document first")

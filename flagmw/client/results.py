@@ -63,6 +63,9 @@ class ClientStatus:
         rejected_problems: its problems.
         active_overrides: overrides in force at the last refresh.
         last_refresh_at: when the store was last read (seconds since the epoch).
+        canary_rev: the head rev when it is a config canary (served only to the runs its
+            rollout assigns it; ``snapshot_rev`` is then its baseline, served to everyone
+            else: :mod:`flagmw.client.canary`), else None.
     """
 
     store: str
@@ -77,6 +80,7 @@ class ClientStatus:
     rejected_problems: tuple[Problem, ...]
     active_overrides: int
     last_refresh_at: float | None
+    canary_rev: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON primitives."""
@@ -93,4 +97,5 @@ class ClientStatus:
             "rejected_problems": [p.to_dict() for p in self.rejected_problems],
             "active_overrides": self.active_overrides,
             "last_refresh_at": self.last_refresh_at,
+            "canary_rev": self.canary_rev,
         }

@@ -31,18 +31,19 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flagmw.core.overrides import parse_duration
 from flagmw.core.versions import version_ref
-from flagmw.errors import NotFoundError
+from flagmw.errors import ConflictError, NotFoundError
 from flagmw.rollout.aggregate import Stats, aggregate
 from flagmw.rollout.guardrails import DEFAULT_GUARDRAILS, Verdict, evaluate
 from flagmw.rollout.shadow_judge import agreement_verdict
 from flagmw.rollout.srm import SrmResult, srm_check
 from flagmw.rollout.stages import Rollout, RolloutError
 from flagmw.rollout.store import RolloutConflictError, RolloutStore
+from flagmw.stores.base import Store
 
 __all__ = ["Evaluation", "RolloutController", "TickResult"]
 
@@ -113,6 +114,8 @@ class RolloutController:
         retention: seconds of outcomes kept (older ones are pruned at each tick).
         gate: optional ``(rollout, version) -> list of failure messages`` (quality
             gates, issue 12 §5): a start or an advance is refused while it returns any.
+        flags: the flag store, needed to operate config canaries (the ending publish,
+            :mod:`flagmw.rollout.canary`).
     """
 
     def __init__(
@@ -123,8 +126,10 @@ class RolloutController:
         srm_min_units: int = 100,
         retention: float = 7 * 86400.0,
         gate: Callable[[Rollout | None, str, str], list[str]] | None = None,
+        flags: Store | None = None,
     ) -> None:
         self.store = store
+        self.flags = flags
         self.clock = clock
         self.srm_min_units = srm_min_units
         self.retention = retention
@@ -203,8 +208,10 @@ class RolloutController:
         shadow_share: float = 10.0,
         shadow_agreement: float | None = None,
         actor: str,
+        kind: str = "version",
     ) -> Rollout:
-        """Start a rollout of ``candidate`` over ``baseline`` (both published).
+        """Start a rollout of ``candidate`` over ``baseline`` (both published; a
+        ``kind="config"`` rollout is started by :func:`flagmw.rollout.canary.start_canary`).
         ``stages`` may begin with ``shadow`` (``"shadow,1,5,25,50,100"``): then
         ``shadow_share`` percent of the baseline's units are shadowed on the candidate
         first, and ``shadow_agreement`` (0–1, optional) is the least same-answer rate
@@ -212,16 +219,21 @@ class RolloutController:
 
         Raises:
             NotFoundError: a version was never published.
-            RolloutError: the agent has an active rollout, the name is taken, bad stages,
-                or a quality gate fails.
+            RolloutError: the agent has an active rollout (or a config canary is active),
+                the name is taken, bad stages, or a quality gate fails.
         """
-        self.store.get_version(agent, candidate)
-        self.store.get_version(agent, baseline)
+        if kind == "version":
+            self.store.get_version(agent, candidate)
+            self.store.get_version(agent, baseline)
         name = name or f"{agent}-{candidate.removeprefix('v')}"
         for other in self.rollouts():
-            if other.agent == agent and other.active:
+            config = "config" in (kind, other.kind)  # one rollout assigns a run
+            if (other.agent == agent or config) and other.active:
                 raise RolloutError(
-                    f"agent {agent!r} already has an active rollout {other.name!r}; "
+                    f"rollout {other.name!r} is active and a config canary shares runs with "
+                    "no other rollout; abort or finish it first"
+                    if config
+                    else f"agent {agent!r} already has an active rollout {other.name!r}; "
                     "abort or finish it first"
                 )
         if self.store.get_rollout(name) is not None:
@@ -243,6 +255,8 @@ class RolloutController:
             at=now,
             actor=actor,
         )
+        if kind != "version":
+            r = replace(r, kind=kind)
         stored = self.store.save_rollout(r.to_dict(), 0)
         shadowing = f", shadowing {r.shadow_share:g} % first" if r.in_shadow else ""
         self.store.append_audit(
@@ -257,7 +271,7 @@ class RolloutController:
         return Rollout.from_dict(stored)
 
     def _gates(self, r: Rollout | None, agent: str, version: str) -> None:
-        if self.gate is None:
+        if self.gate is None or (r is not None and r.kind == "config"):
             return
         failures = self.gate(r, agent, version)
         if failures:
@@ -272,6 +286,10 @@ class RolloutController:
         reason: str,
         details: Mapping[str, Any] | None = None,
     ) -> Rollout:
+        if r.kind == "config":  # an end publishes the plain rev first (flagmw.rollout.canary)
+            from flagmw.rollout.canary import before_transition
+
+            before_transition(self, r, new, actor, reason)
         stored = self.store.save_rollout(new.to_dict(), r.seq)
         self.store.append_audit(
             self.clock(),
@@ -376,11 +394,18 @@ class RolloutController:
         rollouts = [self.get(name)] if name is not None else self.rollouts()
         out: list[TickResult] = []
         for r in rollouts:
-            if r.status != "running":
-                continue
             try:
+                if r.kind == "config":  # the flag store's head and the record agree
+                    from flagmw.rollout.canary import settle
+
+                    settled = settle(self, r, actor)
+                    if settled is not None:
+                        out.append(settled)
+                        continue
+                if r.status != "running":
+                    continue
                 out.append(self._tick_one(r, actor))
-            except RolloutConflictError as exc:
+            except (RolloutConflictError, ConflictError) as exc:  # another writer acted
                 out.append(TickResult(r.name, "conflict", str(exc), r.share))
         return out
 
@@ -411,7 +436,7 @@ class RolloutController:
             )
             return TickResult(r.name, "pause", reason, new.share)
         if ev.all_pass and ev.duration_met and ev.runs_met:
-            if self.gate is not None and self.gate(r, r.agent, r.candidate):
+            if self.gate is not None and r.kind != "config" and self.gate(r, r.agent, r.candidate):
                 return TickResult(r.name, "wait", "a quality gate fails", r.share)
             held = "shadow runs hold" if r.in_shadow else "guardrails hold"
             reason = f"{held}: " + "; ".join(v.message for v in ev.verdicts)

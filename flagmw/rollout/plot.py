@@ -51,9 +51,9 @@ def plot_rollout(
     for ax, (metric, label, scale) in zip(axes, PANELS, strict=True):
         for version, style in ((r.baseline, "-"), (r.candidate, "-")):
             xs, ys = [], []
-            mine = [
-                o for o in outcomes if o.get("version") == version and o.get("outcome") in JUDGED
-            ]
+            # a config canary's runs carry no agent version: its arms are its revs
+            field, want = ("arm", _arm(r, version)) if r.kind == "config" else ("version", version)
+            mine = [o for o in outcomes if o.get(field) == want and o.get("outcome") in JUDGED]
             for i in range(bins):
                 lo, hi = start + i * width, start + (i + 1) * width
                 chunk = [
@@ -109,3 +109,7 @@ def plot_rollout(
         ) from None
     finally:
         plt.close(fig)
+
+
+def _arm(r: Rollout, version: str) -> str:
+    return "candidate" if version == r.candidate else "baseline"

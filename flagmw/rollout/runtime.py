@@ -17,6 +17,14 @@ Rules:
 * a rolled-back or aborted rollout gives everyone the baseline (stage 0 %), a completed
   one the candidate (stage 100 %).
 
+A config canary (:mod:`flagmw.rollout.canary`) is assigned the same way, when the client
+serves a canary head (:attr:`FlagClient.canary_rev`): the unit's arm gives the context
+``flagmw.config_rev`` (the canary rev or its baseline) with ``flagmw.rollout``,
+``flagmw.stage`` and ``flagmw.arm``; the client serves the canary rev to the candidate
+(:mod:`flagmw.client.canary`). A context that carries a rev already (pinned), or another
+rollout's assignment, keeps it; a canary whose rollout this runtime has not read (yet)
+is served to no one.
+
 Assignment never raises: on any error the context is returned unchanged.
 """
 
@@ -28,9 +36,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from flagmw.client.canary import CONFIG_REV_ATTR
 from flagmw.client.client import FlagClient
 from flagmw.core.context import EvaluationContext
 from flagmw.core.versions import ROLLOUT_ATTR, STAGE_ATTR, VERSION_ATTR, version_ref
+from flagmw.rollout.canary import CONFIG, config_revs
 from flagmw.rollout.stages import Rollout, assign_arm
 from flagmw.rollout.store import RolloutStore, open_rollout_store
 
@@ -64,6 +74,8 @@ class RolloutRuntime:
         self.refresh_interval = refresh_interval
         self.errors = 0
         self._rollouts: dict[str, Rollout] = {}
+        # config canaries: canary rev → (rollout, canary rev, baseline rev)
+        self._configs: dict[int, tuple[Rollout, int, int]] = {}
         self._kills: frozenset[tuple[str, str | None]] = frozenset()
         self._closed = threading.Event()
         self.refresh()
@@ -79,8 +91,13 @@ class RolloutRuntime:
         error keep the last good state (and count it)."""
         try:
             latest: dict[str, Rollout] = {}
+            configs: dict[int, tuple[Rollout, int, int]] = {}
             for doc in self.store.list_rollouts():
                 r = Rollout.from_dict(doc)
+                if r.kind == CONFIG:
+                    cand, base = config_revs(r)
+                    configs[cand] = (r, cand, base)
+                    continue
                 old = latest.get(r.agent)
                 if old is None or (r.active, r.created_at) >= (old.active, old.created_at):
                     latest[r.agent] = r
@@ -98,7 +115,7 @@ class RolloutRuntime:
             self.errors += 1
             log.warning("flagmw: reading rollouts failed; keeping the last state", exc_info=True)
             return
-        self._rollouts, self._kills = latest, kills
+        self._rollouts, self._kills, self._configs = latest, kills, configs
 
     def _loop(self) -> None:
         while not self._closed.wait(self.refresh_interval):
@@ -126,7 +143,8 @@ class RolloutRuntime:
     def assign(self, ctx: EvaluationContext) -> EvaluationContext:
         """``ctx`` with the run's version attributes (see the module docs)."""
         try:
-            return self._assign(ctx)
+            ctx = self._assign(ctx)
+            return ctx if not self._configs else self._assign_config(ctx)
         except Exception:
             self.errors += 1
             log.warning("flagmw: version assignment failed; no version", exc_info=True)
@@ -155,6 +173,28 @@ class RolloutRuntime:
                 new[ARM_ATTR] = a
                 return ctx._replace(attributes=MappingProxyType(new))
         return ctx
+
+    def _assign_config(self, ctx: EvaluationContext) -> EvaluationContext:
+        canary = self.client.canary_rev
+        found = None if canary is None else self._configs.get(canary)
+        if found is None:
+            return ctx
+        attrs: Mapping[str, Any] = ctx.attributes or {}
+        if CONFIG_REV_ATTR in attrs or ROLLOUT_ATTR in attrs:
+            return ctx  # pinned, or assigned by another rollout
+        r, cand, base = found
+        new = dict(attrs)
+        if r.active:
+            arm = assign_arm(r, ctx)
+            new[CONFIG_REV_ATTR] = cand if arm == "candidate" else base
+            new[ROLLOUT_ATTR] = r.name
+            new[STAGE_ATTR] = r.share
+            new[ARM_ATTR] = arm
+        elif r.status == "completed":  # until the ending publish is read
+            new[CONFIG_REV_ATTR] = cand
+        else:
+            return ctx
+        return ctx._replace(attributes=MappingProxyType(new))
 
     def version_killed(self, ctx: EvaluationContext) -> bool:
         """True when the context's pinned version is killed (a resumed run then gets a

@@ -108,6 +108,8 @@ class Rollout:
         reason: why it was last paused, rolled back or aborted.
         history: ``{"at", "event", "share", "actor", "reason"}`` per transition.
         seq: the stored revision (compare-and-set).
+        kind: ``version`` (an agent version) or ``config`` (a config canary: candidate
+            and baseline are snapshot revs ``rev-N``; :mod:`flagmw.rollout.canary`).
     """
 
     name: str
@@ -130,6 +132,7 @@ class Rollout:
     reason: str = ""
     history: tuple[Mapping[str, Any], ...] = field(default=())
     seq: int = 0
+    kind: str = "version"
 
     @classmethod
     def start(

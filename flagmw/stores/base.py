@@ -66,8 +66,11 @@ class SnapshotInfo:
         message: why.
         created_at: when (seconds since the epoch).
         registry_fingerprint: the fingerprint of the registry it was validated against.
-        action: ``"publish"`` or ``"rollback"``.
-        rollback_of: for a rollback, the rev whose content it republished.
+        action: ``"publish"``, ``"rollback"`` or ``"canary"`` (a config canary: the rev
+            is served only to the units its rollout assigns it, everyone else keeps
+            ``rollback_of``; :mod:`flagmw.client.canary`).
+        rollback_of: for a rollback, the rev whose content it republished; for a
+            canary, its baseline rev (the head it was published over).
     """
 
     rev: int
@@ -261,8 +264,8 @@ class Store(Protocol):
     ) -> SnapshotInfo:
         """Publish ``document`` as rev ``parent_rev + 1`` (rev 1 when ``parent_rev`` is
         None), with its audit entry, atomically; of its tenant and route overlays only
-        those that differ from the head's are written. ``action`` is ``"publish"`` or
-        ``"rollback"`` (which needs ``rollback_of``); the audit entry's time is the
+        those that differ from the head's are written. ``action`` is ``"publish"``,
+        ``"rollback"`` or ``"canary"`` (both need ``rollback_of``); the audit entry's time is the
         store's clock. ``overlay_texts``: the canonical text of each of the document's
         overlays when the caller computed them with the hash
         (:func:`flagmw.core.snapshot_hash.hash_and_texts`; written as given), else
@@ -360,17 +363,17 @@ def override_audit_action(ov: Override) -> str:
 
 
 def check_publish_action(action: str, rollback_of: int | None) -> None:
-    """Refuse a publish ``action`` other than ``"publish"`` or ``"rollback"`` (with
-    ``rollback_of``).
+    """Refuse a publish ``action`` other than ``"publish"``, or ``"rollback"`` /
+    ``"canary"`` with ``rollback_of`` (the rev republished / the canary's baseline rev).
 
     Raises:
-        ValueError: any other action, or a rollback without ``rollback_of``.
+        ValueError: any other action, or a rollback or canary without ``rollback_of``.
     """
     if action == "publish" and rollback_of is None:
         return
-    if action == "rollback" and isinstance(rollback_of, int) and rollback_of >= 1:
+    if action in ("rollback", "canary") and isinstance(rollback_of, int) and rollback_of >= 1:
         return
     raise ValueError(
-        f"a snapshot is published with action 'publish', or 'rollback' with rollback_of; "
-        f"got action={action!r}, rollback_of={rollback_of!r}"
+        f"a snapshot is published with action 'publish', or 'rollback' / 'canary' with "
+        f"rollback_of; got action={action!r}, rollback_of={rollback_of!r}"
     )
