@@ -215,7 +215,12 @@ def parse(argv: Sequence[str]) -> Parsed | None:
         ns = _parser(COMMANDS[name].all_params()).parse_args(list(argv[i + 1 :]))
     except (_Unparsed, argparse.ArgumentError):
         return None
-    return Parsed(name, before, vars(ns))
+    after = vars(ns)
+    for p in COMMANDS[name].params:
+        # argparse takes "-1" for an argument where click sees an unknown option
+        if p.argument and after[p.name].startswith("-") and after[p.name] != "-":
+            return None
+    return Parsed(name, before, after)
 
 
 def run(parsed: Parsed) -> int:
