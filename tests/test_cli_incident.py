@@ -177,6 +177,36 @@ def test_any_line_the_fast_parser_takes_click_parses_the_same(name: str, args: l
         assert parsed.after == ctx.params, args
 
 
+@st.composite
+def _global_prefixes(draw: st.DrawFn) -> list[str]:
+    """Global options before the command name, in any order, some repeated."""
+    out: list[str] = []
+    for _ in range(draw(st.integers(0, 6))):
+        g = draw(st.sampled_from(incident.GLOBAL_OPTIONS))
+        opt = draw(st.sampled_from(g.opts))
+        if g.flag:
+            out.append(opt)
+        elif draw(st.booleans()):
+            out.append(f"{opt}={draw(_TEXT)}")
+        else:
+            out += [opt, draw(_TEXT)]
+    return out
+
+
+@given(_global_prefixes(), _command_lines())
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_options_before_the_command_parse_as_typers_root_parses_them(
+    prefix: list[str], line: tuple[str, list[str]]
+) -> None:
+    name, args = line
+    parsed = incident.parse([*prefix, name, *args])
+    assert parsed is not None
+    ctx = _click_group().make_context("flagmw", [*prefix, name, *args])
+    root = {("json" if k == "json_output" else k): v for k, v in ctx.params.items()}
+    assert parsed.before == root
+    assert [*ctx._protected_args, *ctx.args] == [name, *args]
+
+
 @pytest.mark.parametrize(
     "argv",
     [

@@ -21,7 +21,6 @@ whichever way a command line came in.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -253,9 +252,3 @@ def run(parsed: Parsed) -> int:
     except CommandExit as exc:
         return exc.exit_code
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int | None:
-    """Run ``argv`` here if it is an incident command; None: hand it to typer."""
-    parsed = parse(sys.argv[1:] if argv is None else argv)
-    return None if parsed is None else run(parsed)
