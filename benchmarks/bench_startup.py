@@ -27,6 +27,12 @@ console script picks it before importing typer). Reference rows (no target):
 * ``import flagmw.client``: the client's import alone, which the kill needs (registry,
   snapshot validation and compilation, the SQLite store; pydantic through the registry
   and the snapshot models).
+* ``import pydantic, jsonschema, yaml``: the third-party libraries the kill loads (the
+  registry's and the snapshot models' pydantic, the JSON-schema checks of ``json`` flags
+  that have a schema, the flags file's YAML).
+* ``store write floor``: open the SQLite store and write one kill with
+  ``Store.add_override`` (its audit entry included), no registry, no client, no command
+  line — what a kill costs at the least.
 
 Bytecode: the package is byte-compiled before timing (``compileall``, untimed), as an
 installed wheel is; without it a checkout run with ``PYTHONDONTWRITEBYTECODE=1`` compiles
@@ -116,6 +122,24 @@ app()
 """
 
 
+STORE_FLOOR = """
+import sys, time
+from flagmw.core.overrides import Override, OverrideKind, ScopeKind
+from flagmw.stores.sqlite import SQLiteStore
+
+store = SQLiteStore(sys.argv[1])
+now = time.time()
+store.add_override(
+    Override(
+        id="", key="tools.refund_api.enabled", value=False, kind=OverrideKind.KILL,
+        scope=ScopeKind.GLOBAL, target=None, reason="bench", actor="bench", created_at=now,
+        expires_at=now + 60, force=False, environment=None,
+    )
+)
+store.close()
+"""
+
+
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLAGMW_", "FF_"))}
     env.update(extra)
@@ -168,6 +192,20 @@ def main(argv: list[str] | None = None) -> int:
             (
                 "import flagmw.client (reference)",
                 [sys.executable, "-c", "import flagmw.client"],
+                root,
+                _env(),
+                None,
+            ),
+            (
+                "import pydantic, jsonschema, yaml (reference)",
+                [sys.executable, "-c", "import pydantic, jsonschema, yaml"],
+                root,
+                _env(),
+                None,
+            ),
+            (
+                "store write floor (reference)",
+                [sys.executable, "-c", STORE_FLOOR, store],
                 root,
                 _env(),
                 None,
