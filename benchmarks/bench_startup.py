@@ -15,11 +15,24 @@ run:
    really sets a kill in a real SQLite store file (prepared, untimed, with
    ``flagmw init`` + ``flagmw publish``).
 
-Reference row (no target): ``typer floor``, a one-command typer app with the options of
-``kill`` (a key argument, four string options, a flag), parsing them and printing a line —
-the least any typer CLI pays. typer ≥ 0.2x builds a pydantic ``TypeAdapter`` per parameter
-at parse time (so every typer command imports pydantic): on the reference machine this
-floor alone is ~6-7× ``python -c pass``.
+``flagmw kill`` runs through the standard-library parser of ``flagmw.cli.incident`` (the
+console script picks it before importing typer). Reference rows (no target):
+
+* ``typer floor``: a one-command typer app with the options of ``kill`` (a key argument,
+  four string options, a flag), parsing them and printing a line — the least any typer CLI
+  pays. typer ≥ 0.2x builds a pydantic ``TypeAdapter`` per parameter at parse time (so
+  every typer command imports pydantic).
+* ``flagmw kill via typer``: the same kill through the typer app
+  (``flagmw.cli.app.main``, what ``flagmw kill`` ran before the fast path).
+* ``import flagmw.client``: the client's import alone, which the kill needs (registry,
+  snapshot validation and compilation, the SQLite store; pydantic through the registry
+  and the snapshot models).
+* ``import pydantic, jsonschema, yaml``: the third-party libraries the kill loads (the
+  registry's and the snapshot models' pydantic, the JSON-schema checks of ``json`` flags
+  that have a schema, the flags file's YAML).
+* ``store write floor``: open the SQLite store and write one kill with
+  ``Store.add_override`` (its audit entry included), no registry, no client, no command
+  line — what a kill costs at the least.
 
 Bytecode: the package is byte-compiled before timing (``compileall``, untimed), as an
 installed wheel is; without it a checkout run with ``PYTHONDONTWRITEBYTECODE=1`` compiles
@@ -109,6 +122,24 @@ app()
 """
 
 
+STORE_FLOOR = """
+import sys, time
+from flagmw.core.overrides import Override, OverrideKind, ScopeKind
+from flagmw.stores.sqlite import SQLiteStore
+
+store = SQLiteStore(sys.argv[1])
+now = time.time()
+store.add_override(
+    Override(
+        id="", key="tools.refund_api.enabled", value=False, kind=OverrideKind.KILL,
+        scope=ScopeKind.GLOBAL, target=None, reason="bench", actor="bench", created_at=now,
+        expires_at=now + 60, force=False, environment=None,
+    )
+)
+store.close()
+"""
+
+
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLAGMW_", "FF_"))}
     env.update(extra)
@@ -139,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with_file, bare = _prepare(root)
         store = str(with_file / "flagmw.db")
-        kill = [*_flagmw_command(), "kill", KEY, "--reason", "bench", "--ttl", "1m"]
+        kill_args = ["kill", KEY, "--reason", "bench", "--ttl", "1m"]
+        kill = [*_flagmw_command(), *kill_args]
+        via_typer = [sys.executable, "-c", "from flagmw.cli.app import main; main()", *kill_args]
         commands: list[tuple[str, list[str], Path, dict[str, str], float | None]] = [
             ("python -c pass", [sys.executable, "-c", "pass"], root, _env(), None),
             (
@@ -156,6 +189,28 @@ def main(argv: list[str] | None = None) -> int:
                 _env(),
                 None,
             ),
+            (
+                "import flagmw.client (reference)",
+                [sys.executable, "-c", "import flagmw.client"],
+                root,
+                _env(),
+                None,
+            ),
+            (
+                "import pydantic, jsonschema, yaml (reference)",
+                [sys.executable, "-c", "import pydantic, jsonschema, yaml"],
+                root,
+                _env(),
+                None,
+            ),
+            (
+                "store write floor (reference)",
+                [sys.executable, "-c", STORE_FLOOR, store],
+                root,
+                _env(),
+                None,
+            ),
+            ("flagmw kill via typer (reference)", via_typer, with_file, _env(), None),
             ("flagmw kill (./flags.yaml)", kill, with_file, _env(), 6.0),
             ("flagmw kill (stored registry)", kill, bare, _env(FLAGMW_STORE=store), 6.0),
         ]

@@ -90,12 +90,13 @@ _RUN = (
 
 def test_flagmw_kill_does_not_load_rich_or_the_integrations(tmp_path: Path) -> None:
     """What an on-call engineer runs in an incident: the client, the registry and the
-    SQLite store, but no table renderer, LangGraph or OpenTelemetry."""
+    SQLite store, but no command-line framework (the standard-library parser of
+    ``flagmw.cli.incident``), table renderer, LangGraph or OpenTelemetry."""
     for args in (["init", "."], ["publish", "flags.yaml", "--message", "first"]):
         subprocess.run([sys.executable, "-c", _RUN.format(args=args)], cwd=tmp_path, check=True)
     kill = ["kill", "tools.refund_api.enabled", "--reason", "incident", "--ttl", "1m"]
     tops = _tops(_modules_after(_RUN.format(args=kill), cwd=tmp_path))
-    unwanted = {"rich", "langgraph", "opentelemetry", "langchain_core"}
+    unwanted = {"typer", "click", "rich", "langgraph", "opentelemetry", "langchain_core"}
     assert tops.isdisjoint(unwanted), sorted(tops & unwanted)
     store = flagmw.SQLiteStore(tmp_path / "flagmw.db", create=True)
     try:

@@ -1,5 +1,5 @@
 """``python -m flagmw.cli``: the ``flagmw`` command."""
 
-from flagmw.cli.app import main
+from flagmw.cli.entry import main
 
 main()

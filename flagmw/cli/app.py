@@ -101,7 +101,9 @@ for group in (
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """The console script ``flagmw``: run the command line and exit with its code.
+    """Run the command line through the typer app and exit with its code: what the
+    console script (:func:`flagmw.cli.entry.main`) does for every command line but a
+    well-formed incident command (:mod:`flagmw.cli.incident`).
 
     Usage errors are reported like every other error: one line on stderr, exit 2.
     """

@@ -3,12 +3,11 @@ stderr and an exit code (never a traceback for a :class:`~flagmw.errors.FlagmwEr
 
 from __future__ import annotations
 
+import sys
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, NoReturn
-
-import typer
 
 from flagmw.errors import ConflictError, FlagmwError, Problem, ValidationError
 
@@ -22,6 +21,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_PROBLEMS",
     "CliError",
+    "CommandExit",
     "ProblemsError",
     "fail",
     "one_line",
@@ -51,6 +51,27 @@ class CliError(Exception):
     def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class CommandExit(Exception):
+    """The command ends with ``exit_code``; its error, if any, was already reported.
+
+    Raised by :func:`fail`. This module does not import typer (the incident commands
+    start without it, see :mod:`flagmw.cli.incident`): each front-end turns it into its
+    own exit (``typer.Exit`` in :func:`flagmw.cli.options.with_session`, ``SystemExit``
+    in :func:`flagmw.cli.incident.run`).
+    """
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__(exit_code)
+        self.exit_code = exit_code
+
+
+def _is_typer_exit(exc: BaseException) -> bool:
+    """``exc`` is a ``typer.Exit`` a command raised to end with a code (checked without
+    importing typer: when typer is not loaded, nothing can have raised one)."""
+    typer = sys.modules.get("typer")
+    return typer is not None and isinstance(exc, typer.Exit)
 
 
 class ProblemsError(Exception):
@@ -98,7 +119,11 @@ def fail(
     session: Session, message: str, exit_code: int, problems: Sequence[Problem] = ()
 ) -> NoReturn:
     """Report an error: with ``--json`` one JSON document on stdout; always one line
-    ``flagmw: error: …`` on stderr; then exit with ``exit_code``."""
+    ``flagmw: error: …`` on stderr; then end the command with ``exit_code``.
+
+    Raises:
+        CommandExit: always, with ``exit_code``.
+    """
     from flagmw.cli.output import console, problems_table, write_json, write_lines
 
     line = one_line(message)
@@ -115,16 +140,21 @@ def fail(
     elif problems:
         console(stderr=True).print(problems_table(problems))
     write_lines([f"flagmw: error: {line}"], stderr=True)
-    raise typer.Exit(exit_code)
+    raise CommandExit(exit_code)
 
 
 @contextmanager
 def reporting(session: Session) -> Iterator[None]:
     """Turn the errors of a command into one line on stderr and an exit code; never a
-    traceback for a :class:`~flagmw.errors.FlagmwError`."""
+    traceback for a :class:`~flagmw.errors.FlagmwError`.
+
+    Raises:
+        CommandExit: with the exit code of the error (see :func:`fail`); 130 when
+            interrupted. A ``typer.Exit`` the command raised passes through unchanged.
+    """
     try:
         yield
-    except typer.Exit:
+    except CommandExit:
         raise
     except CliError as exc:
         fail(session, str(exc), exc.exit_code)
@@ -140,8 +170,10 @@ def reporting(session: Session) -> Iterator[None]:
         from flagmw.cli.output import write_lines
 
         write_lines(["flagmw: interrupted"], stderr=True)
-        raise typer.Exit(130) from None
+        raise CommandExit(130) from None
     except Exception as exc:
+        if _is_typer_exit(exc):
+            raise
         if session.verbose:
             from flagmw.cli.output import write_lines
 

@@ -7,13 +7,12 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from flagmw.cli.errors import reporting
-from flagmw.cli.session import Session, root_session
+from flagmw.cli.errors import CommandExit, reporting
+from flagmw.cli.session import Session, after_command, root_session
 
 __all__ = [
     "ActorOpt",
@@ -219,14 +218,14 @@ def with_session(*, exclude: Sequence[str] = ()) -> Callable[[Callable[..., R]],
                 if isinstance(ctx.obj, Session)
                 else root_session(None, None, None, None, None, False, False)
             )
-            given: dict[str, Any] = {}
-            for name, _, _ in shared:
-                value = kwargs.pop(f"_g_{name}")
-                if value:  # None / False: not given after the command
-                    given[name] = value
-            session = replace(base, **given)
-            with reporting(session):
-                return func(session, **kwargs)
+            session = after_command(
+                base, **{name: kwargs.pop(f"_g_{name}") for name, _, _ in shared}
+            )
+            try:
+                with reporting(session):
+                    return func(session, **kwargs)
+            except CommandExit as exc:
+                raise typer.Exit(exc.exit_code) from None
             raise AssertionError("unreachable")  # pragma: no cover
 
         wrapper.__doc__ = reflow(func.__doc__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import getpass
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_STORE",
     "DEFAULT_TTL_SECONDS",
     "Session",
+    "after_command",
     "default_actor",
     "root_session",
     "stored_registry",
@@ -290,3 +291,11 @@ def root_session(
         json=json_output,
         verbose=verbose,
     )
+
+
+def after_command(base: Session, **given: Any) -> Session:
+    """``base`` (the options before the command) with the global options given after the
+    command name, which win: ``given`` maps a :class:`Session` field to its value, and
+    None or False means "not given after the command". Both front-ends use it (typer's
+    :func:`~flagmw.cli.options.with_session` and :mod:`flagmw.cli.incident`)."""
+    return replace(base, **{name: value for name, value in given.items() if value})
