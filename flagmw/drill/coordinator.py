@@ -18,6 +18,7 @@ import time
 from typing import IO, Any
 
 from flagmw.drill.report import DrillReport, Repetition
+from flagmw.drill.worker import STEP_SAMPLE
 
 __all__ = ["DrillError", "run_drill"]
 
@@ -178,7 +179,7 @@ def run_drill(
         spacing = []
         for w in procs:
             steps = w.times("step")
-            spacing += [(b - a) / 50 * 1000 for a, b in itertools.pairwise(steps)]
+            spacing += [(b - a) / STEP_SAMPLE * 1000 for a, b in itertools.pairwise(steps)]
         return DrillReport(st.name, workers, tool_latency, reps, spacing)
     finally:
         if live is not None:

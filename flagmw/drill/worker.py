@@ -9,7 +9,7 @@ system-wide clock, so the coordinator compares them across processes without ske
 * ``{"ev": "refused", "t": …}`` each time the gate refuses a call (enforcement);
 * ``{"ev": "knows", "t": …, "gen": …}`` each time the client's generation moves (a
   watcher thread polls ``client.poll()`` every 0.5 ms: commit → client knows);
-* ``{"ev": "step", "t": …}`` every 50th superstep (the step spacing).
+* ``{"ev": "step", "t": …}`` every :data:`STEP_SAMPLE`-th superstep (the step spacing).
 
 Run as ``python -m flagmw.drill.worker STORE KEY TOOL_LATENCY``.
 """
@@ -22,7 +22,11 @@ import threading
 import time
 from typing import Any, TypedDict
 
-__all__ = ["main"]
+__all__ = ["STEP_SAMPLE", "main"]
+
+#: a ``step`` event every this many supersteps: often enough that even a short drill on
+#: a loaded machine sees two of them per worker (the spacing is their distance / this)
+STEP_SAMPLE = 10
 
 _out_lock = threading.Lock()
 
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         if out != "done":
             _emit("refused", t=time.monotonic())
         n = state.get("n", 0) + 1
-        if n % 50 == 0:
+        if n % STEP_SAMPLE == 0:
             _emit("step", t=time.monotonic())
         return {"n": n}
 
