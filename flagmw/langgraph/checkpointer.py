@@ -42,15 +42,21 @@ def _note_interrupt(config: RunnableConfig, writes: Sequence[tuple[str, Any]]) -
     if not conf or conf.get("checkpoint_ns", ""):
         return
     run = conf.get(RUN_KEY)
-    if isinstance(run, RunState) and any(channel == INTERRUPT_CHANNEL for channel, _ in writes):
-        run.interrupted = True
+    if isinstance(run, RunState):
+        for channel, _ in writes:
+            if channel == INTERRUPT_CHANNEL:
+                run.interrupted = True
+                return
 
 
 def _strip_flagmw(config: RunnableConfig) -> RunnableConfig:
     meta = config.get("metadata")
-    if not meta or not any(k.startswith("flagmw.") for k in meta):
+    if not meta:
         return config
-    return {**config, "metadata": {k: v for k, v in meta.items() if not k.startswith("flagmw.")}}
+    kept = {k: v for k, v in meta.items() if not k.startswith("flagmw.")}
+    if len(kept) == len(meta):
+        return config
+    return {**config, "metadata": kept}
 
 
 def _accepts_task_path(put_writes: Callable[..., Any]) -> bool:
@@ -153,21 +159,28 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
             return config, metadata, None, carry
         if ns != run.ns:  # a subgraph of the run (not a wrapped graph of its own)
             return _strip_flagmw(config), metadata, None, False
+        if run.root_checkpoint_written:  # every later checkpoint: the reference only
+            ref = run.pin_ref
+            if ref is not None:
+                span = run.span_ref
+                # a copy: the loop keeps its metadata dict (see below)
+                metadata = cast(
+                    CheckpointMetadata, {**metadata, REF_KEY: f"{ref} {span}" if span else ref}
+                )
+            return _strip_flagmw(config), metadata, None, False
         pin_write: _Write | None = None
         extra: dict[str, Any] = {}
-        if not run.root_checkpoint_written:
-            run.root_checkpoint_written = True
-            if run.pending_pin is not None:
-                pin_id, *rest = pin_record(
-                    conf["thread_id"], checkpoint["id"], run.pending_pin, checkpoint.get("ts")
-                )
-                pin_write = cast(_Write, tuple(rest))
-                run.pin_ref = pin_id
-                run.pending_pin = None
-            if run.span_ref:
-                extra[SPAN_KEY] = run.span_ref
-        else:
-            config = _strip_flagmw(config)
+        # the first checkpoint of the invocation in its namespace
+        run.root_checkpoint_written = True
+        if run.pending_pin is not None:
+            pin_id, *rest = pin_record(
+                conf["thread_id"], checkpoint["id"], run.pending_pin, checkpoint.get("ts")
+            )
+            pin_write = cast(_Write, tuple(rest))
+            run.pin_ref = pin_id
+            run.pending_pin = None
+        if run.span_ref:
+            extra[SPAN_KEY] = run.span_ref
         ref = run.pin_ref
         if ref is not None:
             extra[REF_KEY] = f"{ref} {run.span_ref}" if run.span_ref else ref

@@ -267,6 +267,7 @@ class RunState:
 
 
 _run_var: ContextVar[RunState | None] = ContextVar("flagmw_run", default=None)
+_get_run = _run_var.get  # bound once: current() is read in hot loops of nodes
 
 _NO_RUN = (
     "flagmw.current() was called outside a run wrapped with flagmw.wrap(...); call it "
@@ -306,7 +307,7 @@ def current(optional: bool = False) -> RunConfig | None:
     Raises:
         NoRunConfigError: outside a run, unless ``optional``.
     """
-    state = _run_var.get()
+    state = _get_run()
     if state is not None:
         return state.rc
     if optional:
