@@ -13,6 +13,7 @@ ones computed afresh.
 from __future__ import annotations
 
 import json
+from types import MappingProxyType
 from typing import Any
 
 import rfc8785
@@ -58,30 +59,55 @@ def fresh_pin(rc: RunConfig) -> str:
 def test_the_memo_answers_for_the_very_candidates_only() -> None:
     memo: CandidateMemo[str] = CandidateMemo()
     one = cands({"a.b": 1, "c.d": "x"})
-    keys, objs = CandidateMemo.key(one)
-    memo.put(keys, objs, "result")
-    assert memo.get(keys, objs) == "result"
-    assert memo.get(*CandidateMemo.key(dict(one))) == "result"  # another mapping, same objects
+    memo.put(one, "result")
+    assert memo.get(one) == "result"
+    assert memo.get(dict(one)) == "result"  # another mapping, the same objects
+    assert memo.get(MappingProxyType(one)) == "result"
     # equal but distinct candidates: 1.0 and True compare equal to 1, and write differently
     for other in (1.0, True, 1):
-        twin = cands({"a.b": other, "c.d": "x"})
-        assert memo.get(*CandidateMemo.key(twin)) is None
+        assert memo.get(cands({"a.b": other, "c.d": "x"})) is None
     # the same objects under other keys
-    renamed = dict(zip(("a.c", "c.d"), one.values(), strict=True))
-    assert memo.get(*CandidateMemo.key(renamed)) is None
-    # a prefix (other length) and nothing
-    assert memo.get(*CandidateMemo.key({"a.b": one["a.b"]})) is None
-    assert memo.get((), ()) is None
+    assert memo.get(dict(zip(("a.c", "c.d"), one.values(), strict=True))) is None
+    # a prefix (other length), and nothing
+    assert memo.get({"a.b": one["a.b"]}) is None
+    assert memo.get({}) is None
+
+
+def test_audiences_sharing_most_candidates_keep_their_own_entries() -> None:
+    memo: CandidateMemo[str] = CandidateMemo()
+    shared = cands({"a.a": 0, "m.m": 0, "z.z": 0})  # the defaults every audience shares
+    audiences = {}
+    for tenant in ("acme", "globex", "initech"):
+        own = dict(shared)
+        own["m.m"] = make_candidate("m.m", tenant, DEFAULT_PROVENANCE)
+        audiences[tenant] = own
+        memo.put(own, tenant)
+    for tenant, own in audiences.items():
+        assert memo.get(own) == tenant
+
+
+def test_an_equality_memo_takes_equal_candidates_an_identity_memo_does_not() -> None:
+    shared = cands({"a.a": 0, "z.z": 0})
+    first = {**shared, "m.m": make_candidate("m.m", 1, DEFAULT_PROVENANCE)}
+    twin = {**shared, "m.m": make_candidate("m.m", 1.0, DEFAULT_PROVENANCE)}
+    first, twin = dict(sorted(first.items())), dict(sorted(twin.items()))
+    by_identity: CandidateMemo[str] = CandidateMemo()
+    by_equality: CandidateMemo[str] = CandidateMemo(identity=False)
+    for memo in (by_identity, by_equality):
+        memo.put(first, "first")
+    assert by_identity.get(twin) is None
+    assert by_equality.get(twin) == "first"  # one fragment, one config_hash
+    assert rc_of(twin).config_hash == rc_of(first).config_hash
 
 
 def test_the_memo_is_bounded() -> None:
     memo: CandidateMemo[int] = CandidateMemo(size=4)
     sets = [cands({"k.v": i}) for i in range(10)]
     for i, s in enumerate(sets):
-        memo.put(*CandidateMemo.key(s), i)
-        assert memo.get(*CandidateMemo.key(s)) == i
+        memo.put(s, i)
+        assert memo.get(s) == i
         assert len(memo._entries) <= 4
-    assert memo.get(*CandidateMemo.key(sets[0])) is None  # emptied on the way
+    assert memo.get(sets[0]) is None  # emptied on the way
 
 
 # -- what it serves equals a fresh computation ----------------------------------------

@@ -1,14 +1,15 @@
-"""CandidateMemo: results derived from a RunConfig's candidates, remembered by the
-identity of those candidates.
+"""CandidateMemo: results derived from a RunConfig's candidates, remembered for the
+runs that share those candidates.
 
 The runs resolved against one snapshot for one audience share their
 :class:`~flagmw.core.candidate.Candidate` objects (the resolver copies the compiled
 base and replaces entries with precompiled candidates), so what is derived from the
 candidates alone — the ``config_hash``, the values and provenance members of a pin —
 is the same for all of them. A :class:`CandidateMemo` returns such a result when the
-candidates are the very objects, in the same order and under the same keys, it was
-computed from; anything else is a miss and the caller computes afresh. Identity, not
-equality: ``1`` and ``1.0`` (or ``True``) compare equal but write differently.
+candidates are, in the same order and under the same keys, the very objects it was
+computed from (``identity=True``) or equal to them (``identity=False``, for results
+that depend only on what equal candidates share, e.g. their hash fragments: ``1`` and
+``1.0`` compare equal and have one fragment, but a pin writes them differently).
 """
 
 from __future__ import annotations
@@ -23,48 +24,61 @@ __all__ = ["CandidateMemo"]
 
 T = TypeVar("T")
 
+_Entry = tuple[tuple[str, ...], tuple[Candidate, ...], T]
+
+#: entries kept per slot (audiences whose first and last candidates are the same
+#: objects, e.g. two tenants that differ in a middle flag only)
+_PER_SLOT = 8
+
 
 class CandidateMemo(Generic[T]):
-    """A bounded memo of ``result`` per sequence of candidates (compared by identity).
+    """A bounded memo of ``result`` per candidates mapping.
 
-    Each entry holds the candidates it was computed from, so their ids cannot be reused
-    while it exists. Thread-safe for its purpose: a lookup never returns a result for
-    other candidates (entries are replaced whole; a race costs a recomputation).
+    Entries are slotted by the number of candidates and the ids of the first and last
+    ones, a slot holding up to 8 entries (audiences share most candidates); each
+    entry holds the candidates it was computed from, so their ids cannot be reused while
+    it exists. Thread-safe for its purpose: a lookup never returns a result for other
+    candidates (slots are replaced whole; a race costs a recomputation).
 
     Args:
-        size: entries kept (distinct audiences resolved at once); when full, the memo is
-            emptied and refills.
+        identity: a hit needs the very candidate objects (else equal ones suffice).
+        size: slots kept; when full, the memo is emptied and refills.
     """
 
-    __slots__ = ("_entries", "_size")
+    __slots__ = ("_entries", "_identity", "_size")
 
-    def __init__(self, size: int = 64) -> None:
+    def __init__(self, *, identity: bool = True, size: int = 64) -> None:
+        self._identity = identity
         self._size = size
-        self._entries: dict[tuple[int, int, int], tuple[tuple[str, ...], tuple[Candidate, ...], T]]
-        self._entries = {}
+        self._entries: dict[tuple[int, int, int], tuple[_Entry[T], ...]] = {}
 
-    @staticmethod
-    def key(candidates: Mapping[str, Candidate]) -> tuple[tuple[str, ...], tuple[Candidate, ...]]:
-        """``(keys, candidates)`` of a candidates mapping, in its order: what
-        :meth:`get` and :meth:`put` take."""
-        return tuple(candidates), tuple(candidates.values())
-
-    def get(self, keys: tuple[str, ...], cands: tuple[Candidate, ...]) -> T | None:
-        """The result put for these very candidates under these keys, else None."""
-        if not cands:
+    def get(self, candidates: Mapping[str, Candidate]) -> T | None:
+        """The result put for these candidates under these keys, else None."""
+        values = tuple(candidates.values())
+        if not values:
             return None
-        entry = self._entries.get((len(cands), id(cands[0]), id(cands[-1])))
-        if entry is None:
+        entries = self._entries.get((len(values), id(values[0]), id(values[-1])))
+        if entries is None:
             return None
-        their_keys, theirs, result = entry
-        if all(map(is_, theirs, cands)) and their_keys == keys:
-            return result
+        keys: tuple[str, ...] | None = None
+        for their_keys, theirs, result in entries:
+            # tuple equality checks identity first: C speed when the objects are shared
+            if theirs != values or (self._identity and not all(map(is_, theirs, values))):
+                continue
+            if keys is None:
+                keys = tuple(candidates)
+            if their_keys == keys:
+                return result
         return None
 
-    def put(self, keys: tuple[str, ...], cands: tuple[Candidate, ...], result: T) -> None:
+    def put(self, candidates: Mapping[str, Candidate], result: T) -> None:
         """Remember ``result`` for these candidates under these keys."""
-        if not cands:
+        values = tuple(candidates.values())
+        if not values:
             return
-        if len(self._entries) >= self._size:
+        slot = (len(values), id(values[0]), id(values[-1]))
+        entries = self._entries.get(slot, ())
+        if slot not in self._entries and len(self._entries) >= self._size:
             self._entries.clear()
-        self._entries[(len(cands), id(cands[0]), id(cands[-1]))] = (keys, cands, result)
+        entry: _Entry[T] = (tuple(candidates), values, result)
+        self._entries[slot] = (entry, *entries[: _PER_SLOT - 1])

@@ -452,8 +452,9 @@ def _same_json(a: Any, b: Any) -> bool:
     return ta is tb or (ta in _NUMBERS and tb in _NUMBERS)
 
 
-# config hashes of the candidates of recent runs (runs of one audience share them)
-_HASHES: CandidateMemo[str] = CandidateMemo()
+# config hashes of the candidates of recent runs (runs of one audience share them); the
+# hash is that of the fragments, which equal candidates share: equality is enough
+_HASHES: CandidateMemo[str] = CandidateMemo(identity=False)
 
 
 def _hash_candidates(candidates: Mapping[str, Candidate]) -> str:
@@ -461,11 +462,10 @@ def _hash_candidates(candidates: Mapping[str, Candidate]) -> str:
     # ASCII (registry.KEY_PATTERN), where that is the code-point order Python sorts by,
     # and a RunConfig keeps its candidates sorted (the resolver starts from a sorted
     # base and only replaces entries; from_json sorts): the fragments join in order.
-    keys, cands = CandidateMemo.key(candidates)
-    h = _HASHES.get(keys, cands)
+    h = _HASHES.get(candidates)
     if h is None:
-        h = sha256_hex("{" + ",".join([c.fragment for c in cands]) + "}")
-        _HASHES.put(keys, cands, h)
+        h = sha256_hex("{" + ",".join([c.fragment for c in candidates.values()]) + "}")
+        _HASHES.put(candidates, h)
     return h
 
 

@@ -132,6 +132,7 @@ def _jcs_fragment(name: str, cand: Candidate) -> str:
 
 # -- encoding -------------------------------------------------------------------------
 
+
 # the values and provenance members of recent pins, by their candidates' identity: the
 # runs of one audience share their candidates, so a new run re-encodes only its context
 _MEMBERS: CandidateMemo[tuple[str, str, str]] = CandidateMemo()
@@ -139,11 +140,10 @@ _MEMBERS: CandidateMemo[tuple[str, str, str]] = CandidateMemo()
 
 def _members_of(candidates: Mapping[str, Candidate]) -> tuple[str, str, str]:
     """``(values as JCS, values as stored, provenance)`` members of a pin."""
-    keys, cands = CandidateMemo.key(candidates)
-    members = _MEMBERS.get(keys, cands)
+    members = _MEMBERS.get(candidates)
     if members is None:
         members = _encode_members(candidates)
-        _MEMBERS.put(keys, cands, members)
+        _MEMBERS.put(candidates, members)
     return members
 
 
