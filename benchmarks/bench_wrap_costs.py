@@ -18,6 +18,14 @@ configured), as a user's would. Times are medians of wall time
 disturbed by other processes on a shared machine).
 
     .venv/bin/python -m benchmarks.bench_wrap_costs [--pairs 300]
+
+Figures (2026-12-04, AMD EPYC ×2, load 4.6–4.7, three runs of ``--pairs 300``; the
+table with the runs of the code before is in docs/performance.md): per run, 5-node
+graph, CPU ratio 1.084 / 1.071 / 1.094 (target ≤ 1.05: FAIL; before 1.10–1.14); 25-node
+graph 1.02–1.04; per superstep −2.5 / 7.1 / −1.5 µs (PASS); run start 36–38 µs (PASS;
+before 58–82 µs); ``current()[key]`` 126–131 ns (PASS). On a loaded machine these
+medians move by ±50 µs a run; :mod:`benchmarks.wrap_instructions` counts the same runs in
+instructions (wrapped / bare 1.076, before 1.105).
 """
 
 from __future__ import annotations
