@@ -21,7 +21,6 @@ from typing import Any, NamedTuple, TypeVar
 import pydantic
 
 from flagmw.core.candidate import Candidate, copy_json, make_candidate
-from flagmw.core.candidate_memo import CandidateMemo
 from flagmw.core.canonical import sha256_hex
 from flagmw.core.context import EvaluationContext
 from flagmw.core.hot_change import HotChange
@@ -452,21 +451,12 @@ def _same_json(a: Any, b: Any) -> bool:
     return ta is tb or (ta in _NUMBERS and tb in _NUMBERS)
 
 
-# config hashes of the candidates of recent runs (runs of one audience share them); the
-# hash is that of the fragments, which equal candidates share: equality is enough
-_HASHES: CandidateMemo[str] = CandidateMemo(identity=False)
-
-
 def _hash_candidates(candidates: Mapping[str, Candidate]) -> str:
     # RFC 8785 orders members by the UTF-16 code units of their names. Flag keys are
     # ASCII (registry.KEY_PATTERN), where that is the code-point order Python sorts by,
     # and a RunConfig keeps its candidates sorted (the resolver starts from a sorted
     # base and only replaces entries; from_json sorts): the fragments join in order.
-    h = _HASHES.get(candidates)
-    if h is None:
-        h = sha256_hex("{" + ",".join([c.fragment for c in candidates.values()]) + "}")
-        _HASHES.put(candidates, h)
-    return h
+    return sha256_hex("{" + ",".join([c.fragment for c in candidates.values()]) + "}")
 
 
 def _legacy_hash(values: Any) -> str | None:
