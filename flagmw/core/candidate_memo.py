@@ -5,10 +5,10 @@ The runs resolved against one snapshot for one audience share their
 :class:`~flagmw.core.candidate.Candidate` objects (the resolver copies the compiled
 base and replaces entries with precompiled candidates), so what is derived from the
 candidates alone — the values and provenance members of a pin
-(:mod:`flagmw.langgraph.pin`) — is the same for all of them. A :class:`CandidateMemo` returns such a result only when
-the candidates are, in the same order and under the same keys, the very objects it was
-computed from: identity, not equality (``1`` and ``1.0`` compare equal, but a pin
-writes them differently).
+(:mod:`flagmw.langgraph.pin`) — is the same for all of them. A :class:`CandidateMemo`
+returns such a result only when the candidates are, in the same order and under the
+same keys, the very objects it was computed from: identity, not equality (``1`` and
+``1.0`` compare equal, but a pin writes them differently).
 """
 
 from __future__ import annotations
