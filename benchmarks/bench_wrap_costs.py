@@ -18,6 +18,16 @@ configured), as a user's would. Times are medians of wall time
 disturbed by other processes on a shared machine).
 
     .venv/bin/python -m benchmarks.bench_wrap_costs [--pairs 300]
+
+Figures (2026-12-04 09:18–09:21 UTC, AMD EPYC ×2, load 1.3–1.8, three runs of
+``--pairs 300``; the table with main's runs of the same minutes is in
+docs/performance.md): per run, 5-node graph, CPU ratio 1.078 / 1.079 / 1.052 (target
+≤ 1.05: FAIL; main 1.09–1.11); 25-node graph 1.06; per superstep 16–23 µs (main 5–12 µs:
+a difference of differences, ±10 µs between runs; callgrind counts 45,000 instructions per
+superstep, main 60,000); run start 38–39 µs, one run 63 µs (PASS; main 54 µs);
+``current()[key]`` 124–126 ns, one disturbed run 212 ns (PASS). On a loaded machine these
+medians move by ±50 µs a run; :mod:`benchmarks.wrap_instructions` counts the same runs in
+instructions (wrapped / bare 1.083–1.085, main 1.105).
 """
 
 from __future__ import annotations

@@ -269,3 +269,26 @@ def test_a_saver_without_task_path_still_works(client: FlagClient) -> None:
     assert saver.task_ids  # its put_writes was called, without task_path
     assert PinningCheckpointer(saver)._writes_task_path is False
     assert PinningCheckpointer(InMemorySaver())._writes_task_path is True
+
+
+def test_the_flagmw_metadata_is_stripped_once_per_run_and_follows_the_dict() -> None:
+    from flagmw.langgraph.checkpointer import _strip_flagmw
+    from flagmw.langgraph.run import RunState
+    from flagmw.testing import pinned_config
+
+    run = RunState(client=None, rc=pinned_config({}), name="g")
+    meta = {"flagmw.config_hash": "sha256:x", "flagmw.snapshot_rev": 3, "thread_id": "t"}
+    first = _strip_flagmw({"metadata": meta, "tags": []}, run)
+    second = _strip_flagmw({"metadata": meta, "tags": ["x"]}, run)
+    assert first == {"metadata": {"thread_id": "t"}, "tags": []}
+    assert second == {"metadata": {"thread_id": "t"}, "tags": ["x"]}
+    assert first["metadata"] is not second["metadata"]  # each put gets its own copy
+    assert run.stripped is not None
+    assert run.stripped[0] is meta
+    meta["user"] = "u"  # the dict changed: computed again
+    assert _strip_flagmw({"metadata": meta}, run) == {"metadata": {"thread_id": "t", "user": "u"}}
+    other = {"thread_id": "t2", "flagmw.x": 1}  # another dict (a subgraph's loop)
+    assert _strip_flagmw({"metadata": other}, run) == {"metadata": {"thread_id": "t2"}}
+    plain = {"metadata": {"thread_id": "t"}}
+    assert _strip_flagmw(plain, run) is plain  # nothing to strip: the same config
+    assert _strip_flagmw(plain) is plain

@@ -189,11 +189,13 @@ class RunConfig(Mapping[str, Any]):
     # -- reading ------------------------------------------------------------------------
 
     def __getitem__(self, key: str) -> Any:
+        # the hot read of flagmw.current()[key]: Candidate fields by index (value 0,
+        # mutable 3), a few instructions less than by name
         try:
             c = self._c[key]
         except KeyError:
             raise UnknownFlagError(key, _close(key, self._c)) from None
-        return copy_json(c.value) if c.mutable else c.value
+        return copy_json(c[0]) if c[3] else c[0]
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, or ``default`` when the key is not in this RunConfig."""

@@ -42,15 +42,30 @@ def _note_interrupt(config: RunnableConfig, writes: Sequence[tuple[str, Any]]) -
     if not conf or conf.get("checkpoint_ns", ""):
         return
     run = conf.get(RUN_KEY)
-    if isinstance(run, RunState) and any(channel == INTERRUPT_CHANNEL for channel, _ in writes):
-        run.interrupted = True
+    if isinstance(run, RunState):
+        for channel, _ in writes:
+            if channel == INTERRUPT_CHANNEL:
+                run.interrupted = True
+                return
 
 
-def _strip_flagmw(config: RunnableConfig) -> RunnableConfig:
+def _strip_flagmw(config: RunnableConfig, run: RunState | None = None) -> RunnableConfig:
+    """``config`` without the ``flagmw.*`` keys of its metadata. A run's checkpoints all
+    come with one metadata dict (the loop's, never changed during the run): the kept
+    keys are computed once per run (``run.stripped``) and copied for each put."""
     meta = config.get("metadata")
-    if not meta or not any(k.startswith("flagmw.") for k in meta):
+    if not meta:
         return config
-    return {**config, "metadata": {k: v for k, v in meta.items() if not k.startswith("flagmw.")}}
+    memo = run.stripped if run is not None else None
+    if memo is not None and memo[0] is meta and memo[1] == len(meta):
+        kept = memo[2]
+    else:
+        kept = {k: v for k, v in meta.items() if not k.startswith("flagmw.")}
+        if run is not None:
+            run.stripped = (meta, len(meta), kept)
+    if len(kept) == len(meta):
+        return config
+    return {**config, "metadata": dict(kept)}
 
 
 def _accepts_task_path(put_writes: Callable[..., Any]) -> bool:
@@ -152,22 +167,29 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
             carry = not ns and bool(conf.get("checkpoint_id")) and REF_KEY not in metadata
             return config, metadata, None, carry
         if ns != run.ns:  # a subgraph of the run (not a wrapped graph of its own)
-            return _strip_flagmw(config), metadata, None, False
+            return _strip_flagmw(config, run), metadata, None, False
+        if run.root_checkpoint_written:  # every later checkpoint: the reference only
+            ref = run.pin_ref
+            if ref is not None:
+                span = run.span_ref
+                # a copy: the loop keeps its metadata dict (see below)
+                metadata = cast(
+                    CheckpointMetadata, {**metadata, REF_KEY: f"{ref} {span}" if span else ref}
+                )
+            return _strip_flagmw(config, run), metadata, None, False
         pin_write: _Write | None = None
         extra: dict[str, Any] = {}
-        if not run.root_checkpoint_written:
-            run.root_checkpoint_written = True
-            if run.pending_pin is not None:
-                pin_id, *rest = pin_record(
-                    conf["thread_id"], checkpoint["id"], run.pending_pin, checkpoint.get("ts")
-                )
-                pin_write = cast(_Write, tuple(rest))
-                run.pin_ref = pin_id
-                run.pending_pin = None
-            if run.span_ref:
-                extra[SPAN_KEY] = run.span_ref
-        else:
-            config = _strip_flagmw(config)
+        # the first checkpoint of the invocation in its namespace
+        run.root_checkpoint_written = True
+        if run.pending_pin is not None:
+            pin_id, *rest = pin_record(
+                conf["thread_id"], checkpoint["id"], run.pending_pin, checkpoint.get("ts")
+            )
+            pin_write = cast(_Write, tuple(rest))
+            run.pin_ref = pin_id
+            run.pending_pin = None
+        if run.span_ref:
+            extra[SPAN_KEY] = run.span_ref
         ref = run.pin_ref
         if ref is not None:
             extra[REF_KEY] = f"{ref} {run.span_ref}" if run.span_ref else ref

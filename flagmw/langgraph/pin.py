@@ -15,7 +15,8 @@ from typing import Any
 import rfc8785
 
 from flagmw.core.candidate import Candidate
-from flagmw.core.canonical import canonical_json
+from flagmw.core.candidate_memo import CandidateMemo
+from flagmw.core.canonical import canonical_json, canonical_json_small, json_fragment
 from flagmw.core.provenance import Layer, Provenance
 from flagmw.core.runconfig import FORMAT as RUNCONFIG_FORMAT
 from flagmw.core.runconfig import RunConfig
@@ -79,6 +80,9 @@ _encode_str = json.encoder.encode_basestring  # ensure_ascii=False form of a JSO
 #: RFC 8785 canonical JSON with flagmw's one extension (exact digits for integers beyond
 #: ±(2**53 - 1)): the core's encoder, which also computes config and content hashes
 _jcs = canonical_json
+#: the same for the small members of a pin (context, override ids, variants): one pass of
+#: the C encoder when its output is already the RFC 8785 form
+_jcs_small = canonical_json_small
 
 
 def _provenance_jcs(groups: Iterable[tuple[Provenance, list[str]]]) -> str:
@@ -128,30 +132,24 @@ def _jcs_fragment(name: str, cand: Candidate) -> str:
 
 # -- encoding -------------------------------------------------------------------------
 
-# one encoder: json.dumps with options builds a new JSONEncoder at every call
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+# the values and provenance members of recent pins, by their candidates' identity: the
+# runs of one audience share their candidates, so a new run re-encodes only its context
+_MEMBERS: CandidateMemo[tuple[str, str, str]] = CandidateMemo()
 
 
-def encode_pin(rc: RunConfig, *, key: str | bytes | None = None) -> str:
-    """The form of a RunConfig stored in the checkpoint: ``RunConfig.to_dict()`` with
-    ``format: "flagmw.pin/2"``, the provenance grouped — a list of ``[provenance,
-    [keys…]]`` instead of one provenance object per key — and a ``digest``, as compact
-    JSON text (≈2.5 KB for 50 flags).
+def _members_of(candidates: Mapping[str, Candidate]) -> tuple[str, str, str]:
+    """``(values as JCS, values as stored, provenance)`` members of a pin."""
+    members = _MEMBERS.get(candidates)
+    if members is None:
+        members = _encode_members(candidates)
+        _MEMBERS.put(candidates, members)
+    return members
 
-    ``digest`` covers every other member (context, environment, snapshot rev and hash,
-    override ids, variants, provenance, values, changes, config hash):
-    ``"sha256:" + hex(SHA-256(P))``, or with a key ``"hmac-sha256:" +
-    hex(HMAC-SHA256(key, P))``, where ``P`` is the UTF-8 RFC 8785 canonical JSON of the
-    pin without ``digest`` (docs/langgraph.md has the algorithm and a test vector).
 
-    Args:
-        rc: the RunConfig to pin.
-        key: the signing key; default ``$FLAGMW_PIN_KEY`` (unset: an unkeyed digest).
-
-    """
+def _encode_members(candidates: Mapping[str, Candidate]) -> tuple[str, str, str]:
     # Built from the RunConfig's precompiled JSON fragments rather than to_dict() +
-    # json.dumps: this runs once per new run, on the run's critical path.
-    candidates = rc.candidates
+    # json.dumps: this runs on the critical path of a new run (on a miss of _MEMBERS).
     groups: dict[int, tuple[Provenance, list[str]]] = {}
     last: Provenance | None = None
     names: list[str] = []
@@ -194,8 +192,40 @@ def encode_pin(rc: RunConfig, *, key: str | bytes | None = None) -> str:
         for i, text in odd.items():
             frags[i] = text
     text_values_text = jcs_values_text if odd is None else "{" + ",".join(frags) + "}"
+    return jcs_values_text, text_values_text, provenance
+
+
+# one encoder: json.dumps with options builds a new JSONEncoder at every call
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def encode_pin(rc: RunConfig, *, key: str | bytes | None = None) -> str:
+    """The form of a RunConfig stored in the checkpoint: ``RunConfig.to_dict()`` with
+    ``format: "flagmw.pin/2"``, the provenance grouped — a list of ``[provenance,
+    [keys…]]`` instead of one provenance object per key — and a ``digest``, as compact
+    JSON text (≈2.5 KB for 50 flags).
+
+    ``digest`` covers every other member (context, environment, snapshot rev and hash,
+    override ids, variants, provenance, values, changes, config hash):
+    ``"sha256:" + hex(SHA-256(P))``, or with a key ``"hmac-sha256:" +
+    hex(HMAC-SHA256(key, P))``, where ``P`` is the UTF-8 RFC 8785 canonical JSON of the
+    pin without ``digest`` (docs/langgraph.md has the algorithm and a test vector).
+
+    Args:
+        rc: the RunConfig to pin.
+        key: the signing key; default ``$FLAGMW_PIN_KEY`` (unset: an unkeyed digest).
+
+    """
+    jcs_values_text, text_values_text, provenance = _members_of(rc.candidates)
     context = rc.context.to_dict()
-    resolved_at = rc.resolved_at
+    # resolved_at: the stored text keeps Python's float form; the digest covers its JCS
+    # form, which is the same text unless it has an exponent or ends in ".0"
+    at_text = float.__repr__(float(rc.resolved_at))
+    at_jcs = (
+        at_text
+        if "e" not in at_text and not at_text.endswith(".0") and at_text[-1] not in "fn"
+        else json_fragment(rc.resolved_at)
+    )
     # the members in RFC 8785 order (keys sorted); "digest" goes between context and
     # environment in the stored text
     pre: list[str] = []
@@ -209,21 +239,24 @@ def encode_pin(rc: RunConfig, *, key: str | bytes | None = None) -> str:
     pre_text.append(config_hash)
     # the context in its JCS form in the stored text too: it is what the digest covers,
     # and a float attribute read back as an int (1.0 → 1) compares equal
-    context_member = f'"context":{_jcs(context)}'
+    context_member = f'"context":{_jcs_small(context)}'
     pre.append(context_member)
     pre_text.append(context_member)
     rest = (
         f'"environment":{_encode_str(rc.environment)},"format":"{PIN_FORMAT}",'
-        f'"override_ids":{_jcs(list(rc.override_ids))},"provenance":{provenance},'
+        f'"override_ids":{_jcs_small(list(rc.override_ids))},"provenance":{provenance},'
     )
-    tail = f'"snapshot_hash":{_jcs(rc.snapshot_hash)},"snapshot_rev":{_jcs(rc.snapshot_rev)},'
-    variants = f'"variants":{_jcs(dict(rc.variants)) if rc.variants else "{}"}'
+    tail = (
+        f'"snapshot_hash":{json_fragment(rc.snapshot_hash)},'
+        f'"snapshot_rev":{json_fragment(rc.snapshot_rev)},'
+    )
+    variants = f'"variants":{_jcs_small(dict(rc.variants)) if rc.variants else "{}"}'
     payload = (
         "{"
         + ",".join(pre)
         + ","
         + rest
-        + f'"resolved_at":{_jcs(resolved_at)},'
+        + f'"resolved_at":{at_jcs},'
         + tail
         + f'"values":{jcs_values_text},{variants}'
         + "}"
@@ -234,7 +267,7 @@ def encode_pin(rc: RunConfig, *, key: str | bytes | None = None) -> str:
         + ",".join(pre_text)
         + f',"digest":"{digest}",'
         + rest
-        + f'"resolved_at":{float.__repr__(float(resolved_at))},'
+        + f'"resolved_at":{at_text},'
         + tail
         + f'"values":{text_values_text},{variants}'
         + "}"

@@ -158,6 +158,8 @@ class RunState:
             its span a child of the parent's), else None.
         owner: identifies the wrapped graph that made the run (its settings object);
             wrapper-internal.
+        stripped: ``(metadata, its length, its keys but flagmw.*)`` of the run's config
+            metadata, computed once for the checkpoints the run writes; wrapper-internal.
     """
 
     __slots__ = (
@@ -182,6 +184,7 @@ class RunState:
         "root_checkpoint_written",
         "span_ref",
         "step",
+        "stripped",
         "thread_id",
     )
 
@@ -220,6 +223,7 @@ class RunState:
         self.interrupted = False
         self.parent = parent
         self.owner = owner
+        self.stripped: tuple[Any, int, dict[str, Any]] | None = None
 
     def event(self, name: str, **attributes: Any) -> None:
         """Record an event of :data:`EVENT_NAMES` and pass it to the observers (an
@@ -267,6 +271,7 @@ class RunState:
 
 
 _run_var: ContextVar[RunState | None] = ContextVar("flagmw_run", default=None)
+_get_run = _run_var.get  # bound once: current() is read in hot loops of nodes
 
 _NO_RUN = (
     "flagmw.current() was called outside a run wrapped with flagmw.wrap(...); call it "
@@ -306,7 +311,7 @@ def current(optional: bool = False) -> RunConfig | None:
     Raises:
         NoRunConfigError: outside a run, unless ``optional``.
     """
-    state = _run_var.get()
+    state = _get_run()
     if state is not None:
         return state.rc
     if optional:
