@@ -581,7 +581,19 @@ def test_every_pin_verifies_with_the_documented_algorithm(
     assert digest == pin_digest(payload, None)
     back = decode_pin(text)
     assert back.config_hash == rc.config_hash
+    # every value reads back as it was, floats inside json values included
+    assert json.dumps(dict(back), sort_keys=True) == json.dumps(dict(rc), sort_keys=True)
     assert json.loads(encode_pin(back))["digest"] == digest
+
+
+def test_a_large_float_inside_a_json_value_reads_back_as_the_same_float() -> None:
+    value = [5.077929799959558e16, {"x": 1.0, "y": 1e-7}]
+    rc = pinned_config({"a.list": value})
+    back = decode_pin(encode_pin(rc))
+    assert back["a.list"] == value
+    assert type(back["a.list"][0]) is float
+    assert type(back["a.list"][1]["x"]) is float
+    assert back.config_hash == rc.config_hash
 
 
 def test_find_pin_reports_the_span_and_the_reference(client: FlagClient) -> None:

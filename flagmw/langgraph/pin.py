@@ -168,8 +168,13 @@ def _encode_members(candidates: Mapping[str, Candidate]) -> tuple[str, str, str]
         else:
             if odd is None:
                 odd = {}
+            # the stored form keeps Python's float text, also inside a json value: the
+            # RFC 8785 form writes 5.077929799959558e16 as 50779297999595580, which reads
+            # back as a different (int) number; the digest covers the JCS form either way
             odd[len(frags)] = (
-                f"{_encode_str(name)}:{float.__repr__(value)}" if t is float else cand.fragment
+                f"{_encode_str(name)}:{float.__repr__(value)}"
+                if t is float
+                else f"{_encode_str(name)}:{_ENCODER.encode(value)}"
             )
             frags.append(_jcs_fragment(name, cand))
         prov = cand.provenance
