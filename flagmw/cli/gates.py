@@ -43,27 +43,7 @@ def check(
         rs.close()
     finally:
         store.close()
-    doc = [
-        {
-            "gate": r.gate.name,
-            "measured": r.measured,
-            "op": r.gate.op if r.gate.metric else None,
-            "threshold": r.gate.threshold if r.gate.metric else None,
-            "verdict": r.verdict,
-            "required": r.gate.required,
-            "detail": r.detail,
-        }
-        for r in results
-    ]
-    lines = []
-    for r in results:
-        rule = f"{r.gate.metric} {r.gate.op} {r.gate.threshold:g}" if r.gate.metric else "pytest"
-        measured = "-" if r.measured is None else f"{r.measured:.4g}"
-        flag = "" if r.gate.required else " (optional)"
-        lines.append(
-            f"{r.verdict.upper():<4}  {r.gate.name}{flag}: {rule}, measured {measured} ({r.detail})"
-        )
-    g.emit_lines(doc, lines)
+    g.emit_lines([r.to_dict() for r in results], [r.line() for r in results])
     if any(r.blocking for r in results):
         raise typer.Exit(EXIT_PROBLEMS)
 

@@ -15,7 +15,7 @@ from flagmw.cli.session import Session
 
 if TYPE_CHECKING:  # pragma: no cover
     from flagmw.core.registry import FlagRegistry
-    from flagmw.rollout.gates import Gate, GateResult
+    from flagmw.rollout.gates import Gate
     from flagmw.rollout.promote import PromoteResult
     from flagmw.stores.base import Store
 
@@ -46,25 +46,12 @@ InOpt = Annotated[
 ]
 
 
-def gate_lines(results: list[GateResult]) -> list[str]:
-    """One line per gate: verdict, rule, measured value, how it was measured."""
-    lines = []
-    for r in results:
-        rule = f"{r.gate.metric} {r.gate.op} {r.gate.threshold:g}" if r.gate.metric else "pytest"
-        measured = "-" if r.measured is None else f"{r.measured:.4g}"
-        flag = "" if r.gate.required else " (optional)"
-        lines.append(
-            f"{r.verdict.upper():<4}  {r.gate.name}{flag}: {rule}, measured {measured} ({r.detail})"
-        )
-    return lines
-
-
 def _run(g: Session, source_spec: str | None, target_spec: str, gates: Path, act: Any) -> None:
     """Open both stores, promote with ``act(source, target, spec, registry)``, report."""
     from flagmw.cli.stores import open_store
     from flagmw.core.registry import FlagRegistry
     from flagmw.rollout.gates import load_gates
-    from flagmw.rollout.promote import PromotionRefusedError, gate_dict
+    from flagmw.rollout.promote import PromotionRefusedError
 
     spec = load_gates(gates)
     registry = FlagRegistry.from_yaml(g.registry) if g.registry else None
@@ -78,8 +65,8 @@ def _run(g: Session, source_spec: str | None, target_spec: str, gates: Path, act
                 result: PromoteResult = act(source, target, spec, registry)
             except PromotionRefusedError as exc:
                 doc = {"promoted": False, "reason": str(exc)}
-                doc["gates"] = [gate_dict(r) for r in exc.results]
-                g.emit_lines(doc, [*gate_lines(exc.results), f"refused: {exc}"])
+                doc["gates"] = [r.to_dict() for r in exc.results]
+                g.emit_lines(doc, [*(r.line() for r in exc.results), f"refused: {exc}"])
                 raise typer.Exit(EXIT_PROBLEMS) from None
         finally:
             target.close()
@@ -101,7 +88,7 @@ def _run(g: Session, source_spec: str | None, target_spec: str, gates: Path, act
         )
     g.emit_lines(
         {"promoted": True} | result.to_dict(),
-        [*gate_lines(list(result.gates)), f"{done} (content hash {result.content_hash})"],
+        [*(r.line() for r in result.gates), f"{done} (content hash {result.content_hash})"],
     )
 
 

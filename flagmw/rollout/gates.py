@@ -88,6 +88,28 @@ class GateResult:
     def blocking(self) -> bool:
         return self.verdict != "pass" and self.gate.required
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON primitives: ``gate``, ``measured``, ``op``, ``threshold`` (None for a
+        test-suite gate), ``verdict``, ``required``, ``detail``."""
+        return {
+            "gate": self.gate.name,
+            "measured": self.measured,
+            "op": self.gate.op if self.gate.metric else None,
+            "threshold": self.gate.threshold if self.gate.metric else None,
+            "verdict": self.verdict,
+            "required": self.gate.required,
+            "detail": self.detail,
+        }
+
+    def line(self) -> str:
+        """One line: verdict, rule, measured value, how it was measured."""
+        g = self.gate
+        rule = f"{g.metric} {g.op} {g.threshold:g}" if g.metric else "pytest"
+        measured = "-" if self.measured is None else f"{self.measured:.4g}"
+        flag = "" if g.required else " (optional)"
+        verdict = self.verdict.upper()
+        return f"{verdict:<4}  {g.name}{flag}: {rule}, measured {measured} ({self.detail})"
+
 
 def load_gates(path: str | os.PathLike[str]) -> list[Gate]:
     """Read and check a gates file.

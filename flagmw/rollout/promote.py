@@ -87,21 +87,8 @@ class PromoteResult:
             "content_hash": self.content_hash,
             "written": self.written,
             "target_rev": self.target_rev,
-            "gates": [gate_dict(r) for r in self.gates],
+            "gates": [r.to_dict() for r in self.gates],
         }
-
-
-def gate_dict(r: GateResult) -> dict[str, Any]:
-    """One gate result as JSON primitives."""
-    return {
-        "gate": r.gate.name,
-        "measured": r.measured,
-        "op": r.gate.op if r.gate.metric else None,
-        "threshold": r.gate.threshold if r.gate.metric else None,
-        "verdict": r.verdict,
-        "required": r.gate.required,
-        "detail": r.detail,
-    }
 
 
 @contextlib.contextmanager
@@ -199,7 +186,7 @@ def _promote_snapshot(
         "target": target.name,
         "target_rev": published.rev,
         "written": published.published,
-        "gates": [gate_dict(r) for r in results],
+        "gates": [r.to_dict() for r in results],
     }
     now = clock()
     to = f"{target.name} rev {published.rev}" + ("" if published.published else " (unchanged)")
@@ -290,7 +277,7 @@ def _promote_version(
         "source": source.name,
         "target": target.name,
         "written": not existed,
-        "gates": [gate_dict(r) for r in results],
+        "gates": [r.to_dict() for r in results],
     }
     now = clock()
     src.append_audit(now, "promote.version", actor, f"promoted to {target.name}", v.ref, details)
