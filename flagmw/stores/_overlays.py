@@ -67,6 +67,14 @@ class PublishPlan:
     digest: int
     content_hash: str
 
+    def audit_details(self, rollback_of: int | None) -> dict[str, Any]:
+        """The ``details`` of the publish's audit entry (every store writes the same)."""
+        return {
+            "content_hash": self.content_hash,
+            "rollback_of": rollback_of,
+            "overlays_changed": len(self.rows),
+        }
+
 
 def plan_document(
     document: Mapping[str, Any],

@@ -312,11 +312,7 @@ class PostgresSnapshots:
             f"rev {rev}",
             head,
             rev,
-            {
-                "content_hash": plan.content_hash,
-                "rollback_of": rollback_of,
-                "overlays_changed": len(plan.rows),
-            },
+            plan.audit_details(rollback_of),
         )
         info = SnapshotInfo(
             rev,

@@ -269,10 +269,6 @@ class RedisSnapshots:
             "target": f"rev {rev}",
             "before": head,
             "after": rev,
-            "details": {
-                "content_hash": plan.content_hash,
-                "rollback_of": rollback_of,
-                "overlays_changed": len(plan.rows),
-            },
+            "details": plan.audit_details(rollback_of),
         }
         return info, writes, entry, {"rev": rev}

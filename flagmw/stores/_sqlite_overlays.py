@@ -158,11 +158,7 @@ def insert_rev(
         f"rev {rev}",
         head,
         rev,
-        {
-            "content_hash": plan.content_hash,
-            "rollback_of": rollback_of,
-            "overlays_changed": len(plan.rows),
-        },
+        plan.audit_details(rollback_of),
     )
 
 

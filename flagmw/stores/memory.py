@@ -258,11 +258,7 @@ class MemoryStore:
             f"rev {rev}",
             head,
             rev,
-            {
-                "content_hash": plan.content_hash,
-                "rollback_of": rollback_of,
-                "overlays_changed": len(plan.rows),
-            },
+            plan.audit_details(rollback_of),
         )
         self._snap_seq += 1
         return info
