@@ -160,6 +160,50 @@ def result_reason(provenance: Provenance, value: Any) -> str:
     return _REASONS.get(layer, "unknown")
 
 
+#: context attributes of an agent-version rollout copied to the root span as they are
+#: (:mod:`flagmw.rollout`)
+ROLLOUT_CONTEXT_ATTRIBUTES = ("flagmw.version", "flagmw.rollout", "flagmw.stage")
+
+
+def run_summary(
+    rc: RunConfig,
+    creation: Mapping[str, Any],
+    *,
+    user_ids: UserIdPolicy,
+    salt: str,
+    resumed: bool,
+    stale: bool,
+) -> dict[str, Any]:
+    """The run-level attributes of a root span at run start: ``creation`` (the span's
+    own), then the pinned RunConfig's snapshot rev, config hash, environment, tenant,
+    user id (under ``user_ids``), route, rollout assignment, override ids, an empty
+    change record (``run_ended`` fills it) and whether the run resumed or its client
+    serves a stale config."""
+    ctx = rc.context
+    summary: dict[str, Any] = dict(creation)
+    if rc.snapshot_rev is not None:
+        summary[SNAPSHOT_REV] = rc.snapshot_rev
+    summary[CONFIG_HASH] = rc.config_hash
+    summary[ENVIRONMENT] = rc.environment
+    if ctx.tenant_id is not None:
+        summary[TENANT_ID] = ctx.tenant_id
+    uid = apply_user_policy(ctx.user_id, user_ids, salt)
+    if uid is not None:
+        summary[USER_ID] = uid
+    if ctx.route is not None:
+        summary[ROUTE] = ctx.route
+    if ctx.attributes:
+        for name in ROLLOUT_CONTEXT_ATTRIBUTES:
+            if name in ctx.attributes:
+                summary[name] = ctx.attributes[name]
+    summary[OVERRIDE_IDS] = list(rc.override_ids)
+    summary[CHANGE_COUNT] = 0
+    summary[CHANGED_KEYS] = []
+    summary[RESUMED] = resumed
+    summary[STALE] = stale
+    return summary
+
+
 def flag_order(rc: RunConfig, hot_keys: Collection[str]) -> list[str]:
     """The keys of ``rc`` in the order they get the attribute budget: overridden keys,
     then hot keys, then every other key; each group sorted."""

@@ -325,27 +325,14 @@ class RunTracer:
         run, span = entry.run, entry.span
         assert span is not None
         rc = run.pinned
-        ctx = rc.context
-        summary: dict[str, Any] = dict(creation)
-        if rc.snapshot_rev is not None:
-            summary[A.SNAPSHOT_REV] = rc.snapshot_rev
-        summary[A.CONFIG_HASH] = rc.config_hash
-        summary[A.ENVIRONMENT] = rc.environment
-        if ctx.tenant_id is not None:
-            summary[A.TENANT_ID] = ctx.tenant_id
-        uid = A.apply_user_policy(ctx.user_id, self.user_ids, self.user_id_salt)
-        if uid is not None:
-            summary[A.USER_ID] = uid
-        if ctx.route is not None:
-            summary[A.ROUTE] = ctx.route
-        for name in ("flagmw.version", "flagmw.rollout", "flagmw.stage"):  # flagmw.rollout
-            if ctx.attributes and name in ctx.attributes:
-                summary[name] = ctx.attributes[name]
-        summary[A.OVERRIDE_IDS] = list(rc.override_ids)
-        summary[A.CHANGE_COUNT] = 0
-        summary[A.CHANGED_KEYS] = []
-        summary[A.RESUMED] = bool(run.resumed)
-        summary[A.STALE] = run.client is not None and run.client.serving_stale
+        summary = A.run_summary(
+            rc,
+            creation,
+            user_ids=self.user_ids,
+            salt=self.user_id_salt,
+            resumed=bool(run.resumed),
+            stale=run.client is not None and run.client.serving_stale,
+        )
 
         hot = run.client.registry.hot_keys if run.client is not None else frozenset()
         order = A.flag_order(rc, hot)
