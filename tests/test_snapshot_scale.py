@@ -196,6 +196,19 @@ def test_an_overlay_patch_is_validated_and_refused_whole(store: Store) -> None:
         client.publish_tenant("b", {"values": {}}, author="a", message="m", parent_rev=1)
 
 
+def test_validating_an_overlay_patch_publishes_nothing(store: Store) -> None:
+    client = _client(store)
+    client.publish(_fleet(3), author="a", message="fleet")
+    checked = client.validate_overlays(
+        {"tenants": {"acme": {"values": {"loop.max_iterations": 4}}}}
+    )
+    assert checked.document["tenants"]["acme"]["values"] == {"loop.max_iterations": 4}
+    with pytest.raises(ValidationError) as bad:
+        client.validate_overlays({"tenants": {"acme": {"values": {"loop.max_iterations": 99}}}})
+    assert {p.path for p in bad.value.problems} == {"tenants.acme.values[loop.max_iterations]"}
+    assert store.head().rev == 1  # type: ignore[union-attr]
+
+
 def test_a_patch_on_a_head_of_another_registry_is_refused(store: Store) -> None:
     _client(store).publish(_fleet(2), author="a", message="fleet")
     other = FlagRegistry.from_dict(

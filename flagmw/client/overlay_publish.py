@@ -23,11 +23,11 @@ from flagmw.client.canary import refuse_during_canary
 from flagmw.client.results import PublishResult
 from flagmw.core.overlay_reuse import KnownOverlays
 from flagmw.core.registry import FlagRegistry
-from flagmw.core.snapshot import validate_document
+from flagmw.core.snapshot import Snapshot, validate_document
 from flagmw.core.snapshot_hash import OVERLAY_SECTIONS
 from flagmw.core.source import load_document
 from flagmw.errors import ConflictError, FlagmwError, Problem, ValidationError
-from flagmw.stores.base import Store
+from flagmw.stores.base import SnapshotInfo, Store
 
 __all__ = ["OverlayPublishing", "head_overlays"]
 
@@ -96,6 +96,52 @@ class OverlayPublishing:
         check_required_text("publish_overlays", "message", message)
         if parent_rev is not _HEAD and parent_rev is not None:
             check_int("publish_overlays", "parent_rev", parent_rev)
+        checked, head, sections = self._checked_patch(source, "overlay publish")
+        if parent_rev is _HEAD:
+            parent_rev = head.rev
+        if parent_rev != head.rev:
+            raise ConflictError(parent_rev, head.rev)
+        changes: dict[tuple[str, str], Mapping[str, Any] | None] = {}
+        for s, entries in sections.items():
+            for name, overlay in entries.items():
+                check_text("publish_overlays", f"{s} name", name)
+                changes[(s, name)] = None if overlay is None else checked.document[s][name]
+        current = self.store.get_overlays(head.rev, changes)
+        if all(current.get(k) == v for k, v in changes.items()):
+            return PublishResult(head.rev, head.content_hash, head.parent_rev, False, ())
+        info = self.store.publish_overlays(
+            changes,
+            self.registry.to_dict(),
+            registry_fingerprint=self.registry.fingerprint,
+            parent_rev=head.rev,
+            author=author,
+            message=message,
+            at=self.clock(),
+        )
+        self.refresh()
+        return PublishResult(
+            info.rev, info.content_hash, info.parent_rev, True, tuple(checked.warnings)
+        )
+
+    def validate_overlays(self, source: str | os.PathLike[str] | Mapping[str, Any]) -> Snapshot:
+        """Validate an overlay patch as :meth:`publish_overlays` would, without
+        publishing: the ``tenants:`` / ``routes:`` of ``source`` checked against the
+        registry and the head's segments.
+
+        Returns:
+            the checked patch (its ``document`` holds the normalised overlays).
+
+        Raises:
+            ValidationError: as :meth:`publish_overlays` (every problem located).
+        """
+        check_source("validate_overlays", source)
+        return self._checked_patch(source, None)[0]
+
+    def _checked_patch(
+        self, source: str | os.PathLike[str] | Mapping[str, Any], operation: str | None
+    ) -> tuple[Snapshot, SnapshotInfo, dict[str, Mapping[str, Any]]]:
+        """The patch validated, the head it applies to and its sections; with
+        ``operation``, refused while the head is a config canary."""
         data, locator = load_document(source)
         if data is None:
             data = {}
@@ -116,7 +162,8 @@ class OverlayPublishing:
                     )
                 )
         head = self.store.head()
-        refuse_during_canary(head, "overlay publish")
+        if operation is not None:
+            refuse_during_canary(head, operation)
         if head is None:
             problems.append(
                 locator.problem((), "nothing is published yet", "publish a whole document first")
@@ -155,31 +202,7 @@ class OverlayPublishing:
                 problems.extend(exc.problems)
         if problems or checked is None or head is None:
             raise ValidationError(problems, locator.source)
-        if parent_rev is _HEAD:
-            parent_rev = head.rev
-        if parent_rev != head.rev:
-            raise ConflictError(parent_rev, head.rev)
-        changes: dict[tuple[str, str], Mapping[str, Any] | None] = {}
-        for s, entries in sections.items():
-            for name, overlay in entries.items():
-                check_text("publish_overlays", f"{s} name", name)
-                changes[(s, name)] = None if overlay is None else checked.document[s][name]
-        current = self.store.get_overlays(head.rev, changes)
-        if all(current.get(k) == v for k, v in changes.items()):
-            return PublishResult(head.rev, head.content_hash, head.parent_rev, False, ())
-        info = self.store.publish_overlays(
-            changes,
-            self.registry.to_dict(),
-            registry_fingerprint=self.registry.fingerprint,
-            parent_rev=head.rev,
-            author=author,
-            message=message,
-            at=self.clock(),
-        )
-        self.refresh()
-        return PublishResult(
-            info.rev, info.content_hash, info.parent_rev, True, tuple(checked.warnings)
-        )
+        return checked, head, sections
 
     def publish_tenant(
         self,

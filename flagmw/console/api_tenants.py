@@ -25,7 +25,6 @@ from flagmw.console.auth import Principal, tenant_editor
 from flagmw.console.problems import ApiProblem
 from flagmw.console.schemas import _Body
 from flagmw.console.state import Console
-from flagmw.core.snapshot import validate_document
 
 __all__ = ["CLEAR", "TenantValueBody", "edit_tenant_value", "router"]
 
@@ -93,15 +92,28 @@ def edit_tenant_value(
         patch = {"tenants": {tenant: overlay}}
         keys = guarded_keys(client.registry, {"tenants": {tenant: old}}, patch)
         if keys:
-            base = client.store.get_snapshot(head.rev, overlays=False).document
-            # located errors now, not when the second admin approves
-            validate_document({"segments": base.get("segments", {}), **patch}, client.registry)
-            p = console.approvals.add(who.name, msg, patch, head.rev, keys, console.clock())
-            p.overlays = True
-            notify(request, "approval.requested", p.to_dict())
-            return 202, {"pending": p.to_dict()}
+            client.validate_overlays(patch)  # located errors now, not at the approval
+            return _wait_for_approval(request, console, who, msg, patch, head.rev, keys, True)
         result = client.publish_overlays(patch, author=who.name, message=msg, parent_rev=head.rev)
     return 201, result.to_dict()
+
+
+def _wait_for_approval(
+    request: Request,
+    console: Console,
+    who: Principal,
+    message: str,
+    document: dict[str, Any],
+    rev: int,
+    keys: list[str],
+    overlays: bool,
+) -> tuple[int, dict[str, Any]]:
+    """Queue the edit for a second admin (it changes a billing/compliance flag): 202."""
+    p = console.approvals.add(
+        who.name, message, document, rev, keys, console.clock(), overlays=overlays
+    )
+    notify(request, "approval.requested", p.to_dict())
+    return 202, {"pending": p.to_dict()}
 
 
 def _no_tenant(tenant: str, rev: int) -> str:
@@ -140,11 +152,8 @@ def _edit_document(
     snapshot = client.validate(document)
     keys = guarded_keys(client.registry, before, snapshot.document)
     if keys:
-        p = console.approvals.add(
-            who.name, msg, dict(snapshot.document), rev, keys, console.clock()
-        )
-        notify(request, "approval.requested", p.to_dict())
-        return 202, {"pending": p.to_dict()}
+        document = dict(snapshot.document)
+        return _wait_for_approval(request, console, who, msg, document, rev, keys, False)
     result = client.publish(document, author=who.name, message=msg, parent_rev=rev)
     return 201, result.to_dict()
 

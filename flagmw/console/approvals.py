@@ -121,10 +121,21 @@ class Approvals:
         parent_rev: int | None,
         keys: list[str],
         at: float,
+        *,
+        overlays: bool = False,
     ) -> PendingPublish:
+        """Queue a publish for a second admin (``overlays``: ``document`` is an overlay
+        patch, published with ``publish_overlays``)."""
         with self.lock:
             p = PendingPublish(
-                f"pp-{len(self.items) + 1}", requested_by, message, document, parent_rev, keys, at
+                f"pp-{len(self.items) + 1}",
+                requested_by,
+                message,
+                document,
+                parent_rev,
+                keys,
+                at,
+                overlays=overlays,
             )
             self.items[p.id] = p
             return p
