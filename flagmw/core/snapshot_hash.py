@@ -48,6 +48,7 @@ __all__ = [
     "overlay_texts_of",
     "overlays_of",
     "snapshot_hash",
+    "texts_digest",
 ]
 
 #: The sections whose entries are stored, validated and loaded one by one.
@@ -70,6 +71,12 @@ def overlay_element(section: str, name: str, text: str) -> int:
     as a 2048-bit integer."""
     data = f"{section}\0{name}\0{text}".encode("utf-8", "surrogatepass")
     return int.from_bytes(hashlib.shake_256(data).digest(_BYTES), "big")
+
+
+def texts_digest(texts: Mapping[tuple[str, str], str]) -> int:
+    """The overlay digest of overlays given as ``(section, name)`` → canonical text: the
+    sum of their :func:`overlay_element` modulo 2**:data:`DIGEST_BITS`."""
+    return sum(overlay_element(s, n, t) for (s, n), t in texts.items()) % _MOD
 
 
 def add_element(digest: int, element: int, sign: int = 1) -> int:
@@ -137,10 +144,7 @@ def hash_and_texts(
         CanonicalizationError: the document holds something JSON cannot represent.
     """
     texts = overlay_texts_of(document, known)
-    digest = 0
-    for (section, name), text in texts.items():
-        digest += overlay_element(section, name, text)
-    digest %= _MOD
+    digest = texts_digest(texts)
     return snapshot_hash(document, digest), OverlayTexts(texts, None, digest)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from flagmw.core.snapshot_hash import DIGEST_BITS, digest_from_hex, digest_hex, overlay_element
+from flagmw.core.snapshot_hash import digest_from_hex, digest_hex, texts_digest
 from flagmw.stores._overlays import OverlayKey, OverlayRow, plan_document
 from flagmw.stores._sqlite_rows import dumps
 
@@ -113,8 +113,7 @@ def head_digest(cur: Cursor, s: str, rev: int | None) -> int:
     row = cur.execute(f"SELECT overlay_digest FROM {s}.snapshots WHERE rev=%s", (rev,)).fetchone()
     if row and row[0]:
         return digest_from_hex(row[0])
-    digest = sum(overlay_element(sec, name, t) for (sec, name), t in texts_at(cur, s, rev).items())
-    return digest % (1 << DIGEST_BITS)
+    return texts_digest(texts_at(cur, s, rev))
 
 
 def copy_rows(cur: Cursor, s: str, rev: int, rows: Sequence[OverlayRow]) -> None:

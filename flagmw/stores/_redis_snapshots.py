@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.client import Pipeline
 
-from flagmw.core.snapshot_hash import digest_from_hex, digest_hex
+from flagmw.core.snapshot_hash import digest_from_hex, digest_hex, texts_digest
 from flagmw.errors import ConflictError, NotFoundError, StoreUnavailableError
 from flagmw.stores._overlays import (
     OverlayKey,
@@ -191,9 +191,8 @@ class RedisSnapshots:
             base_doc = json.loads(base)
             if "overlay_digest" in entry:
                 digest = digest_from_hex(entry["overlay_digest"])
-            else:  # not written by this layout: summarise the head's overlays once
-                texts = self._overlays.texts_at(head)
-                digest = plan_document(assemble(base_doc, texts), {}).digest
+            else:  # not written by this layout: summed from the head's overlays
+                digest = texts_digest(self._overlays.texts_at(head))
             plan = plan_changes(
                 changes,
                 base=base_doc,

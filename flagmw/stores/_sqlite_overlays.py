@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from flagmw.core.snapshot_hash import DIGEST_BITS, digest_from_hex, digest_hex, overlay_element
+from flagmw.core.snapshot_hash import digest_from_hex, digest_hex, texts_digest
 from flagmw.stores._overlays import OverlayKey, PublishPlan, plan_document
 from flagmw.stores._sqlite_rows import dumps, insert_audit
 
@@ -101,9 +101,7 @@ def head_digest(conn: sqlite3.Connection, rev: int | None) -> int:
     row = conn.execute("SELECT overlay_digest FROM snapshots WHERE rev=?", (rev,)).fetchone()
     if row and row[0]:
         return digest_from_hex(row[0])
-    # not recorded: summed from the rev's overlays
-    digest = sum(overlay_element(s, n, t) for (s, n), t in texts_at(conn, rev).items())
-    return digest % (1 << DIGEST_BITS)
+    return texts_digest(texts_at(conn, rev))  # not recorded: summed from its overlays
 
 
 def insert_rev(
