@@ -13,6 +13,7 @@ afresh.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from types import MappingProxyType
 from typing import Any
@@ -22,8 +23,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flagmw import EvaluationContext, Flag, FlagClient, FlagRegistry, MemoryStore
+from flagmw.core import runconfig as runconfig_module
 from flagmw.core.candidate import make_candidate
 from flagmw.core.candidate_memo import CandidateMemo
+from flagmw.core.context import WELL_KNOWN_ATTRIBUTES
 from flagmw.core.provenance import DEFAULT_PROVENANCE
 from flagmw.core.runconfig import RunConfig
 from flagmw.langgraph import pin as pin_module
@@ -47,9 +50,22 @@ def cands(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def fresh_pin(rc: RunConfig) -> str:
-    """encode_pin with the members memo emptied: what it writes without the memo."""
-    pin_module._MEMBERS._entries.clear()
-    return encode_pin(rc)
+    """encode_pin with the memo emptied (RunConfig.memo: the pin's members and the
+    config hash), on a copy of ``rc`` that has not looked it up: what it writes without
+    the memo."""
+    runconfig_module._DERIVED._entries.clear()
+    copy = RunConfig(
+        rc.candidates,
+        snapshot_rev=rc.snapshot_rev,
+        snapshot_hash=rc.snapshot_hash,
+        environment=rc.environment,
+        context=rc.context,
+        resolved_at=rc.resolved_at,
+        override_ids=rc.override_ids,
+        variants=rc.variants,
+        changes=rc.changes,
+    )
+    return encode_pin(copy)
 
 
 # -- the memo itself -----------------------------------------------------------------
@@ -184,7 +200,47 @@ def test_runs_of_one_audience_hit_the_memo() -> None:
         finally:
             pin_module._encode_members = real
         assert misses == []
+        assert a.memo is b.memo  # one entry: the pin's members and the config hash
+        assert a.memo["config_hash"] == b.config_hash == a.config_hash
         assert text == fresh_pin(b)
         assert decode_pin(text) == b
     finally:
         client.close()
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=VALUES)
+def test_the_config_hash_from_the_memo_is_the_hash_of_the_values(values: dict[str, Any]) -> None:
+    shared = cands(values)
+    first = rc_of(shared)
+    second = rc_of(shared, context=EvaluationContext(tenant_id="other"))
+    expected = "sha256:" + hashlib.sha256(pin_module._jcs(values).encode("utf-8")).hexdigest()
+    assert first.config_hash == expected
+    assert second.memo is first.memo
+    assert second.config_hash == expected
+    # equal values in other candidate objects: their own entry, the same hash
+    again = rc_of(cands(values))
+    assert again.memo is not first.memo or not values
+    assert again.config_hash == expected
+
+
+# -- the pin's small members written without the general writer -----------------------
+
+ID_TEXT = st.one_of(st.none(), st.text(max_size=8), st.integers(-5, 10**20), st.uuids())
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=st.fixed_dictionaries({name: ID_TEXT for name in WELL_KNOWN_ATTRIBUTES}))
+def test_the_context_member_is_its_rfc8785_form(fields: dict[str, Any]) -> None:
+    ctx = EvaluationContext(**fields)
+    assert pin_module._context_jcs(ctx) == rfc8785.dumps(ctx.to_dict()).decode("utf-8")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    content_hash=st.one_of(st.none(), st.text(max_size=12), st.just("sha256:" + "ab" * 32)),
+    rev=st.one_of(st.none(), st.integers(-(2**60), 2**60)),
+)
+def test_the_snapshot_members_are_their_rfc8785_form(content_hash: Any, rev: Any) -> None:
+    expected = pin_module._jcs(content_hash) + ',"snapshot_rev":' + pin_module._jcs(rev)
+    assert pin_module._snapshot_fragment(content_hash, rev) == expected

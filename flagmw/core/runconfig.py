@@ -21,6 +21,7 @@ from typing import Any, NamedTuple, TypeVar
 import pydantic
 
 from flagmw.core.candidate import Candidate, copy_json, make_candidate
+from flagmw.core.candidate_memo import CandidateMemo
 from flagmw.core.canonical import sha256_hex
 from flagmw.core.context import EvaluationContext
 from flagmw.core.hot_change import HotChange
@@ -95,11 +96,12 @@ class RunConfig(Mapping[str, Any]):
 
     # The fields live in one named tuple behind read-only properties: an immutable object
     # built with three attribute writes (a resolve builds one per run).
-    __slots__ = ("_c", "_f", "_hash")
+    __slots__ = ("_c", "_f", "_hash", "_memo")
 
     _c: Mapping[str, Candidate]
     _f: _Fields
     _hash: str | None
+    _memo: dict[str, Any] | None
 
     def __init__(
         self,
@@ -139,6 +141,7 @@ class RunConfig(Mapping[str, Any]):
             ),
         )
         init(self, "_hash", config_hash)
+        init(self, "_memo", None)
 
     @property
     def snapshot_rev(self) -> int | None:
@@ -277,12 +280,38 @@ class RunConfig(Mapping[str, Any]):
 
     @property
     def config_hash(self) -> str:
-        """``"sha256:…"`` over the canonical JSON of the values (stable across processes)."""
+        """``"sha256:…"`` over the canonical JSON of the values (stable across processes).
+
+        Computed once per audience: the RunConfigs resolved from the very same
+        candidates share it through :attr:`memo`."""
         h = self._hash
         if h is None:
-            h = _hash_candidates(self._c)
+            memo = self.memo
+            h = memo.get("config_hash")
+            if h is None:
+                h = memo["config_hash"] = _hash_candidates(self._c)
             object.__setattr__(self, "_hash", h)
         return h
+
+    @property
+    def memo(self) -> dict[str, Any]:
+        """Results derived from the values and provenance alone, shared by every
+        RunConfig resolved from the very same candidate objects (the runs of one
+        audience against one snapshot): a ``dict`` of name → result
+        (``"config_hash"``; :mod:`flagmw.langgraph.pin` keeps a pin's values and
+        provenance members under ``"pin"``). One lookup per RunConfig
+        (:class:`~flagmw.core.candidate_memo.CandidateMemo`: identity of the candidates,
+        in order, under the same keys — ``1`` and ``1.0`` are equal but pinned
+        differently). Add only results that depend on nothing else; a race between
+        threads costs a recomputation."""
+        m = self._memo
+        if m is None:
+            m = _DERIVED.get(self._c)
+            if m is None:
+                m = {}
+                _DERIVED.put(self._c, m)
+            object.__setattr__(self, "_memo", m)
+        return m
 
     @property
     def overridden_keys(self) -> list[str]:
@@ -449,6 +478,10 @@ def _same_json(a: Any, b: Any) -> bool:
         return False
     ta, tb = type(a), type(b)
     return ta is tb or (ta in _NUMBERS and tb in _NUMBERS)
+
+
+# candidates → the results RunConfig.memo shares between the runs of one audience
+_DERIVED: CandidateMemo[dict[str, Any]] = CandidateMemo()
 
 
 def _hash_candidates(candidates: Mapping[str, Candidate]) -> str:

@@ -15,8 +15,8 @@ from typing import Any
 import rfc8785
 
 from flagmw.core.candidate import Candidate
-from flagmw.core.candidate_memo import CandidateMemo
 from flagmw.core.canonical import canonical_json, canonical_json_small, json_fragment
+from flagmw.core.context import WELL_KNOWN_ATTRIBUTES, EvaluationContext
 from flagmw.core.provenance import Layer, Provenance
 from flagmw.core.runconfig import FORMAT as RUNCONFIG_FORMAT
 from flagmw.core.runconfig import RunConfig
@@ -133,23 +133,21 @@ def _jcs_fragment(name: str, cand: Candidate) -> str:
 # -- encoding -------------------------------------------------------------------------
 
 
-# the values and provenance members of recent pins, by their candidates' identity: the
-# runs of one audience share their candidates, so a new run re-encodes only its context
-_MEMBERS: CandidateMemo[tuple[str, str, str]] = CandidateMemo()
-
-
-def _members_of(candidates: Mapping[str, Candidate]) -> tuple[str, str, str]:
-    """``(values as JCS, values as stored, provenance)`` members of a pin."""
-    members = _MEMBERS.get(candidates)
+def _members_of(rc: RunConfig) -> tuple[str, str, str]:
+    """``(values as JCS, values as stored, provenance)`` members of a pin: encoded once
+    per audience (the runs resolved from the very same candidates share them through
+    :attr:`RunConfig.memo <flagmw.core.runconfig.RunConfig.memo>`), so a new run
+    re-encodes only its context."""
+    memo = rc.memo
+    members: tuple[str, str, str] | None = memo.get("pin")
     if members is None:
-        members = _encode_members(candidates)
-        _MEMBERS.put(candidates, members)
+        members = memo["pin"] = _encode_members(rc.candidates)
     return members
 
 
 def _encode_members(candidates: Mapping[str, Candidate]) -> tuple[str, str, str]:
     # Built from the RunConfig's precompiled JSON fragments rather than to_dict() +
-    # json.dumps: this runs on the critical path of a new run (on a miss of _MEMBERS).
+    # json.dumps: this runs on the critical path of a new run (once per audience).
     groups: dict[int, tuple[Provenance, list[str]]] = {}
     last: Provenance | None = None
     names: list[str] = []
@@ -200,6 +198,44 @@ def _encode_members(candidates: Mapping[str, Candidate]) -> tuple[str, str, str]
     return jcs_values_text, text_values_text, provenance
 
 
+#: The context's id fields in RFC 8785 member order (their names are ASCII).
+_CONTEXT_FIELDS: tuple[str, ...] = tuple(sorted(WELL_KNOWN_ATTRIBUTES))
+
+
+def _context_jcs(ctx: EvaluationContext) -> str:
+    """``ctx.to_dict()`` in RFC 8785 form. A context of id fields only (the wrapper's
+    default) is written field by field: a str without lone surrogates (which the context
+    escapes) encodes as RFC 8785 does with the standard library's C string encoder
+    (``"``, ``\\`` and control characters escaped, the rest as it is); free attributes
+    go through the general writer."""
+    if ctx.attributes:
+        return _jcs_small(ctx.to_dict())
+    parts = []
+    for name in _CONTEXT_FIELDS:
+        value = getattr(ctx, name)
+        if value is not None:
+            if type(value) is not str:  # pragma: no cover - the constructor makes text
+                return _jcs_small(ctx.to_dict())
+            parts.append(f'"{name}":{_encode_str(value)}')
+    return "{" + ",".join(parts) + "}"
+
+
+def _snapshot_fragment(content_hash: str | None, rev: int | None) -> str:
+    """``<hash>,"snapshot_rev":<rev>`` in RFC 8785 form: a ``sha256:<hex>`` hash and an
+    int rev (what a store writes) without the general writer."""
+    if (
+        type(content_hash) is str
+        and content_hash.isascii()
+        and content_hash.isprintable()  # no control characters to escape
+        and '"' not in content_hash
+        and "\\" not in content_hash
+        and type(rev) is int
+        and -(2**53) < rev < 2**53
+    ):
+        return f'"{content_hash}","snapshot_rev":{rev}'
+    return f'{json_fragment(content_hash)},"snapshot_rev":{json_fragment(rev)}'
+
+
 # one encoder: json.dumps with options builds a new JSONEncoder at every call
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
@@ -221,8 +257,7 @@ def encode_pin(rc: RunConfig, *, key: str | bytes | None = None) -> str:
         key: the signing key; default ``$FLAGMW_PIN_KEY`` (unset: an unkeyed digest).
 
     """
-    jcs_values_text, text_values_text, provenance = _members_of(rc.candidates)
-    context = rc.context.to_dict()
+    jcs_values_text, text_values_text, provenance = _members_of(rc)
     # resolved_at: the stored text keeps Python's float form; the digest covers its JCS
     # form, which is the same text unless it has an exponent or ends in ".0"
     at_text = float.__repr__(float(rc.resolved_at))
@@ -244,17 +279,16 @@ def encode_pin(rc: RunConfig, *, key: str | bytes | None = None) -> str:
     pre_text.append(config_hash)
     # the context in its JCS form in the stored text too: it is what the digest covers,
     # and a float attribute read back as an int (1.0 → 1) compares equal
-    context_member = f'"context":{_jcs_small(context)}'
+    context_member = f'"context":{_context_jcs(rc.context)}'
     pre.append(context_member)
     pre_text.append(context_member)
+    ids = rc.override_ids
     rest = (
         f'"environment":{_encode_str(rc.environment)},"format":"{PIN_FORMAT}",'
-        f'"override_ids":{_jcs_small(list(rc.override_ids))},"provenance":{provenance},'
+        f'"override_ids":{_jcs_small(list(ids)) if ids else "[]"},"provenance":{provenance},'
     )
-    tail = (
-        f'"snapshot_hash":{json_fragment(rc.snapshot_hash)},'
-        f'"snapshot_rev":{json_fragment(rc.snapshot_rev)},'
-    )
+    tail = f'"snapshot_hash":{_snapshot_fragment(rc.snapshot_hash, rc.snapshot_rev)},'
+
     variants = f'"variants":{_jcs_small(dict(rc.variants)) if rc.variants else "{}"}'
     payload = (
         "{"
