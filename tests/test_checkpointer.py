@@ -292,3 +292,25 @@ def test_the_flagmw_metadata_is_stripped_once_per_run_and_follows_the_dict() -> 
     plain = {"metadata": {"thread_id": "t"}}
     assert _strip_flagmw(plain, run) is plain  # nothing to strip: the same config
     assert _strip_flagmw(plain) is plain
+
+
+def test_the_per_step_forwarded_methods_go_straight_to_the_inner_saver() -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from flagmw.langgraph.checkpointer import _HOT_FORWARDED, FORWARDED, PinningCheckpointer
+
+    inner = InMemorySaver()
+    cp = PinningCheckpointer(inner)
+    assert _HOT_FORWARDED == ("get_next_version",)
+    assert set(_HOT_FORWARDED) <= set(FORWARDED)
+    for name in _HOT_FORWARDED:
+        method = getattr(cp, name)
+        assert method.__self__ is inner
+        assert method.__func__ is getattr(type(inner), name)
+    # InMemorySaver's versions are "<counter>.<random>": the counter part is the saver's
+    assert (
+        cp.get_next_version(None, None).split(".")[0]
+        == inner.get_next_version(None, None).split(".")[0]
+    )
+    # the class still forwards (a subclass, introspection, a saver set up later)
+    assert PinningCheckpointer.get_next_version.__qualname__.startswith("PinningCheckpointer.")

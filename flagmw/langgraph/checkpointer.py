@@ -124,6 +124,10 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
         self.inner = inner
         self._writes_task_path = _accepts_task_path(inner.put_writes)
         self._awrites_task_path = _accepts_task_path(inner.aput_writes)
+        # the forwarded methods called at every step (get_next_version per channel
+        # written) go straight to the inner saver's bound method
+        for name in _HOT_FORWARDED:
+            setattr(self, name, getattr(inner, name))
 
     # serde / specs belong to the inner saver
     @property
@@ -311,6 +315,11 @@ FORWARDED: tuple[str, ...] = tuple(
         and name not in PinningCheckpointer.__dict__
     )
 )
+
+#: Forwarded methods LangGraph calls at every superstep: bound to the inner saver's
+#: methods on each instance (an attribute lookup instead of a call through the class's
+#: forwarder).
+_HOT_FORWARDED: tuple[str, ...] = tuple(n for n in ("get_next_version",) if n in FORWARDED)
 
 for _name in FORWARDED:
     setattr(PinningCheckpointer, _name, _forwarder(_name, vars(BaseCheckpointSaver)[_name]))
