@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -115,7 +115,10 @@ def context_from_config(
             fields["run_id"] = text
     if "route" not in fields and route is not None:
         fields["route"] = route
-    return EvaluationContext(**fields, attributes=attributes).valid().frozen()
+    ctx = EvaluationContext(**fields, attributes=attributes)
+    # the id fields are valid text already (_id_text, and the constructor's
+    # context_id): only free attributes can need valid()
+    return (ctx.valid() if attributes else ctx).frozen()
 
 
 def _id_text(key: str, value: Any) -> str | None:
@@ -167,3 +170,25 @@ def effective_config(*configs: RunnableConfig | None) -> RunnableConfig:
                 ambient = {**ambient, "configurable": {}}
                 break
     return merge_configs(ambient, *configs)
+
+
+def read_config(
+    graph_config: RunnableConfig | None, config: RunnableConfig | None
+) -> RunnableConfig:
+    """What the wrapper reads of an invocation's config (``configurable`` and
+    ``run_id``) for the default context builder: :func:`effective_config` when there is
+    something to merge — an ambient config (inside a runnable) or a graph default
+    config (``with_config``) — else ``config`` itself, without LangChain's merge and
+    its defaults (``tags``, ``metadata``, ``recursion_limit``; nothing the default
+    builder or the wrapper reads). Never changed by the caller."""
+    if graph_config:
+        return effective_config(graph_config, config)
+    try:
+        get_config()
+    except RuntimeError:  # outside a runnable: nothing to merge
+        if not config:
+            return {"configurable": {}}
+        if isinstance(config.get("configurable"), Mapping):
+            return config
+        return {**config, "configurable": {}}
+    return effective_config(graph_config, config)

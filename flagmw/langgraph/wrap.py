@@ -49,7 +49,7 @@ from langgraph.pregel import Pregel
 from flagmw.client.client import FlagClient
 from flagmw.core.runconfig import RunConfig
 from flagmw.langgraph.checkpointer import PinningCheckpointer
-from flagmw.langgraph.context import ContextBuilder, effective_config
+from flagmw.langgraph.context import ContextBuilder, effective_config, read_config
 from flagmw.langgraph.gates import gate_nodes
 from flagmw.langgraph.keys import LENT_CHECKPOINTER_KEY, TASK_ID_KEY, AnyGraph, ResumePolicy
 from flagmw.langgraph.lifecycle import _Invocation, _Settings
@@ -90,10 +90,18 @@ class _FlagmwGraph(Pregel[Any, Any, Any, Any]):
         conf = merged.get("configurable") or {}
         return (parent.owner is self._flagmw and TASK_ID_KEY in conf), parent
 
+    def _flagmw_config(self, config: RunnableConfig | None) -> RunnableConfig:
+        """The invocation's effective config, as far as the wrapper reads it: the whole
+        merge for a custom context builder (it is given the config), else only what
+        needs merging (:func:`~flagmw.langgraph.context.read_config`)."""
+        if self._flagmw.context is not None:
+            return effective_config(self.config, config)
+        return read_config(self.config, config)
+
     def stream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[Any]:
-        merged = effective_config(self.config, config)
+        merged = self._flagmw_config(config)
         passthrough, parent = self._flagmw_parent(merged)
         if passthrough:
             return super().stream(input, config, **kwargs)
@@ -102,7 +110,7 @@ class _FlagmwGraph(Pregel[Any, Any, Any, Any]):
     def astream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[Any]:
-        merged = effective_config(self.config, config)
+        merged = self._flagmw_config(config)
         passthrough, parent = self._flagmw_parent(merged)
         if passthrough:
             return super().astream(input, config, **kwargs)
