@@ -244,3 +244,37 @@ def test_the_context_member_is_its_rfc8785_form(fields: dict[str, Any]) -> None:
 def test_the_snapshot_members_are_their_rfc8785_form(content_hash: Any, rev: Any) -> None:
     expected = pin_module._jcs(content_hash) + ',"snapshot_rev":' + pin_module._jcs(rev)
     assert pin_module._snapshot_fragment(content_hash, rev) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    values=VALUES,
+    runs=st.lists(
+        st.fixed_dictionaries(
+            {
+                "environment": st.sampled_from(["production", "staging"]),
+                "override_ids": st.lists(st.sampled_from(["ov-1", "ov-2"]), max_size=2).map(tuple),
+                "variants": st.dictionaries(
+                    st.sampled_from(["exp.a", "exp.b"]), st.sampled_from(["on", "off"])
+                ),
+                "snapshot_rev": st.one_of(st.none(), st.integers(1, 5)),
+            }
+        ),
+        min_size=2,
+        max_size=4,
+    ),
+)
+def test_the_pin_pieces_memo_answers_only_for_the_same_fields(
+    values: dict[str, Any], runs: list[dict[str, Any]]
+) -> None:
+    """Runs sharing their candidates but not their environment, override ids, variants
+    or snapshot rev each get the pin a fresh encoding gives them."""
+    shared = cands(values)
+    for fields in runs:
+        rc = rc_of(shared, **fields)
+        assert encode_pin(rc) == fresh_pin(rc)
+        data = json.loads(encode_pin(rc))
+        assert data["environment"] == fields["environment"]
+        assert data["override_ids"] == list(fields["override_ids"])
+        assert data["variants"] == fields["variants"]
+        assert data["snapshot_rev"] == fields["snapshot_rev"]

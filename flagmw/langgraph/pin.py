@@ -257,7 +257,8 @@ def encode_pin(rc: RunConfig, *, key: str | bytes | None = None) -> str:
         key: the signing key; default ``$FLAGMW_PIN_KEY`` (unset: an unkeyed digest).
 
     """
-    jcs_values_text, text_values_text, provenance = _members_of(rc)
+    head_jcs, head_text, mid, tail_jcs, tail_text = _pieces(rc)
+    context = _context_jcs(rc.context)
     # resolved_at: the stored text keeps Python's float form; the digest covers its JCS
     # form, which is the same text unless it has an exponent or ends in ".0"
     at_text = float.__repr__(float(rc.resolved_at))
@@ -266,51 +267,59 @@ def encode_pin(rc: RunConfig, *, key: str | bytes | None = None) -> str:
         if "e" not in at_text and not at_text.endswith(".0") and at_text[-1] not in "fn"
         else json_fragment(rc.resolved_at)
     )
-    # the members in RFC 8785 order (keys sorted); "digest" goes between context and
-    # environment in the stored text
-    pre: list[str] = []
-    pre_text: list[str] = []
+    payload = "".join((head_jcs, context, ",", mid, at_jcs, tail_jcs))
+    digest = pin_digest(payload.encode("utf-8", "surrogatepass"), _key(key))
+    # "digest" goes between context and environment in the stored text
+    return "".join((head_text, context, ',"digest":"', digest, '",', mid, at_text, tail_text))
+
+
+def _pieces(rc: RunConfig) -> tuple[str, str, str, str, str]:
+    """The pin around its context and ``resolved_at``, in RFC 8785 member order (keys
+    sorted): ``(head as JCS, head as stored, middle, tail as JCS, tail as stored)`` —
+    changes, config hash and ``"context":``; environment … ``"resolved_at":``;
+    snapshot, values and variants. Without hot changes (every new run) they are the
+    same for every run of an audience and kept in :attr:`RunConfig.memo`, with the
+    fields they depend on besides the candidates."""
+    ids = rc.override_ids
+    variants = rc.variants
+    fields = (
+        rc.environment,
+        ids,
+        rc.snapshot_hash,
+        rc.snapshot_rev,
+        tuple(variants.items()) if variants else (),
+    )
+    if not rc.changes:
+        memo = rc.memo
+        hit = memo.get("pin_pieces")
+        if hit is not None and hit[0] == fields:
+            pieces: tuple[str, str, str, str, str] = hit[1]
+            return pieces
+    jcs_values_text, text_values_text, provenance = _members_of(rc)
+    config_hash = f'"config_hash":{_encode_str(rc.config_hash)},"context":'
     if rc.changes:
         changes = [ch.to_dict() for ch in rc.changes]
-        pre.append(f'"changes":{_jcs(changes)}')
-        pre_text.append(f'"changes":{_ENCODER.encode(changes)}')
-    config_hash = f'"config_hash":{_encode_str(rc.config_hash)}'
-    pre.append(config_hash)
-    pre_text.append(config_hash)
-    # the context in its JCS form in the stored text too: it is what the digest covers,
-    # and a float attribute read back as an int (1.0 → 1) compares equal
-    context_member = f'"context":{_context_jcs(rc.context)}'
-    pre.append(context_member)
-    pre_text.append(context_member)
-    ids = rc.override_ids
-    rest = (
+        head_jcs = f'{{"changes":{_jcs(changes)},{config_hash}'
+        head_text = f'{{"changes":{_ENCODER.encode(changes)},{config_hash}'
+    else:
+        head_jcs = head_text = "{" + config_hash
+    mid = (
         f'"environment":{_encode_str(rc.environment)},"format":"{PIN_FORMAT}",'
         f'"override_ids":{_jcs_small(list(ids)) if ids else "[]"},"provenance":{provenance},'
+        '"resolved_at":'
     )
-    tail = f'"snapshot_hash":{_snapshot_fragment(rc.snapshot_hash, rc.snapshot_rev)},'
-
-    variants = f'"variants":{_jcs_small(dict(rc.variants)) if rc.variants else "{}"}'
-    payload = (
-        "{"
-        + ",".join(pre)
-        + ","
-        + rest
-        + f'"resolved_at":{at_jcs},'
-        + tail
-        + f'"values":{jcs_values_text},{variants}'
-        + "}"
+    tail = f',"snapshot_hash":{_snapshot_fragment(rc.snapshot_hash, rc.snapshot_rev)},"values":'
+    end = f',"variants":{_jcs_small(dict(variants)) if variants else "{}"}}}'
+    pieces = (
+        head_jcs,
+        head_text,
+        mid,
+        tail + jcs_values_text + end,
+        tail + text_values_text + end,
     )
-    digest = pin_digest(payload.encode("utf-8", "surrogatepass"), _key(key))
-    return (
-        "{"
-        + ",".join(pre_text)
-        + f',"digest":"{digest}",'
-        + rest
-        + f'"resolved_at":{at_text},'
-        + tail
-        + f'"values":{text_values_text},{variants}'
-        + "}"
-    )
+    if not rc.changes:
+        memo["pin_pieces"] = (fields, pieces)
+    return pieces
 
 
 def decode_pin(text: str | Mapping[str, Any], *, key: str | bytes | None = None) -> RunConfig:
