@@ -173,13 +173,10 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
         if ns != run.ns:  # a subgraph of the run (not a wrapped graph of its own)
             return _strip_flagmw(config, run), metadata, None, False
         if run.root_checkpoint_written:  # every later checkpoint: the reference only
-            ref = run.pin_ref
+            ref = run.ref_text
             if ref is not None:
-                span = run.span_ref
                 # a copy: the loop keeps its metadata dict (see below)
-                metadata = cast(
-                    CheckpointMetadata, {**metadata, REF_KEY: f"{ref} {span}" if span else ref}
-                )
+                metadata = cast(CheckpointMetadata, {**metadata, REF_KEY: ref})
             return _strip_flagmw(config, run), metadata, None, False
         pin_write: _Write | None = None
         extra: dict[str, Any] = {}
@@ -196,7 +193,9 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
             extra[SPAN_KEY] = run.span_ref
         ref = run.pin_ref
         if ref is not None:
-            extra[REF_KEY] = f"{ref} {run.span_ref}" if run.span_ref else ref
+            # the reference every checkpoint of this invocation carries (the span is set
+            # when the run starts, before its first checkpoint)
+            run.ref_text = extra[REF_KEY] = f"{ref} {run.span_ref}" if run.span_ref else ref
         if extra:
             # a copy: the loop keeps its metadata dict (and streams it in
             # "checkpoints" mode), so it must not see these keys
@@ -230,6 +229,18 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
+        conf = config.get("configurable")
+        run = conf.get(RUN_KEY) if conf else None
+        if (
+            type(run) is RunState
+            and run.root_checkpoint_written
+            and conf.get("checkpoint_ns", "") == run.ns  # type: ignore[union-attr]
+        ):
+            # every later checkpoint of the run (most puts): _prepare's first branch inline
+            ref = run.ref_text
+            if ref is not None:
+                metadata = {**metadata, REF_KEY: ref}  # type: ignore[misc]
+            return self.inner.put(_strip_flagmw(config, run), checkpoint, metadata, new_versions)
         config, metadata, pin_write, carry = self._prepare(config, checkpoint, metadata)
         if pin_write is not None:  # before the checkpoints that name it
             self.inner.put(*pin_write, {})

@@ -145,6 +145,9 @@ class RunState:
         root_checkpoint_written: the first checkpoint of this invocation in its own
             namespace was written (it carries the pin and the span reference);
             wrapper-internal.
+        ref_text: the ``flagmw.ref`` value every checkpoint of this invocation carries
+            (the pin's id, and the span reference when set), fixed at its first
+            checkpoint; wrapper-internal.
         frozen: the run's step boundaries ignore the live store: no hot refresh, no
             kill made after it started reaches it (a :func:`flagmw.replay` of a recorded
             config); its own RunConfig's run kills still drain it.
@@ -180,6 +183,7 @@ class RunState:
         "pinned",
         "previous_span_ref",
         "rc",
+        "ref_text",
         "resumed",
         "root_checkpoint_written",
         "span_ref",
@@ -218,6 +222,7 @@ class RunState:
         self.pending_pin: str | None = None
         self.pin_ref: str | None = None
         self.root_checkpoint_written = False
+        self.ref_text: str | None = None
         self.ns = ""
         self.frozen = False
         self.interrupted = False
