@@ -584,6 +584,32 @@ def test_context_route_and_run_id_reach_the_run(client: FlagClient) -> None:
     uuid.UUID(seen[0].run_id)
 
 
+def test_the_langchain_root_run_has_the_context_run_id(client: FlagClient) -> None:
+    """The wrapper gives LangChain's root run the run id of the evaluation context (a
+    UUID v7, as LangChain makes its own), so the context, the trace and LangSmith name
+    the same run."""
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    roots: list[uuid.UUID] = []
+
+    class Roots(BaseCallbackHandler):
+        def on_chain_start(self, serialized: Any, inputs: Any, **kw: Any) -> None:
+            if kw.get("parent_run_id") is None:
+                roots.append(kw["run_id"])
+
+    seen: list[EvaluationContext] = []
+    graph = flagmw.wrap(
+        linear_graph(("a",), {"a": lambda n, o: seen.append(flagmw.current().context)}),
+        client,
+        tracer=False,
+    )
+    graph.invoke({"log": []}, {"configurable": {"tenant_id": "acme"}, "callbacks": [Roots()]})
+    assert len(roots) == 1
+    assert isinstance(roots[0], uuid.UUID)
+    assert str(roots[0]) == seen[0].run_id
+    assert roots[0].version == 7
+
+
 def test_custom_context_builder(client: FlagClient) -> None:
     calls: list[tuple[Any, Any]] = []
 

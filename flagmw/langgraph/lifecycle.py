@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,12 @@ from flagmw.langgraph.run import RUN_KEY, Outcome, RunObserver, RunState, _run_v
 
 log = logging.getLogger("flagmw")
 
+_new_run_id: Callable[[], uuid.UUID]
+try:  # LangChain's own run-id factory (time-ordered UUID v7), when it has one
+    from langchain_core.utils.uuid import uuid7 as _new_run_id
+except ImportError:  # pragma: no cover - older langchain-core
+    _new_run_id = uuid.uuid4
+
 
 # -- one invocation ------------------------------------------------------------------
 
@@ -75,7 +82,6 @@ class _Invocation:
         "error",
         "kwargs",
         "merged",
-        "modes",
         "nested",
         "new_input",
         "ns",
@@ -133,10 +139,11 @@ class _Invocation:
         if mode is None:
             mode = graph.stream_mode
         self.single_mode: str | None = mode if isinstance(mode, str) else None
-        self.modes = frozenset([mode] if isinstance(mode, str) else mode)
         self.subgraphs = bool(kwargs.get("subgraphs"))
         self.v2 = kwargs.get("version") == "v2"
-        self.scrubbing = bool(self.modes & SCRUB_MODES)
+        self.scrubbing = (
+            mode in SCRUB_MODES if isinstance(mode, str) else not SCRUB_MODES.isdisjoint(mode)
+        )
         self.outcome: Outcome = "error"
         self.error: BaseException | None = None
         self.observed = False
@@ -192,10 +199,6 @@ class _Invocation:
             self.observed = not act.trivial
         _run_var.reset(self._token)
 
-    def out(self, chunk: Any) -> Any:
-        """A chunk as the caller gets it."""
-        return self.scrub(chunk) if self.scrubbing else chunk
-
     # -- the outcome -------------------------------------------------------------------
 
     def completed(self) -> None:
@@ -247,8 +250,9 @@ class _Invocation:
         conf = self.merged.get("configurable") or {}
         if "run_id" not in conf and self.merged.get("run_id") is None:
             # give the LangChain root run the id the evaluation context uses, so the
-            # context, the trace and LangSmith name the same run
-            run_id = uuid.uuid4()
+            # context, the trace and LangSmith name the same run (a UUID v7, as LangChain
+            # makes its own run ids)
+            run_id = _new_run_id()
             self.config["run_id"] = run_id
             self.merged = {**self.merged, "run_id": run_id}
 

@@ -54,7 +54,7 @@ from flagmw.langgraph.gates import gate_nodes
 from flagmw.langgraph.keys import LENT_CHECKPOINTER_KEY, TASK_ID_KEY, AnyGraph, ResumePolicy
 from flagmw.langgraph.lifecycle import _Invocation, _Settings
 from flagmw.langgraph.pin import afind_pin, decode_pin, find_pin
-from flagmw.langgraph.run import RUN_KEY, RunObserver, RunState, current_run
+from flagmw.langgraph.run import RUN_KEY, RunObserver, RunState, _run_var, current_run
 from flagmw.langgraph.tool_gate import Gate
 
 __all__ = ["wrap"]
@@ -133,13 +133,21 @@ class _FlagmwGraph(Pregel[Any, Any, Any, Any]):
         found = find_pin(cp, merged, ns=inv.ns) if cp is not None else inv.no_pin
         down = inv.launch(self, input, found, parent)
         inner = cast(Generator[Any, None, None], super().stream(input, inv.config, **down))
+        run = inv.run
         try:
             while True:
-                with inv:
-                    chunk = next(inner, _END)
+                if inv.observed:
+                    with inv:
+                        chunk = next(inner, _END)
+                else:  # what ``with inv`` does once no observer needs activating
+                    token = _run_var.set(run)
+                    try:
+                        chunk = next(inner, _END)
+                    finally:
+                        _run_var.reset(token)
                 if chunk is _END:
                     break
-                yield inv.out(chunk)
+                yield inv.scrub(chunk) if inv.scrubbing else chunk
             inv.completed()
         except BaseException as exc:
             err = inv.failed(exc)
@@ -168,13 +176,21 @@ class _FlagmwGraph(Pregel[Any, Any, Any, Any]):
         await self._flagmw.client.aready(inv.early_context(input))
         down = inv.launch(self, input, found, parent)
         inner = super().astream(input, inv.config, **down)
+        run = inv.run
         try:
             while True:
-                with inv:
-                    chunk = await anext(inner, _END)
+                if inv.observed:
+                    with inv:
+                        chunk = await anext(inner, _END)
+                else:  # what ``with inv`` does once no observer needs activating
+                    token = _run_var.set(run)
+                    try:
+                        chunk = await anext(inner, _END)
+                    finally:
+                        _run_var.reset(token)
                 if chunk is _END:
                     break
-                yield inv.out(chunk)
+                yield inv.scrub(chunk) if inv.scrubbing else chunk
             inv.completed()
         except BaseException as exc:
             err = inv.failed(exc)
