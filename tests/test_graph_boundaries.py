@@ -468,3 +468,69 @@ async def test_user_callbacks_still_see_every_run_and_interrupts_are_reported_as
     assert chunks == []
     assert rec.ended() == [("interrupted", None)]
     assert {"LangGraph", "a", "b"} <= set(handler.names)  # child runs still reach it
+
+
+# -- observers that need no activation --------------------------------------------------
+
+
+class Counting(Recorder):
+    """A Recorder that counts its activations and answers ``activates``."""
+
+    def __init__(self, answer: Any) -> None:
+        super().__init__()
+        self.answer = answer
+        self.activations = 0
+
+    @contextlib.contextmanager
+    def activate(self, run: RunState) -> Iterator[None]:
+        self.activations += 1
+        yield
+
+    def activates(self, run: RunState) -> bool:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return bool(self.answer)
+
+
+@pytest.mark.parametrize(
+    ("answers", "activated"),
+    [
+        ((False,), False),  # the only observer needs no activation: never activated
+        ((True,), True),
+        ((False, True), True),  # one that does: every observer is activated
+        ((RuntimeError("observer bug"),), True),  # a failing answer: activated
+    ],
+)
+def test_observers_that_say_they_need_no_activation_are_not_activated(
+    client: FlagClient, answers: tuple[Any, ...], activated: bool
+) -> None:
+    observers = [Counting(a) for a in answers]
+    graph = wrapped(client, observers=observers)
+    graph.invoke({"log": []}, cfg())
+    for obs in observers:
+        assert (obs.activations > 0) is activated
+        assert [c[0] for c in obs.calls] == ["started", "ended"]
+
+
+@pytest.mark.parametrize("sdk", [False, True])
+def test_the_trace_writer_is_activated_only_with_an_sdk(client: FlagClient, sdk: bool) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from flagmw.tracing.writer import RunTracer
+
+    provider = TracerProvider() if sdk else trace.NoOpTracerProvider()
+    tracer = RunTracer(tracer_provider=provider)
+    calls: list[RunState] = []
+    real = tracer.activate
+
+    def counted(run: RunState) -> Any:
+        calls.append(run)
+        return real(run)
+
+    tracer.activate = counted  # type: ignore[method-assign]
+    graph = flagmw.wrap(
+        linear_graph(("a", "b"), None, checkpointer=InMemorySaver()), client, tracer=tracer
+    )
+    graph.invoke({"log": []}, cfg())
+    assert bool(calls) is sdk

@@ -41,7 +41,12 @@ from flagmw.langgraph.keys import (
     AnyGraph,
     ResumePolicy,
 )
-from flagmw.langgraph.observers import _Activation, _notify_ended, _notify_started
+from flagmw.langgraph.observers import (
+    _Activation,
+    _needs_activation,
+    _notify_ended,
+    _notify_started,
+)
 from flagmw.langgraph.pin import _Found, decode_pin, encode_pin
 from flagmw.langgraph.replay import REPLAY_KEY, Replay
 from flagmw.langgraph.run import RUN_KEY, Outcome, RunObserver, RunState, _run_var, scrub_payload
@@ -177,7 +182,7 @@ class _Invocation:
         run.owner = self.settings
         down = self.prepare(graph, run)
         self.began()
-        self.observed = bool(run.observers)
+        self.observed = _needs_activation(run)
         return down
 
     # -- each stretch of execution: ``with inv: chunk = next(inner)`` --------------------

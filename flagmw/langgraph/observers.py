@@ -53,6 +53,24 @@ class _Activation:
                 log.warning("flagmw: observer %r failed to deactivate", cm, exc_info=True)
 
 
+def _needs_activation(run: RunState) -> bool:
+    """Whether any observer of ``run`` may do something in :meth:`RunObserver.activate`:
+    True unless every one of them says otherwise through its optional ``activates(run)``
+    (see :class:`~flagmw.langgraph.run.RunObserver`); an observer that raises there is
+    activated."""
+    for obs in run.observers:
+        activates = getattr(obs, "activates", None)
+        if activates is None:
+            return True
+        try:
+            if activates(run):
+                return True
+        except Exception:
+            log.warning("flagmw: observer %r failed in activates", obs, exc_info=True)
+            return True
+    return False
+
+
 def _notify_started(run: RunState) -> None:
     for obs in run.observers:
         try:

@@ -86,6 +86,12 @@ class RunObserver(Protocol):
     step), :meth:`activate` around every stretch of graph execution (each ``next()`` of
     a stream generator), :meth:`run_event` for each event, and :meth:`run_ended` once.
     Observers must never raise into the run.
+
+    Optionally, an observer defines ``activates(run) -> bool``, asked once right after
+    :meth:`run_started`: False promises that :meth:`activate` would return a plain
+    ``contextlib.nullcontext()`` for this run, so the wrapper need not activate it at
+    all (the trace writer with no OpenTelemetry SDK configured). Not part of the
+    protocol's required members: an observer without it is activated as described.
     """
 
     def run_started(self, run: RunState) -> None:

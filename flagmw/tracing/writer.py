@@ -233,6 +233,13 @@ class RunTracer:
             entry.span, end_on_exit=False, record_exception=False, set_status_on_exception=False
         )
 
+    def activates(self, run: RunState) -> bool:
+        """False when :meth:`activate` would return a no-op context for ``run`` (it has
+        no span: no OpenTelemetry SDK configured), asked once after :meth:`run_started`
+        (:class:`~flagmw.langgraph.run.RunObserver`)."""
+        entry = self._runs.get(id(run))
+        return entry is not None and entry.run is run and entry.span is not None
+
     def run_event(self, run: RunState, name: str, attributes: Mapping[str, Any]) -> None:
         """Add span event ``flagmw.<name>`` with attributes ``flagmw.<field>``; values of
         sensitive flags are redacted. Never raises."""
