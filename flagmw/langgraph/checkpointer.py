@@ -32,21 +32,19 @@ log = logging.getLogger("flagmw")
 INTERRUPT_CHANNEL = "__interrupt__"
 
 
-def _note_interrupt(config: RunnableConfig, writes: Sequence[tuple[str, Any]]) -> None:
+def _note_interrupt(config: RunnableConfig) -> None:
     """Mark the run interrupted when its root namespace stores an ``interrupt()``: LangGraph
     saves it as a pending write on the ``__interrupt__`` channel (every durability mode;
-    a subgraph's interrupt is written in the root namespace too). Reading it here costs
-    nothing, where a callback handler to hear ``on_interrupt`` makes LangChain run its
-    callback machinery for every node, model and tool call (≈4 % of a run)."""
+    a subgraph's interrupt is written in the root namespace too). ``put_writes`` calls
+    this for writes that hold that channel. Reading it here costs nothing, where a
+    callback handler to hear ``on_interrupt`` makes LangChain run its callback machinery
+    for every node, model and tool call (≈4 % of a run)."""
     conf = config.get("configurable")
     if not conf or conf.get("checkpoint_ns", ""):
         return
     run = conf.get(RUN_KEY)
     if isinstance(run, RunState):
-        for channel, _ in writes:
-            if channel == INTERRUPT_CHANNEL:
-                run.interrupted = True
-                return
+        run.interrupted = True
 
 
 def _strip_flagmw(config: RunnableConfig, run: RunState | None = None) -> RunnableConfig:
@@ -271,7 +269,10 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        _note_interrupt(config, writes)
+        for channel, _ in writes:
+            if channel == INTERRUPT_CHANNEL:
+                _note_interrupt(config)
+                break
         if self._writes_task_path:
             self.inner.put_writes(config, writes, task_id, task_path)
         else:
@@ -284,7 +285,10 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        _note_interrupt(config, writes)
+        for channel, _ in writes:
+            if channel == INTERRUPT_CHANNEL:
+                _note_interrupt(config)
+                break
         if self._awrites_task_path:
             await self.inner.aput_writes(config, writes, task_id, task_path)
         else:
