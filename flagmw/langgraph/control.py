@@ -73,6 +73,17 @@ class _FlagControl(RunControl):
             return self._drain_reason
         return self._inner.drain_reason if self._inner is not None else None
 
+    def checked_at_start(self) -> None:
+        """The run's RunConfig was just checked for a run kill (it is what the first
+        boundary would check when nothing changes before it): when none is in force,
+        the first boundary only polls, as every later one does. Called by the wrapper
+        once the run has started (hot values of a resume brought up to date)."""
+        try:
+            if active_run_kill(self._run.rc, self._kill_keys) is None:
+                self._checked = True
+        except Exception:  # a flag problem must never crash the run: checked at the boundary
+            log.exception("flagmw: the run-kill check at run start failed")
+
     def _boundary(self, client: FlagClient, index: int) -> None:
         run = self._run
         with self._lock:

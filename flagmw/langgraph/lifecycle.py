@@ -423,6 +423,7 @@ class _Invocation:
                 run.refresh_hot(run.generation, step=0)
             except Exception:  # a flag problem must never crash the run
                 log.exception("flagmw: re-resolving hot flags on resume failed")
+        self.control.checked_at_start()
 
     # -- output -----------------------------------------------------------------------
 
