@@ -66,6 +66,30 @@ def _strip_flagmw(config: RunnableConfig, run: RunState | None = None) -> Runnab
     return {**config, "metadata": dict(kept)}
 
 
+def _later(
+    config: RunnableConfig, metadata: CheckpointMetadata
+) -> tuple[RunnableConfig, CheckpointMetadata] | None:
+    """``(config, metadata)`` to write for a later checkpoint of a wrapped run in its own
+    namespace — most puts: the pin reference fixed at the invocation's first checkpoint
+    (``run.ref_text``), the config without the ``flagmw.*`` metadata keys — or None for
+    any other put (:meth:`PinningCheckpointer._prepare` decides those)."""
+    conf = config.get("configurable")
+    if not conf:
+        return None
+    run = conf.get(RUN_KEY)
+    if (
+        not isinstance(run, RunState)
+        or not run.root_checkpoint_written
+        or conf.get("checkpoint_ns", "") != run.ns
+    ):
+        return None
+    ref = run.ref_text
+    if ref is not None:
+        # a copy: the loop keeps its metadata dict (and streams it in "checkpoints" mode)
+        metadata = {**metadata, REF_KEY: ref}  # type: ignore[misc]
+    return _strip_flagmw(config, run), metadata
+
+
 def _accepts_task_path(put_writes: Callable[..., Any]) -> bool:
     """Whether a saver's ``put_writes`` / ``aput_writes`` takes ``task_path`` (savers
     written before langgraph-checkpoint 2.0.x added it do not): read once from its
@@ -170,12 +194,10 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
             return config, metadata, None, carry
         if ns != run.ns:  # a subgraph of the run (not a wrapped graph of its own)
             return _strip_flagmw(config, run), metadata, None, False
-        if run.root_checkpoint_written:  # every later checkpoint: the reference only
-            ref = run.ref_text
-            if ref is not None:
-                # a copy: the loop keeps its metadata dict (see below)
-                metadata = cast(CheckpointMetadata, {**metadata, REF_KEY: ref})
-            return _strip_flagmw(config, run), metadata, None, False
+        if run.root_checkpoint_written:  # every later checkpoint: see _later
+            later = _later(config, metadata)
+            if later is not None:
+                return later[0], later[1], None, False
         pin_write: _Write | None = None
         extra: dict[str, Any] = {}
         # the first checkpoint of the invocation in its namespace
@@ -227,18 +249,9 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        conf = config.get("configurable")
-        run = conf.get(RUN_KEY) if conf else None
-        if (
-            type(run) is RunState
-            and run.root_checkpoint_written
-            and conf.get("checkpoint_ns", "") == run.ns  # type: ignore[union-attr]
-        ):
-            # every later checkpoint of the run (most puts): _prepare's first branch inline
-            ref = run.ref_text
-            if ref is not None:
-                metadata = {**metadata, REF_KEY: ref}  # type: ignore[misc]
-            return self.inner.put(_strip_flagmw(config, run), checkpoint, metadata, new_versions)
+        later = _later(config, metadata)  # most puts: a later checkpoint of the run
+        if later is not None:
+            return self.inner.put(later[0], checkpoint, later[1], new_versions)
         config, metadata, pin_write, carry = self._prepare(config, checkpoint, metadata)
         if pin_write is not None:  # before the checkpoints that name it
             self.inner.put(*pin_write, {})
@@ -254,6 +267,9 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
+        later = _later(config, metadata)
+        if later is not None:
+            return await self.inner.aput(later[0], checkpoint, later[1], new_versions)
         config, metadata, pin_write, carry = self._prepare(config, checkpoint, metadata)
         if pin_write is not None:
             await self.inner.aput(*pin_write, {})
