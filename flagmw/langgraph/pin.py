@@ -258,6 +258,8 @@ def encode_pin(rc: RunConfig, *, key: str | bytes | None = None) -> str:
 
     """
     head_jcs, head_text, mid, tail_jcs, tail_text = _pieces(rc)
+    # the context in its JCS form in the stored text too: it is what the digest covers,
+    # and a float attribute read back as an int (1.0 → 1) compares equal
     context = _context_jcs(rc.context)
     # resolved_at: the stored text keeps Python's float form; the digest covers its JCS
     # form, which is the same text unless it has an exponent or ends in ".0"
