@@ -1,16 +1,19 @@
 """Validation problems shared by registry and snapshot validation: pydantic errors
 mapped to located :class:`~flagmw.errors.Problem` objects, and "did you mean"
-suggestions (difflib)."""
+suggestions (difflib). Imports no pydantic: only a caller that already has a pydantic
+error maps it here."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-
-import pydantic
+from typing import TYPE_CHECKING
 
 from flagmw.core.source import DocPath, Locator
 from flagmw.errors import Problem
+
+if TYPE_CHECKING:  # pragma: no cover - pydantic is imported by whoever has its errors
+    import pydantic
 
 __all__ = ["did_you_mean", "pydantic_problems", "suggest"]
 
