@@ -322,7 +322,7 @@ class Flag:
             try:
                 validator = compile_schema(self.schema)
             except ValueError as exc:
-                setter(self, "_schema_error", f"its JSON schema is invalid: {exc}")
+                setter(self, "_schema_error", f"its JSON schema is unusable ({exc})")
             else:
                 try:
                     self._match_schema(self.default, validator)
@@ -335,7 +335,7 @@ class Flag:
         if self._schema_error is not None:
             raise _BadValue(
                 f"{self.key} cannot be checked: {self._schema_error}",
-                "fix the flag's definition in the registry (flagmw validate FILE shows it)",
+                "fix the flag in the registry file (`flagmw validate FILE` locates it)",
                 "schema",
             )
 
