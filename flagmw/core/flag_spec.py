@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -280,29 +279,72 @@ _BOOL_FIELDS = ("protected", "run_kill", "sensitive", "tenant_editable")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 
 
-@dataclass(frozen=True, slots=True)
 class FlagFields:
     """The fields of one ``flags:`` entry, parsed (structure only: the type's name, the
     binding and the default are checked by :func:`flag_problems` and
     :class:`~flagmw.core.flag.Flag`). What :func:`plain_flag_fields` returns, and what
-    :func:`~flagmw.core.flag_spec_model.parse_spec` makes of the pydantic model."""
+    :func:`~flagmw.core.flag_spec_model.parse_spec` makes of the pydantic model. (A plain
+    class, not a dataclass: it is built once per flag of every registry loaded.)"""
 
-    type: str
-    default: Any
-    description: str = ""
-    owner: str = ""
-    tags: list[str] = field(default_factory=list)
-    binding: str = "pinned"
-    expires: _dt.date | None = None
-    protected: bool = False
-    run_kill: bool = False
-    sensitive: bool = False
-    tenant_editable: bool = False
-    choices: list[Any] | None = None
-    min: int | float | None = None
-    max: int | float | None = None
-    schema: dict[str, Any] | None = None
-    model: str | None = None
+    __slots__ = (
+        "binding",
+        "choices",
+        "default",
+        "description",
+        "expires",
+        "max",
+        "min",
+        "model",
+        "owner",
+        "protected",
+        "run_kill",
+        "schema",
+        "sensitive",
+        "tags",
+        "tenant_editable",
+        "type",
+    )
+
+    def __init__(
+        self,
+        *,
+        type: str,
+        default: Any,
+        description: str = "",
+        owner: str = "",
+        tags: list[str] | None = None,
+        binding: str = "pinned",
+        expires: _dt.date | None = None,
+        protected: bool = False,
+        run_kill: bool = False,
+        sensitive: bool = False,
+        tenant_editable: bool = False,
+        choices: list[Any] | None = None,
+        min: int | float | None = None,
+        max: int | float | None = None,
+        schema: dict[str, Any] | None = None,
+        model: str | None = None,
+    ) -> None:
+        self.type = type
+        self.default = default
+        self.description = description
+        self.owner = owner
+        self.tags: list[str] = [] if tags is None else tags
+        self.binding = binding
+        self.expires = expires
+        self.protected = protected
+        self.run_kill = run_kill
+        self.sensitive = sensitive
+        self.tenant_editable = tenant_editable
+        self.choices = choices
+        self.min = min
+        self.max = max
+        self.schema = schema
+        self.model = model
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"FlagFields({inner})"
 
 
 def plain_flag_fields(spec: Mapping[Any, Any]) -> FlagFields | None:

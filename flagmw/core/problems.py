@@ -5,7 +5,6 @@ error maps it here."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,8 @@ __all__ = ["did_you_mean", "pydantic_problems", "suggest"]
 
 def suggest(word: str, candidates: Iterable[str], n: int = 2) -> list[str]:
     """Close matches of ``word`` among ``candidates`` (difflib ratio ≥ 0.6)."""
+    import difflib  # on first use: most processes never suggest anything
+
     return difflib.get_close_matches(str(word), list(candidates), n=n, cutoff=0.6)
 
 
