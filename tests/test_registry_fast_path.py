@@ -247,6 +247,79 @@ def test_a_registry_built_either_way_is_the_same(
         assert list(fast) == list(slow)
 
 
+def _outcome(doc: dict[str, Any]) -> tuple[str, Any]:
+    try:
+        registry = FlagRegistry.from_dict(doc)
+    except ValidationError as exc:
+        return "problems", [str(p) for p in exc.problems]
+    return "registry", (registry.fingerprint, registry.to_dict())
+
+
+_KEYS = st.sampled_from(["a.one", "a.two", "b", "b.c", "model.x", "UPPER"])
+_COMMON = {
+    "description": _STRINGS,
+    "owner": _STRINGS,
+    "tags": st.lists(_STRINGS, max_size=2) | st.tuples(_STRINGS),
+    "protected": st.booleans(),
+    "sensitive": st.booleans(),
+    "tenant_editable": st.booleans(),
+    "expires": st.sampled_from(["2027-01-01", dt.date(2027, 1, 1), dt.datetime(2027, 1, 1)]),
+    "binding": st.sampled_from(["hot", "pinned"]),
+}
+
+
+@st.composite
+def _valid_entry(draw: st.DrawFn) -> dict[str, Any]:
+    """A flag definition that is (nearly always) valid, of every type."""
+    kind = draw(st.sampled_from(["bool", "int", "float", "string", "json", "enum"]))
+    spec: dict[str, Any] = {"type": kind}
+    if kind == "bool":
+        spec["default"] = draw(st.booleans())
+        if draw(st.booleans()):
+            spec.update(binding="hot", run_kill=True)
+    elif kind in ("int", "float"):
+        spec["default"] = draw(st.integers(0, 5)) if kind == "int" else draw(st.floats(0, 5))
+        spec.update(
+            draw(st.fixed_dictionaries({}, optional={"min": st.just(0), "max": st.just(5)}))
+        )
+    elif kind == "string":
+        spec["default"] = draw(_STRINGS)
+    elif kind == "enum":
+        spec["choices"] = draw(st.sampled_from([["x", "y"], ("x", "y")]))
+        spec["default"] = "x"
+    else:
+        spec["default"] = draw(st.sampled_from([[], ["a"], {"k": 1}]))
+        spec.update(
+            draw(
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "schema": st.sampled_from(
+                            [{"type": "array"}, {"type": "object"}, {}, {"type": 12}]
+                        )
+                    },
+                )
+            )
+        )
+    spec.update(draw(st.fixed_dictionaries({}, optional=_COMMON)))
+    return spec
+
+
+_ENTRY = _valid_entry() | _specs(well_formed=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_KEYS, _ENTRY, max_size=4))
+def test_any_flags_section_gives_the_same_outcome_either_way(section: dict[str, Any]) -> None:
+    """The registry (fingerprint and definitions) or the located problems, exactly."""
+    doc = {"flags": section}
+    fast = _outcome(doc)
+    with pytest.MonkeyPatch.context() as m:
+        _through_pydantic(m)
+        slow = _outcome(doc)
+    assert fast == slow
+
+
 _BAD_DOC = {
     "flags": {
         "a.one": {"type": "bool", "default": True, "protected": "yes", "bogus": 1},
