@@ -104,3 +104,29 @@ def test_flagmw_kill_does_not_load_rich_or_the_integrations(tmp_path: Path) -> N
     finally:
         store.close()
     assert (ov.key, ov.value, ov.reason) == ("tools.refund_api.enabled", False, "incident")
+
+
+def test_flagmw_kill_does_not_load_pydantic_or_jsonschema(tmp_path: Path) -> None:
+    """The kill of a correct registry (parsed without pydantic, the JSON schema of
+    ``model.fallbacks`` checked only if that flag is read) on a store whose head was
+    published against the same registry (so the snapshot is not validated again): with
+    ``./flags.yaml`` and, from an empty folder, with the registry stored in the store."""
+    app, oncall = tmp_path / "app", tmp_path / "oncall"
+    app.mkdir()
+    oncall.mkdir()
+    for args in (["init", "."], ["publish", "flags.yaml", "--message", "first"]):
+        subprocess.run([sys.executable, "-c", _RUN.format(args=args)], cwd=app, check=True)
+    kill = ["kill", "tools.refund_api.enabled", "--reason", "incident", "--ttl", "1m"]
+    store = str(app / "flagmw.db")
+    for cwd in (app, oncall):
+        modules = set(_modules_after(_RUN.format(args=kill), cwd=cwd, FLAGMW_STORE=store))
+        tops = _tops(list(modules))
+        assert tops.isdisjoint({"pydantic", "pydantic_core", "jsonschema", "referencing"}), cwd
+        assert "flagmw.core.flag_spec_model" not in modules
+        assert "flagmw.core.snapshot_models" not in modules
+        assert "flagmw.core.registry" in modules  # the kill did go through the client
+    store_ = flagmw.SQLiteStore(store)
+    try:
+        assert [o.reason for o in store_.list_overrides()] == ["incident", "incident"]
+    finally:
+        store_.close()

@@ -5,6 +5,10 @@ One implementation for both front-ends: typer's commands in :mod:`flagmw.cli.ove
 and the standard-library parser of :mod:`flagmw.cli.incident` (which starts without typer,
 pydantic or rich) call these functions, so the two cannot differ in what they check,
 write or print. This module imports neither typer nor rich at import time.
+
+The registry is loaded with ``check_schemas=False``: a ``json`` flag's JSON schema is
+checked when a value of that flag is (``flagmw override`` of it), so a broken schema of an
+unrelated flag cannot stop a kill, and the kill does not import ``jsonschema``.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ def set_override(
         FlagmwError: what :meth:`FlagClient.kill` / :meth:`FlagClient.override` raise
             (unknown flag, refused override, unavailable store …).
     """
-    with g.client() as client:
+    with g.client(check_schemas=False) as client:
         unknown = None if tenant and route else client.unknown_target(tenant=tenant, route=route)
         if unknown is not None and not force:
             raise CliError(f"{unknown}; pass --force if that is what you mean")
@@ -116,7 +120,7 @@ def renew_override(g: Session, override_id: str, *, reason: str, ttl: str | None
     Raises:
         FlagmwError: what :meth:`FlagClient.renew` raises.
     """
-    with g.client(registry="optional") as client:
+    with g.client(registry="optional", check_schemas=False) as client:
         ov = client.renew(override_id, actor=g.actor, reason=reason, ttl=ttl)
     now = time.time()
 
@@ -133,7 +137,7 @@ def end_override(g: Session, override_id: str, *, reason: str) -> None:
     Raises:
         FlagmwError: what :meth:`FlagClient.end_override` raises.
     """
-    with g.client(registry="optional") as client:
+    with g.client(registry="optional", check_schemas=False) as client:
         ov = client.end_override(override_id, actor=g.actor, reason=reason)
 
     line = (

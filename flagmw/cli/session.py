@@ -145,6 +145,7 @@ class Session:
         store: Store | None,
         *,
         document: tuple[Any, Locator] | None = None,
+        check_schemas: bool = True,
     ) -> tuple[FlagRegistry | None, str]:
         """The application's registry, and where it came from.
 
@@ -154,29 +155,38 @@ class Session:
         (so an operator without the source tree can still kill a flag). ``(None, …)``
         when none is found.
 
+        Args:
+            check_schemas: False for the incident commands: each ``json`` flag's JSON
+                schema is checked when that flag first checks a value, not when the
+                registry is loaded (see :meth:`FlagRegistry.from_dict`).
+
         Raises:
             ValidationError: a registry file that is invalid (every problem).
         """
         from flagmw.core.registry import FlagRegistry
         from flagmw.core.source import load_document
 
+        eager = check_schemas
         if self.registry:
-            return FlagRegistry.from_yaml(self.registry), f"--registry {self.registry}"
+            reg = FlagRegistry.from_yaml(self.registry, check_schemas=eager)
+            return reg, f"--registry {self.registry}"
         if document is not None:
             data, locator = document
             if isinstance(data, Mapping) and "flags" in data:
-                reg = FlagRegistry.from_dict(data, locator=locator)
+                reg = FlagRegistry.from_dict(data, locator=locator, check_schemas=eager)
                 return reg, f"the flags: section of {locator.source}"
         env_file = os.environ.get("FLAGMW_REGISTRY", "").strip()
         if env_file:
-            return FlagRegistry.from_yaml(env_file), f"$FLAGMW_REGISTRY ({env_file})"
+            reg = FlagRegistry.from_yaml(env_file, check_schemas=eager)
+            return reg, f"$FLAGMW_REGISTRY ({env_file})"
         local = Path(DEFAULT_REGISTRY)
         if local.is_file():
             data, locator = load_document(local)
             if isinstance(data, Mapping) and "flags" in data:
-                return FlagRegistry.from_dict(data, locator=locator), f"./{DEFAULT_REGISTRY}"
+                reg = FlagRegistry.from_dict(data, locator=locator, check_schemas=eager)
+                return reg, f"./{DEFAULT_REGISTRY}"
         if store is not None:
-            return stored_registry(store)
+            return stored_registry(store, check_schemas=eager)
         return None, "none"
 
     def find_registry_without_store(
@@ -198,10 +208,14 @@ class Session:
             store.close()
 
     def registry_or_fail(
-        self, store: Store | None, *, document: tuple[Any, Locator] | None = None
+        self,
+        store: Store | None,
+        *,
+        document: tuple[Any, Locator] | None = None,
+        check_schemas: bool = True,
     ) -> FlagRegistry:
         """:meth:`find_registry`, or a clear error when there is none."""
-        registry, where = self.find_registry(store, document=document)
+        registry, where = self.find_registry(store, document=document, check_schemas=check_schemas)
         if registry is None:
             raise CliError(
                 "no flag registry found: pass --registry FILE, set FLAGMW_REGISTRY, run in "
@@ -216,6 +230,7 @@ class Session:
         create: bool = False,
         registry: str = "required",
         document: tuple[Any, Locator] | None = None,
+        check_schemas: bool = True,
     ) -> FlagClient:
         """A :class:`FlagClient` on the store.
 
@@ -227,6 +242,10 @@ class Session:
                 ``"optional"`` (an empty registry when none) or ``"stored"`` (the head's
                 stored registry: for commands that only read snapshots, so a local
                 ``flags.yaml`` that drifted does not matter).
+            check_schemas: False for the incident commands (``kill``, ``override``,
+                ``renew``, ``unkill``): JSON schemas are checked when a value of their
+                flag is, so a broken schema of an unrelated flag cannot stop a kill (see
+                :meth:`find_registry`).
         """
         from flagmw.client.client import FlagClient
         from flagmw.core.registry import FlagRegistry
@@ -234,13 +253,13 @@ class Session:
         store = self.open_store(create=create)
         try:
             if registry == "required":
-                reg = self.registry_or_fail(store, document=document)
+                reg = self.registry_or_fail(store, document=document, check_schemas=check_schemas)
             elif registry == "optional":
-                found, where = self.find_registry(store)
+                found, where = self.find_registry(store, check_schemas=check_schemas)
                 reg = found if found is not None else FlagRegistry([], source="<none>")
                 self.note(f"registry: {where}")
             else:
-                found, where = stored_registry(store)
+                found, where = stored_registry(store, check_schemas=check_schemas)
                 reg = found if found is not None else FlagRegistry([], source="<none>")
                 self.note(f"registry: {where}")
             max_ttl = self.max_ttl_seconds()
@@ -256,8 +275,9 @@ class Session:
             raise
 
 
-def stored_registry(store: Store) -> tuple[FlagRegistry | None, str]:
-    """The registry stored with the store's head snapshot, and a description."""
+def stored_registry(store: Store, *, check_schemas: bool = True) -> tuple[FlagRegistry | None, str]:
+    """The registry stored with the store's head snapshot, and a description
+    (``check_schemas``: see :meth:`FlagRegistry.from_dict`)."""
     from flagmw.core.registry import FlagRegistry
     from flagmw.core.source import Locator
 
@@ -267,7 +287,7 @@ def stored_registry(store: Store) -> tuple[FlagRegistry | None, str]:
     record = store.get_snapshot(head.rev)
     locator = Locator(f"{store.name} rev {head.rev} registry")
     return (
-        FlagRegistry.from_dict(record.registry, locator=locator),
+        FlagRegistry.from_dict(record.registry, locator=locator, check_schemas=check_schemas),
         f"the registry stored with rev {head.rev} in {store.name}",
     )
 

@@ -9,14 +9,15 @@ import datetime as _dt
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import pydantic
+from typing import TYPE_CHECKING, Any
 
 from flagmw.core.flag_spec import Binding, FlagType, as_date, flag_problems
 from flagmw.core.problems import did_you_mean, suggest
 from flagmw.core.source import DocPath, Locator
 from flagmw.errors import Problem, ValidationError
+
+if TYPE_CHECKING:  # pragma: no cover - pydantic is imported only for a flag with a model
+    import pydantic
 
 __all__ = ["Flag"]
 
@@ -96,6 +97,13 @@ class Flag:
         schema: a JSON schema (Draft 2020-12) that a ``json`` flag's value must match.
         model: a pydantic model that a ``json`` flag's value must validate against
             (Python only). ``RunConfig[key]`` then returns a model instance.
+        check_schemas: True (default): ``schema`` is checked (a valid Draft 2020-12
+            schema that refers only to itself) and ``default`` is checked against it
+            here. False: both checks are deferred to the first value the flag checks
+            (:meth:`coerce`, :meth:`check`, which then fail with a located ``schema``
+            problem when the schema or the default is bad, never a ``jsonschema``
+            exception), so building the flag does not import ``jsonschema`` and a
+            broken schema fails only what reads this flag (the incident commands).
 
     Raises:
         ValidationError: the definition is invalid (bad key, default of the wrong
@@ -120,6 +128,10 @@ class Flag:
     schema: Mapping[str, Any] | None = None
     model: builtins.type[pydantic.BaseModel] | None = None
     _validator: Any = field(default=None, repr=False, compare=False)
+    #: check_schemas=False and the schema not checked yet
+    _schema_pending: bool = field(default=False, repr=False, compare=False)
+    #: why the schema (or the default against it) failed its deferred check
+    _schema_error: str | None = field(default=None, repr=False, compare=False)
 
     def __init__(
         self,
@@ -141,6 +153,7 @@ class Flag:
         max: int | float | None = None,
         schema: Mapping[str, Any] | None = None,
         model: builtins.type[pydantic.BaseModel] | None = None,
+        check_schemas: bool = True,
     ) -> None:
         problems = flag_problems(
             key,
@@ -156,6 +169,7 @@ class Flag:
             run_kill=run_kill,
             locator=Locator("<python>"),
             path=("flags", key),
+            check_schemas=check_schemas,
         )
         if problems:
             raise ValidationError(problems, f"flag {key!r}")
@@ -177,13 +191,17 @@ class Flag:
         setter(self, "schema", dict(schema) if schema is not None else None)
         setter(self, "model", model)
         validator = None
-        if schema is not None:
+        if schema is not None and check_schemas:
             from flagmw.core.json_schema import compile_schema
 
             validator = compile_schema(schema)  # checked by flag_problems above
         setter(self, "_validator", validator)
+        setter(self, "_schema_pending", False)
+        setter(self, "_schema_error", None)
         setter(self, "default", None)
         setter(self, "default", self.coerce(default))
+        # deferred: the next value checked checks the schema, then this default against it
+        setter(self, "_schema_pending", schema is not None and not check_schemas)
 
     # -- values -----------------------------------------------------------------------
 
@@ -268,6 +286,8 @@ class Flag:
             return value
         # JSON
         if self.model is not None:
+            import pydantic
+
             try:
                 return self.model.model_validate(value).model_dump(mode="json")
             except pydantic.ValidationError as exc:
@@ -285,25 +305,60 @@ class Flag:
                 "use strings, numbers, booleans, null, lists and mappings",
                 "schema",
             )
+        if self._schema_pending or self._schema_error is not None:
+            self._check_schema()
         if self._validator is not None:
-            import jsonschema
-            from referencing.exceptions import Unresolvable
-
-            try:
-                best = jsonschema.exceptions.best_match(self._validator.iter_errors(value))
-            except (Unresolvable, RecursionError) as exc:
-                raise _BadValue(
-                    f"{key} cannot be checked against its JSON schema: {exc}", "", "schema"
-                ) from None
-            if best is not None:
-                where = "/".join(str(p) for p in best.absolute_path)
-                raise _BadValue(
-                    f"{key} does not match its JSON schema: "
-                    f"{'at ' + where + ': ' if where else ''}{best.message}",
-                    "",
-                    "schema",
-                )
+            self._match_schema(value)
         return value
+
+    def _check_schema(self) -> None:
+        """The deferred check of ``check_schemas=False``: the schema itself, then the
+        default against it; remembered (a bad schema fails every later check alike)."""
+        if self._schema_pending:
+            from flagmw.core.json_schema import compile_schema
+
+            setter = object.__setattr__
+            assert self.schema is not None
+            try:
+                validator = compile_schema(self.schema)
+            except ValueError as exc:
+                setter(self, "_schema_error", f"its JSON schema is unusable ({exc})")
+            else:
+                try:
+                    self._match_schema(self.default, validator)
+                except _BadValue as bad:
+                    detail = bad.message.removeprefix(f"{self.key} ")
+                    setter(self, "_schema_error", f"its default {detail}")
+                else:
+                    setter(self, "_validator", validator)
+            setter(self, "_schema_pending", False)
+        if self._schema_error is not None:
+            raise _BadValue(
+                f"{self.key} cannot be checked: {self._schema_error}",
+                "fix the flag in the registry file (`flagmw validate FILE` locates it)",
+                "schema",
+            )
+
+    def _match_schema(self, value: Any, validator: Any = None) -> None:
+        import jsonschema
+        from referencing.exceptions import Unresolvable
+
+        key = self.key
+        validator = validator or self._validator
+        try:
+            best = jsonschema.exceptions.best_match(validator.iter_errors(value))
+        except (Unresolvable, RecursionError) as exc:
+            raise _BadValue(
+                f"{key} cannot be checked against its JSON schema: {exc}", "", "schema"
+            ) from None
+        if best is not None:
+            where = "/".join(str(p) for p in best.absolute_path)
+            raise _BadValue(
+                f"{key} does not match its JSON schema: "
+                f"{'at ' + where + ': ' if where else ''}{best.message}",
+                "",
+                "schema",
+            )
 
     def _check_bounds(self, value: int | float) -> None:
         if self.min is not None and value < self.min:

@@ -1,22 +1,26 @@
 """Validation problems shared by registry and snapshot validation: pydantic errors
 mapped to located :class:`~flagmw.errors.Problem` objects, and "did you mean"
-suggestions (difflib)."""
+suggestions (difflib). Imports no pydantic: only a caller that already has a pydantic
+error maps it here."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
-
-import pydantic
+from typing import TYPE_CHECKING
 
 from flagmw.core.source import DocPath, Locator
 from flagmw.errors import Problem
+
+if TYPE_CHECKING:  # pragma: no cover - pydantic is imported by whoever has its errors
+    import pydantic
 
 __all__ = ["did_you_mean", "pydantic_problems", "suggest"]
 
 
 def suggest(word: str, candidates: Iterable[str], n: int = 2) -> list[str]:
     """Close matches of ``word`` among ``candidates`` (difflib ratio ≥ 0.6)."""
+    import difflib  # on first use: most processes never suggest anything
+
     return difflib.get_close_matches(str(word), list(candidates), n=n, cutoff=0.6)
 
 

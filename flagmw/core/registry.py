@@ -24,12 +24,10 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-import pydantic
-
 from flagmw.core.canonical import content_hash
 from flagmw.core.flag import Flag
-from flagmw.core.flag_spec import FlagSpec, flag_problems
-from flagmw.core.problems import pydantic_problems, suggest
+from flagmw.core.flag_spec import flag_problems, plain_flag_fields
+from flagmw.core.problems import suggest
 from flagmw.core.source import DocPath, Locator, load_document
 from flagmw.errors import Problem, UnknownFlagError, ValidationError
 
@@ -151,21 +149,46 @@ class FlagRegistry:
         return cls(flags, source=f"enum {enum.__module__}.{enum.__qualname__}")
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike[str]) -> FlagRegistry:
+    def from_yaml(cls, path: str | os.PathLike[str], *, check_schemas: bool = True) -> FlagRegistry:
         """Read the ``flags:`` section of a YAML (or JSON) flags file.
+
+        Args:
+            check_schemas: see :meth:`from_dict`.
 
         Raises:
             ValidationError: with every problem and its ``file:line``.
         """
         data, locator = load_document(path)
-        return cls.from_dict(data, locator=locator)
+        return cls.from_dict(data, locator=locator, check_schemas=check_schemas)
 
     from_file = from_yaml
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, locator: Locator | None = None) -> FlagRegistry:
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        locator: Locator | None = None,
+        check_schemas: bool = True,
+    ) -> FlagRegistry:
         """Build a registry from a document holding a ``flags:`` mapping (other sections
         are ignored) or from the ``flags`` mapping itself.
+
+        Each entry whose fields are exactly well formed is read without pydantic
+        (:func:`~flagmw.core.flag_spec.plain_flag_fields`); any other entry is parsed by
+        the pydantic model, which locates every problem. Both give the same registry.
+
+        Args:
+            data: the document, or its ``flags`` mapping.
+            locator: where the document came from (for messages).
+            check_schemas: False defers the check of each ``json`` flag's JSON schema,
+                and of its default against it, to the first value the flag checks (see
+                :class:`~flagmw.core.flag.Flag`): a broken schema then makes that check
+                fail with a located problem instead of failing the whole registry. For
+                the incident commands (``flagmw kill`` …), which must work whatever
+                state an unrelated flag's schema is in, and need not import
+                ``jsonschema``. ``flagmw validate`` and ``publish`` check eagerly (the
+                default).
 
         Raises:
             ValidationError: with every problem and its location.
@@ -201,11 +224,14 @@ class FlagRegistry:
                     )
                 )
                 continue
-            try:
-                parsed = FlagSpec.model_validate(dict(spec))
-            except pydantic.ValidationError as exc:
-                problems.extend(pydantic_problems(exc, locator, path, FlagSpec, what="flag"))
-                continue
+            parsed = plain_flag_fields(spec)
+            if parsed is None:
+                from flagmw.core.flag_spec_model import parse_spec
+
+                parsed, spec_problems = parse_spec(spec, locator, path)
+                if parsed is None:
+                    problems.extend(spec_problems)
+                    continue
             structural = flag_problems(
                 key,
                 parsed.type,
@@ -215,11 +241,12 @@ class FlagRegistry:
                 choices=parsed.choices,
                 min=parsed.min,
                 max=parsed.max,
-                schema=parsed.schema_,
+                schema=parsed.schema,
                 model=None,
                 run_kill=parsed.run_kill,
                 locator=locator,
                 path=path,
+                check_schemas=check_schemas,
             )
             if structural:
                 problems.extend(structural)
@@ -241,7 +268,8 @@ class FlagRegistry:
                     choices=parsed.choices,
                     min=parsed.min,
                     max=parsed.max,
-                    schema=parsed.schema_,
+                    schema=parsed.schema,
+                    check_schemas=check_schemas,
                 )
             except ValidationError as exc:
                 for p in exc.problems:  # the default does not fit: point at `default`

@@ -16,9 +16,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple, TypeVar
-
-import pydantic
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from flagmw.core.candidate import Candidate, copy_json, make_candidate
 from flagmw.core.candidate_memo import CandidateMemo
@@ -28,12 +26,15 @@ from flagmw.core.hot_change import HotChange
 from flagmw.core.provenance import DEFAULT_PROVENANCE, Layer, Provenance
 from flagmw.errors import IntegrityError, Problem, UnknownFlagError, ValidationError
 
+if TYPE_CHECKING:  # pragma: no cover - pydantic is imported by get_as, on use
+    import pydantic
+
 __all__ = ["FORMAT", "RunConfig"]
 
 #: The ``format`` tag of the JSON form.
 FORMAT = "flagmw.runconfig/1"
 
-M = TypeVar("M", bound=pydantic.BaseModel)
+M = TypeVar("M", bound="pydantic.BaseModel")
 
 
 class _ProvenanceView(Mapping[str, Provenance]):
@@ -229,6 +230,8 @@ class RunConfig(Mapping[str, Any]):
                 ``"<runconfig>"``, ``path`` the key and the field), or ``model`` is not
                 a pydantic model class. Never a raw pydantic or type error.
         """
+        import pydantic
+
         value = self[key]
         try:
             return model.model_validate(value)

@@ -1,12 +1,25 @@
 """The structure of a snapshot document: its format version, its sections, the
 pydantic models of its parts (rules, rollouts, overlays, experiments) and the empty
-document. See ``docs/flags-file.md`` for every field."""
+document. See ``docs/flags-file.md`` for every field.
+
+The models are defined in :mod:`flagmw.core.snapshot_models` and imported from here on
+first use (PEP 562): a process that only reads stored snapshots (``flagmw kill``, a
+client whose registry matches the head's) never validates a document, so it does not
+import pydantic.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
-import pydantic
+if TYPE_CHECKING:  # pragma: no cover - the lazy names, for type checkers
+    from flagmw.core.snapshot_models import (
+        ExperimentSpec,
+        OverlaySpec,
+        RolloutSpec,
+        RuleSpec,
+        TenantSpec,
+    )
 
 __all__ = [
     "FORMAT_VERSION",
@@ -37,69 +50,6 @@ SECTIONS = (
     "experiments",
 )
 
-Unit = Literal["user", "tenant", "thread", "run"]
-Bucketing = Literal["flagmw", "flagd"]
-
-
-class _Strict(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid", populate_by_name=True, strict=True)
-
-
-class RolloutSpec(_Strict):
-    """A sticky percentage: the rule applies to ``percent`` % of units."""
-
-    percent: float = pydantic.Field(ge=0, le=100)
-    unit: Unit = "user"
-    salt: str | None = None
-    # "flagd": flagd's fractional bucketing (flagmw/core/bucketing.py); kept out of the
-    # normalised document when it is the default, so existing content hashes hold
-    bucketing: Bucketing = "flagmw"
-
-
-class RuleSpec(_Strict):
-    """A conditional value: the first matching rule of a layer wins per key."""
-
-    name: str = pydantic.Field(min_length=1)
-    description: str = ""
-    when: dict[str, Any] | None = None
-    rollout: RolloutSpec | None = None
-    set_: dict[str, Any] = pydantic.Field(alias="set")
-
-
-class OverlaySpec(_Strict):
-    """The values and rules of one environment, tenant or route."""
-
-    description: str = ""
-    values: dict[str, Any] = {}
-    rules: list[RuleSpec] = []
-
-
-class TenantSpec(OverlaySpec):
-    """A tenant overlay; ``requires`` lists protected flags the tenant requires on."""
-
-    requires: list[str] = []
-
-
-class ExperimentSpec(_Strict):
-    """A weighted split of one flag into variants, by a sticky hash of a unit."""
-
-    flag: str
-    description: str = ""
-    unit: Unit = "user"
-    when: dict[str, Any] | None = None
-    variants: dict[str, Any]
-    # a mapping as written (the normalised list of [variant, weight] pairs is turned back
-    # into a mapping before parsing)
-    weights: dict[str, float]
-    salt: str | None = None
-    bucketing: Bucketing = "flagmw"
-    enabled: bool = True
-    # the written position; set when a document is normalised (so that the order, which
-    # decides between experiments on one flag, is part of the content hash). Derived
-    # from the position again whenever a document is validated.
-    order: int | None = None
-
-
 OVERLAY_FIELDS = ("description", "values", "rules")
 
 
@@ -127,3 +77,18 @@ def empty_document() -> dict[str, Any]:
         "routes": {},
         "experiments": {},
     }
+
+
+_MODELS = frozenset({"ExperimentSpec", "OverlaySpec", "RolloutSpec", "RuleSpec", "TenantSpec"})
+
+
+def __getattr__(name: str) -> Any:
+    """A pydantic model of :mod:`flagmw.core.snapshot_models` on first use (PEP 562);
+    kept in this module afterwards."""
+    if name in _MODELS:
+        from flagmw.core import snapshot_models
+
+        value = getattr(snapshot_models, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

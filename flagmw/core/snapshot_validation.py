@@ -5,10 +5,9 @@ flag's type (:func:`flagmw.core.snapshot.validate_document` is the entry point).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pydantic
-
+from flagmw.core import snapshot_spec as specs
 from flagmw.core.bucketing import percent_to_bps
 from flagmw.core.conditions import validate_when
 from flagmw.core.flag_spec import FlagType
@@ -19,16 +18,17 @@ from flagmw.core.snapshot_spec import (
     FORMAT_VERSION,
     OVERLAY_FIELDS,
     SECTIONS,
-    ExperimentSpec,
-    OverlaySpec,
-    RuleSpec,
-    TenantSpec,
     bucketing_fields,
     empty_document,
 )
 from flagmw.core.source import DocPath, Locator
 from flagmw.core.validation_shapes import SCALARS, PlainSpec, plain_overlay, plain_rule
 from flagmw.errors import Problem
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pydantic
+
+    from flagmw.core.snapshot_spec import OverlaySpec
 
 __all__ = ["DocumentValidator"]
 
@@ -73,6 +73,8 @@ class DocumentValidator:
         self.problems.append(self.loc.problem(path, message, hint, code, severity=severity))
 
     def parse(self, model: type[pydantic.BaseModel], data: Any, path: DocPath, what: str) -> Any:
+        import pydantic  # the models are built: it is loaded (and needed) already
+
         try:
             return model.model_validate(data)
         except pydantic.ValidationError as exc:
@@ -137,7 +139,7 @@ class DocumentValidator:
             p = (*path, i)
             spec: Any = plain_rule(raw)  # the common shape without building the model
             if spec is None:
-                spec = self.parse(RuleSpec, raw, p, "rule")
+                spec = self.parse(specs.RuleSpec, raw, p, "rule")
             if spec is None:
                 continue
             if spec.name in seen:
@@ -209,7 +211,7 @@ class DocumentValidator:
         }
         if spec is not None and spec.description:
             out["description"] = spec.description
-        if spec_cls is TenantSpec:
+        if spec_cls is specs.TenantSpec:
             # checked even when another field of the tenant is wrong: one report, all
             # problems
             raw_requires = data.get("requires", [])
@@ -260,7 +262,7 @@ class DocumentValidator:
             p = (*path, str(name))
             if isinstance(raw, Mapping) and isinstance(raw.get("weights"), list):
                 raw = {**raw, "weights": _pairs(raw["weights"])}
-            spec = self.parse(ExperimentSpec, raw, p, "experiment")
+            spec = self.parse(specs.ExperimentSpec, raw, p, "experiment")
             if spec is None:
                 # still report an unknown target flag: one report, all problems
                 target = raw.get("flag") if isinstance(raw, Mapping) else None
@@ -421,7 +423,7 @@ class DocumentValidator:
             data.get("environments"), ("environments",), "environments"
         ).items():
             ov = self.overlay(
-                raw, ("environments", env), OverlaySpec, "environment", shorthand=True
+                raw, ("environments", env), specs.OverlaySpec, "environment", shorthand=True
             )
             if ov is not None:
                 doc["environments"][env] = ov
@@ -431,8 +433,8 @@ class DocumentValidator:
         doc["rules"] = self.rules(_given(data.get("rules"), []), ("rules",))
         known = self.known if self.known and self.known.same_segments(segments) else None
         for section, spec_cls, what in (
-            ("tenants", TenantSpec, "tenant"),
-            ("routes", OverlaySpec, "route"),
+            ("tenants", specs.TenantSpec, "tenant"),
+            ("routes", specs.OverlaySpec, "route"),
         ):
             for name, raw in self.named(data.get(section), (section,), section).items():
                 ov = known.match(section, name, raw) if known is not None else None

@@ -6,9 +6,12 @@ types whose check the validator remembers per flag key. For 100k-tenant document
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flagmw.core.snapshot_spec import OverlaySpec, TenantSpec
+from flagmw.core import snapshot_spec as specs
+
+if TYPE_CHECKING:  # pragma: no cover - the models are imported when a document is validated
+    from flagmw.core.snapshot_spec import OverlaySpec
 
 __all__ = ["SCALARS", "PlainSpec", "plain_overlay", "plain_rule"]
 
@@ -75,7 +78,7 @@ def plain_overlay(structure: dict[str, Any], spec_cls: type[OverlaySpec]) -> boo
     if "requires" in structure:
         requires = structure["requires"]
         return (
-            spec_cls is TenantSpec
+            spec_cls is specs.TenantSpec
             and type(requires) is list
             and all(type(k) is str for k in requires)
         )
