@@ -12,7 +12,6 @@ values alone, in any process or language (``docs/concepts.md`` has a worked exam
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from flagmw.core.candidate import Candidate, copy_json, make_candidate
 from flagmw.core.candidate_memo import CandidateMemo
-from flagmw.core.canonical import sha256_hex
+from flagmw.core.config_hash import hash_candidates, legacy_hash
 from flagmw.core.context import EvaluationContext
 from flagmw.core.hot_change import HotChange
 from flagmw.core.provenance import DEFAULT_PROVENANCE, Layer, Provenance
@@ -292,7 +291,7 @@ class RunConfig(Mapping[str, Any]):
             memo = self.memo
             h = memo.get("config_hash")
             if h is None:
-                h = memo["config_hash"] = _hash_candidates(self._c)
+                h = memo["config_hash"] = hash_candidates(self._c)
             object.__setattr__(self, "_hash", h)
         return h
 
@@ -447,7 +446,7 @@ class RunConfig(Mapping[str, Any]):
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IntegrityError(f"stored RunConfig is malformed: {exc!r}") from None
         stored = data.get("config_hash")
-        if verify and stored != rc.config_hash and stored != _legacy_hash(values):
+        if verify and stored != rc.config_hash and stored != legacy_hash(values):
             raise IntegrityError(
                 f"stored RunConfig's config_hash {stored} does not match its values "
                 f"({rc.config_hash}); the stored form was altered or truncated"
@@ -485,26 +484,6 @@ def _same_json(a: Any, b: Any) -> bool:
 
 # candidates → the results RunConfig.memo shares between the runs of one audience
 _DERIVED: CandidateMemo[dict[str, Any]] = CandidateMemo()
-
-
-def _hash_candidates(candidates: Mapping[str, Candidate]) -> str:
-    # RFC 8785 orders members by the UTF-16 code units of their names. Flag keys are
-    # ASCII (registry.KEY_PATTERN), where that is the code-point order Python sorts by,
-    # and a RunConfig keeps its candidates sorted (the resolver starts from a sorted
-    # base and only replaces entries; from_json sorts): the fragments join in order.
-    return sha256_hex("{" + ",".join([c.fragment for c in candidates.values()]) + "}")
-
-
-def _legacy_hash(values: Any) -> str | None:
-    """The 0.1 config hash (``json.dumps`` with sorted keys, Python float repr), so
-    RunConfigs pinned by 0.1 still verify on resume. None when it cannot be built."""
-    try:
-        body = json.dumps(
-            values, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
-    except (TypeError, ValueError):
-        return None
-    return "sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 def _close(key: str, keys: Mapping[str, Any]) -> list[str]:
