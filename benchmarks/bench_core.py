@@ -111,7 +111,7 @@ def group_eval(s: Settings, workdir: Path) -> list[Row]:
     ctxs = [EvaluationContext(user_id=u, plan=p) for u, p in users]
     overhead = timer_overhead_ns()
     rows: list[Row] = []
-    sqlite_client = FlagClient(registry, SQLiteStore(workdir / "eval.db"))
+    sqlite_client = FlagClient(registry, SQLiteStore(workdir / "eval.db", create=True))
     _author(sqlite_client, planner_document(), "eval workload")
     memory_client = FlagClient(registry, MemoryStore())
     _author(memory_client, planner_document(), "eval workload")
@@ -255,7 +255,7 @@ def group_poll(s: Settings, workdir: Path) -> list[Row]:
     registry = planner_registry()
     overhead = timer_overhead_ns()
     db = workdir / "poll.db"
-    client = FlagClient(registry, SQLiteStore(db))
+    client = FlagClient(registry, SQLiteStore(db, create=True))
     _author(client, planner_document(), "poll workload")
     memory_client = FlagClient(registry, MemoryStore())
     _author(memory_client, planner_document(), "poll workload")
@@ -432,7 +432,7 @@ def group_resolve(s: Settings, workdir: Path, tenants: int) -> list[Row]:
     overhead = timer_overhead_ns()
     rows: list[Row] = []
     db = workdir / f"fleet-{tenants}.db"
-    writer = FlagClient(registry, SQLiteStore(db))
+    writer = FlagClient(registry, SQLiteStore(db, create=True))
     reader = FlagClient(registry, SQLiteStore(db))
 
     # publish (validate + hash + write) and the reader's refresh (read + parse + compile)

@@ -200,6 +200,19 @@ def test_runs_of_one_audience_hit_the_memo() -> None:
         finally:
             pin_module._encode_members = real
         assert misses == []
+        hashed: list[int] = []
+        real_hash = runconfig_module.hash_candidates
+
+        def counted_hash(candidates: Any) -> str:
+            hashed.append(1)
+            return real_hash(candidates)
+
+        runconfig_module.hash_candidates = counted_hash  # type: ignore[assignment]
+        try:
+            b.config_hash  # noqa: B018 - the wrapper reads it after the pin: from the memo
+        finally:
+            runconfig_module.hash_candidates = real_hash  # type: ignore[assignment]
+        assert hashed == []
         assert a.memo is b.memo  # one entry: the pin's members and the config hash
         assert a.memo["config_hash"] == b.config_hash == a.config_hash
         assert text == fresh_pin(b)

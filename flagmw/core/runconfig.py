@@ -284,14 +284,18 @@ class RunConfig(Mapping[str, Any]):
     def config_hash(self) -> str:
         """``"sha256:…"`` over the canonical JSON of the values (stable across processes).
 
-        Computed once per audience: the RunConfigs resolved from the very same
-        candidates share it through :attr:`memo`."""
+        Shared through :attr:`memo` once that was looked up (the LangGraph wrapper does,
+        for the pin): then computed once per audience. Otherwise computed here, without
+        the memo's lookup (a fleet's many audiences would only cycle through it)."""
         h = self._hash
         if h is None:
-            memo = self.memo
-            h = memo.get("config_hash")
+            memo = self._memo
+            if memo is not None:
+                h = memo.get("config_hash")
             if h is None:
-                h = memo["config_hash"] = hash_candidates(self._c)
+                h = hash_candidates(self._c)
+                if memo is not None:
+                    memo["config_hash"] = h
             object.__setattr__(self, "_hash", h)
         return h
 
