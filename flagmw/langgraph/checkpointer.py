@@ -32,13 +32,19 @@ log = logging.getLogger("flagmw")
 INTERRUPT_CHANNEL = "__interrupt__"
 
 
-def _note_interrupt(config: RunnableConfig) -> None:
+def _note_interrupt(config: RunnableConfig, writes: Sequence[tuple[str, Any]]) -> None:
     """Mark the run interrupted when its root namespace stores an ``interrupt()``: LangGraph
     saves it as a pending write on the ``__interrupt__`` channel (every durability mode;
-    a subgraph's interrupt is written in the root namespace too). ``put_writes`` calls
-    this for writes that hold that channel. Reading it here costs nothing, where a
-    callback handler to hear ``on_interrupt`` makes LangChain run its callback machinery
-    for every node, model and tool call (≈4 % of a run)."""
+    a subgraph's interrupt is written in the root namespace too). The writes are looked
+    at first: the run is looked up only for writes that hold that channel. Reading it
+    here costs nothing, where a callback handler to hear ``on_interrupt`` makes
+    LangChain run its callback machinery for every node, model and tool call (≈4 % of a
+    run)."""
+    for channel, _ in writes:
+        if channel == INTERRUPT_CHANNEL:
+            break
+    else:
+        return
     conf = config.get("configurable")
     if not conf or conf.get("checkpoint_ns", ""):
         return
@@ -183,7 +189,9 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
         config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
     ) -> tuple[RunnableConfig, CheckpointMetadata, _Write | None, bool]:
         """(config, metadata) to write, the pin checkpoint to write first, and whether the
-        parent's reference must be carried forward (a put outside a wrapped run)."""
+        parent's reference must be carried forward (a put outside a wrapped run), for
+        the puts :func:`_later` does not answer (``put`` / ``aput`` ask it first): the
+        first checkpoint of an invocation, a subgraph's, one outside a wrapped run."""
         conf = config.get("configurable")
         if not conf:
             return config, metadata, None, False
@@ -194,10 +202,6 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
             return config, metadata, None, carry
         if ns != run.ns:  # a subgraph of the run (not a wrapped graph of its own)
             return _strip_flagmw(config, run), metadata, None, False
-        if run.root_checkpoint_written:  # every later checkpoint: see _later
-            later = _later(config, metadata)
-            if later is not None:
-                return later[0], later[1], None, False
         pin_write: _Write | None = None
         extra: dict[str, Any] = {}
         # the first checkpoint of the invocation in its namespace
@@ -285,10 +289,7 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        for channel, _ in writes:
-            if channel == INTERRUPT_CHANNEL:
-                _note_interrupt(config)
-                break
+        _note_interrupt(config, writes)
         if self._writes_task_path:
             self.inner.put_writes(config, writes, task_id, task_path)
         else:
@@ -301,10 +302,7 @@ class PinningCheckpointer(BaseCheckpointSaver[Any]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        for channel, _ in writes:
-            if channel == INTERRUPT_CHANNEL:
-                _note_interrupt(config)
-                break
+        _note_interrupt(config, writes)
         if self._awrites_task_path:
             await self.inner.aput_writes(config, writes, task_id, task_path)
         else:
