@@ -237,7 +237,7 @@ def test_the_config_hash_from_the_memo_is_the_hash_of_the_values(values: dict[st
     assert again.config_hash == expected
 
 
-# -- the pin's small members written without the general writer -----------------------
+# -- the pin's context member written without the general writer ----------------------
 
 ID_TEXT = st.one_of(st.none(), st.text(max_size=8), st.integers(-5, 10**20), st.uuids())
 
@@ -247,16 +247,6 @@ ID_TEXT = st.one_of(st.none(), st.text(max_size=8), st.integers(-5, 10**20), st.
 def test_the_context_member_is_its_rfc8785_form(fields: dict[str, Any]) -> None:
     ctx = EvaluationContext(**fields)
     assert pin_module._context_jcs(ctx) == rfc8785.dumps(ctx.to_dict()).decode("utf-8")
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    content_hash=st.one_of(st.none(), st.text(max_size=12), st.just("sha256:" + "ab" * 32)),
-    rev=st.one_of(st.none(), st.integers(-(2**60), 2**60)),
-)
-def test_the_snapshot_members_are_their_rfc8785_form(content_hash: Any, rev: Any) -> None:
-    expected = pin_module._jcs(content_hash) + ',"snapshot_rev":' + pin_module._jcs(rev)
-    assert pin_module._snapshot_fragment(content_hash, rev) == expected
 
 
 @settings(max_examples=150, deadline=None)

@@ -220,22 +220,6 @@ def _context_jcs(ctx: EvaluationContext) -> str:
     return "{" + ",".join(parts) + "}"
 
 
-def _snapshot_fragment(content_hash: str | None, rev: int | None) -> str:
-    """``<hash>,"snapshot_rev":<rev>`` in RFC 8785 form: a ``sha256:<hex>`` hash and an
-    int rev (what a store writes) without the general writer."""
-    if (
-        type(content_hash) is str
-        and content_hash.isascii()
-        and content_hash.isprintable()  # no control characters to escape
-        and '"' not in content_hash
-        and "\\" not in content_hash
-        and type(rev) is int
-        and -(2**53) < rev < 2**53
-    ):
-        return f'"{content_hash}","snapshot_rev":{rev}'
-    return f'{json_fragment(content_hash)},"snapshot_rev":{json_fragment(rev)}'
-
-
 # one encoder: json.dumps with options builds a new JSONEncoder at every call
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
@@ -310,7 +294,10 @@ def _pieces(rc: RunConfig) -> tuple[str, str, str, str, str]:
         f'"override_ids":{_jcs_small(list(ids)) if ids else "[]"},"provenance":{provenance},'
         '"resolved_at":'
     )
-    tail = f',"snapshot_hash":{_snapshot_fragment(rc.snapshot_hash, rc.snapshot_rev)},"values":'
+    tail = (
+        f',"snapshot_hash":{json_fragment(rc.snapshot_hash)},'
+        f'"snapshot_rev":{json_fragment(rc.snapshot_rev)},"values":'
+    )
     end = f',"variants":{_jcs_small(dict(variants)) if variants else "{}"}}}'
     pieces = (
         head_jcs,
