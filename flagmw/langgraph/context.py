@@ -159,10 +159,20 @@ def effective_config(*configs: RunnableConfig | None) -> RunnableConfig:
     own checkpoint lineage (a ``thread_id``, ``checkpoint_ns``, ``checkpoint_id`` or
     ``checkpoint_map``) does not inherit the ambient configurable.
     """
+    return _merged(_ambient(), configs)
+
+
+def _ambient() -> RunnableConfig | None:
+    """The config of the runnable this code runs in, None outside one."""
     try:
-        ambient: RunnableConfig | None = get_config()
+        return get_config()
     except RuntimeError:  # outside a runnable
-        ambient = None
+        return None
+
+
+def _merged(
+    ambient: RunnableConfig | None, configs: tuple[RunnableConfig | None, ...]
+) -> RunnableConfig:
     if ambient and ambient.get("configurable"):
         for config in configs:
             conf = (config or {}).get("configurable") or {}
@@ -181,14 +191,11 @@ def read_config(
     config (``with_config``) — else ``config`` itself, without LangChain's merge and
     its defaults (``tags``, ``metadata``, ``recursion_limit``; nothing the default
     builder or the wrapper reads). Never changed by the caller."""
-    if graph_config:
-        return effective_config(graph_config, config)
-    try:
-        get_config()
-    except RuntimeError:  # outside a runnable: nothing to merge
-        if not config:
-            return {"configurable": {}}
-        if isinstance(config.get("configurable"), Mapping):
-            return config
-        return {**config, "configurable": {}}
-    return effective_config(graph_config, config)
+    ambient = _ambient()
+    if ambient is not None or graph_config:
+        return _merged(ambient, (graph_config, config))
+    if not config:
+        return {"configurable": {}}
+    if isinstance(config.get("configurable"), Mapping):
+        return config
+    return {**config, "configurable": {}}
