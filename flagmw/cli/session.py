@@ -166,27 +166,26 @@ class Session:
         from flagmw.core.registry import FlagRegistry
         from flagmw.core.source import load_document
 
-        eager = check_schemas
         if self.registry:
-            reg = FlagRegistry.from_yaml(self.registry, check_schemas=eager)
+            reg = FlagRegistry.from_yaml(self.registry, check_schemas=check_schemas)
             return reg, f"--registry {self.registry}"
         if document is not None:
             data, locator = document
             if isinstance(data, Mapping) and "flags" in data:
-                reg = FlagRegistry.from_dict(data, locator=locator, check_schemas=eager)
+                reg = FlagRegistry.from_dict(data, locator=locator, check_schemas=check_schemas)
                 return reg, f"the flags: section of {locator.source}"
         env_file = os.environ.get("FLAGMW_REGISTRY", "").strip()
         if env_file:
-            reg = FlagRegistry.from_yaml(env_file, check_schemas=eager)
+            reg = FlagRegistry.from_yaml(env_file, check_schemas=check_schemas)
             return reg, f"$FLAGMW_REGISTRY ({env_file})"
         local = Path(DEFAULT_REGISTRY)
         if local.is_file():
             data, locator = load_document(local)
             if isinstance(data, Mapping) and "flags" in data:
-                reg = FlagRegistry.from_dict(data, locator=locator, check_schemas=eager)
+                reg = FlagRegistry.from_dict(data, locator=locator, check_schemas=check_schemas)
                 return reg, f"./{DEFAULT_REGISTRY}"
         if store is not None:
-            return stored_registry(store, check_schemas=eager)
+            return stored_registry(store, check_schemas=check_schemas)
         return None, "none"
 
     def find_registry_without_store(
