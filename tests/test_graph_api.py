@@ -377,6 +377,46 @@ def test_a_nested_wrapped_agent_reads_flags_of_its_own_registry(client: FlagClie
     assert flagmw.current(optional=True) is None
 
 
+def test_the_run_is_current_only_inside_its_own_stream(client: FlagClient) -> None:
+    """``invoke`` / ``ainvoke`` keep the run current for the whole stream they read
+    (LangGraph's invoke consumes it; no caller code runs between chunks); a stream read
+    by other code — here a node of a run of the same wrapped graph, on another thread —
+    sets it around each chunk only, so between chunks the reader's run is current. And
+    after any of them, nothing is left current."""
+    seen: list[tuple[str, Any]] = []
+
+    def node(state: LogState) -> dict[str, Any]:
+        outer = flagmw.current()
+        if not state["log"]:  # the outer run: read an inner run of the same graph
+            for _ in graph.stream({"log": [{"node": "inner"}]}, cfg()):
+                seen.append(("between chunks", flagmw.current() is outer))
+        return {"log": [{"node": "n", "run": id(outer)}]}
+
+    builder = StateGraph(LogState)
+    builder.add_node("n", node)
+    builder.add_edge(START, "n")
+    graph = flagmw.wrap(builder.compile(checkpointer=InMemorySaver()), client, tracer=False)
+
+    out = graph.invoke({"log": []}, cfg())
+    assert seen and all(same for _, same in seen)
+    assert out["log"][-1]["node"] == "n"
+    assert flagmw.current(optional=True) is None
+    for chunk in graph.stream({"log": [{"node": "x"}]}, cfg()):
+        assert flagmw.current(optional=True) is None, chunk
+    assert asyncio.run(graph.ainvoke({"log": [{"node": "x"}]}, cfg()))["log"][-1]["node"] == "n"
+    assert flagmw.current(optional=True) is None
+
+    async def read() -> None:
+        async for chunk in graph.astream({"log": [{"node": "x"}]}, cfg()):
+            assert flagmw.current(optional=True) is None, chunk
+
+    asyncio.run(read())
+    with pytest.raises(RunDrained):  # a run that fails leaves nothing current either
+        client.kill("agent.enabled", reason="test", actor="t", ttl="1h")
+        graph.invoke({"log": [{"node": "x"}]}, cfg())
+    assert flagmw.current(optional=True) is None
+
+
 def test_a_kill_reaches_a_run_inside_a_subgraph_and_it_resumes(client: FlagClient) -> None:
     made: dict[str, Any] = {}
 

@@ -30,6 +30,7 @@ delegate adds it to exactly one checkpoint per run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import (
     AsyncIterator,
@@ -38,6 +39,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from contextvars import ContextVar
 from typing import Any, Literal, TypeVar, cast
 
 from langchain_core.runnables import RunnableConfig
@@ -98,23 +100,39 @@ class _FlagmwGraph(Pregel[Any, Any, Any, Any]):
             return effective_config(self.config, config)
         return read_config(self.config, config)
 
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        token = _whole.set(self)  # LangGraph's invoke reads the whole stream (see _whole)
+        try:
+            return super().invoke(input, config, **kwargs)
+        finally:
+            _whole.reset(token)
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        token = _whole.set(self)
+        try:
+            return await super().ainvoke(input, config, **kwargs)
+        finally:
+            _whole.reset(token)
+
     def stream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[Any]:
+        whole = _taken_whole(self)
         merged = self._flagmw_config(config)
         passthrough, parent = self._flagmw_parent(merged)
         if passthrough:
             return super().stream(input, config, **kwargs)
-        return self._flagmw_stream(input, config, kwargs, merged, parent)
+        return self._flagmw_stream(input, config, kwargs, merged, parent, whole)
 
     def astream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[Any]:
+        whole = _taken_whole(self)
         merged = self._flagmw_config(config)
         passthrough, parent = self._flagmw_parent(merged)
         if passthrough:
             return super().astream(input, config, **kwargs)
-        return self._flagmw_astream(input, config, kwargs, merged, parent)
+        return self._flagmw_astream(input, config, kwargs, merged, parent, whole)
 
     # The run lifecycle lives in _Invocation (one implementation); the two methods
     # below differ only in their I/O: reading the pin, and driving LangGraph's sync or
@@ -127,6 +145,7 @@ class _FlagmwGraph(Pregel[Any, Any, Any, Any]):
         kwargs: dict[str, Any],
         merged: RunnableConfig,
         parent: RunState | None,
+        whole: bool = False,
     ) -> Iterator[Any]:
         inv = _Invocation(self, self._flagmw, input, config, kwargs, merged)
         cp = inv.cp if inv.must_find_pin else None
@@ -135,19 +154,27 @@ class _FlagmwGraph(Pregel[Any, Any, Any, Any]):
         inner = cast(Generator[Any, None, None], super().stream(input, inv.config, **down))
         run = inv.run
         try:
-            while True:
-                if inv.observed:
-                    with inv:
-                        chunk = next(inner, _END)
-                else:  # what ``with inv`` does once no observer needs activating
-                    token = _run_var.set(run)
-                    try:
-                        chunk = next(inner, _END)
-                    finally:
-                        _run_var.reset(token)
-                if chunk is _END:
-                    break
-                yield inv.scrub(chunk) if inv.scrubbing else chunk
+            if whole and not (inv.observed or inv.scrubbing):
+                # read by LangGraph's invoke: the run stays current for the whole stream
+                token = _run_var.set(run)
+                try:
+                    yield from inner
+                finally:
+                    _reset_run(token)
+            else:
+                while True:
+                    if inv.observed:
+                        with inv:
+                            chunk = next(inner, _END)
+                    else:  # what ``with inv`` does once no observer needs activating
+                        token = _run_var.set(run)
+                        try:
+                            chunk = next(inner, _END)
+                        finally:
+                            _run_var.reset(token)
+                    if chunk is _END:
+                        break
+                    yield inv.scrub(chunk) if inv.scrubbing else chunk
             inv.completed()
         except BaseException as exc:
             err = inv.failed(exc)
@@ -167,6 +194,7 @@ class _FlagmwGraph(Pregel[Any, Any, Any, Any]):
         kwargs: dict[str, Any],
         merged: RunnableConfig,
         parent: RunState | None,
+        whole: bool = False,
     ) -> AsyncIterator[Any]:
         inv = _Invocation(self, self._flagmw, input, config, kwargs, merged)
         cp = inv.cp if inv.must_find_pin else None
@@ -178,19 +206,28 @@ class _FlagmwGraph(Pregel[Any, Any, Any, Any]):
         inner = super().astream(input, inv.config, **down)
         run = inv.run
         try:
-            while True:
-                if inv.observed:
-                    with inv:
-                        chunk = await anext(inner, _END)
-                else:  # what ``with inv`` does once no observer needs activating
-                    token = _run_var.set(run)
-                    try:
-                        chunk = await anext(inner, _END)
-                    finally:
-                        _run_var.reset(token)
-                if chunk is _END:
-                    break
-                yield inv.scrub(chunk) if inv.scrubbing else chunk
+            if whole and not (inv.observed or inv.scrubbing):
+                # read by LangGraph's ainvoke: the run stays current for the whole stream
+                token = _run_var.set(run)
+                try:
+                    async for chunk in inner:
+                        yield chunk
+                finally:
+                    _reset_run(token)
+            else:
+                while True:
+                    if inv.observed:
+                        with inv:
+                            chunk = await anext(inner, _END)
+                    else:  # what ``with inv`` does once no observer needs activating
+                        token = _run_var.set(run)
+                        try:
+                            chunk = await anext(inner, _END)
+                        finally:
+                            _run_var.reset(token)
+                    if chunk is _END:
+                        break
+                    yield inv.scrub(chunk) if inv.scrubbing else chunk
             inv.completed()
         except BaseException as exc:
             err = inv.failed(exc)
@@ -235,6 +272,27 @@ class _FlagmwGraph(Pregel[Any, Any, Any, Any]):
 
 
 _END: Any = object()
+
+#: The wrapped graph whose next ``stream`` / ``astream`` call comes from its own
+#: ``invoke`` / ``ainvoke`` (set there, taken by that call). LangGraph's invoke reads the
+#: whole stream itself: no code of the caller runs between two chunks, so the run is
+#: made current once for the whole stream instead of around each chunk.
+_whole: ContextVar[object] = ContextVar("flagmw_whole", default=None)
+
+
+def _taken_whole(graph: object) -> bool:
+    """Whether this ``stream`` call is ``graph``'s own invoke reading it; takes the mark
+    (a node of the run that streams the same graph gets the per-chunk path)."""
+    if _whole.get() is not graph:
+        return False
+    _whole.set(None)  # undone by invoke's reset
+    return True
+
+
+def _reset_run(token: Any) -> None:
+    # ValueError: finalised in another context (dropped unfinished): nothing to undo there
+    with contextlib.suppress(ValueError):
+        _run_var.reset(token)
 
 
 # -- wrap ----------------------------------------------------------------------------
