@@ -199,3 +199,49 @@ def test_a_valid_context_is_canonicalisable_and_valid_text_is_left_alone(
         assert ctx.user_id is text
     plain = EvaluationContext(tenant_id="acme", user_id="ü-1", attributes={"region": "eu"})
     assert plain.valid() is plain
+
+
+_ID_VALUES = (
+    st.text(alphabet=st.characters(codec=None), max_size=12)
+    | st.integers()
+    | st.uuids()
+    | st.booleans()
+    | st.floats(allow_nan=False)
+    | st.none()
+)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            ["tenant_id", "user_id", "route", "thread_id", "run_id", "plan", "environment"]
+        ),
+        _ID_VALUES,
+    ),
+    _ID_VALUES,
+    st.none() | st.text(max_size=8),
+)
+def test_the_wrappers_context_equals_the_general_constructors(
+    ids: dict[str, object], config_run_id: object, route: str | None
+) -> None:
+    """``context_from_config`` builds a run's context without repeating the constructor's
+    normalisation of ids it already made valid text (``EvaluationContext._of_valid_ids``):
+    the context is the one the general constructor gives for the same ids, field by
+    field, whatever the ids are (text with lone surrogates, ints, UUIDs, other values)."""
+    from flagmw.langgraph.context import context_from_config
+
+    config: dict[str, object] = {"configurable": dict(ids), "run_id": config_run_id}
+    ctx = context_from_config(config, route=route)  # type: ignore[arg-type]
+    expected = {k: v for k, v in ids.items() if k != "environment" and v is not None}
+    if "run_id" not in expected and config_run_id is not None:
+        expected["run_id"] = config_run_id
+    if "route" not in expected and route is not None:
+        expected["route"] = route
+    # what the constructor makes of each: _id_text's str() first, as the builder does
+    reference = EvaluationContext(**{k: str(v) for k, v in expected.items()})  # type: ignore[arg-type]
+    assert ctx == reference
+    assert tuple(ctx) == tuple(reference)
+    assert not ctx.attributes
+    assert EvaluationContext._of_valid_ids(
+        {k: v for k, v in zip(ctx._fields, ctx, strict=False) if v is not None}
+    ) == ctx

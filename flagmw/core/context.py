@@ -156,6 +156,31 @@ class EvaluationContext(_ContextFields):
             ),
         )
 
+    @classmethod
+    def _of_valid_ids(
+        cls, ids: Mapping[str, str], attributes: Mapping[str, Any] = _EMPTY
+    ) -> EvaluationContext:
+        """Internal: the context of ``ids`` (id field name → text) whose text is valid
+        already — each is what :func:`valid_text` returns for it, so :func:`context_id`
+        would keep it as it is — without the per-field normalisation of the
+        constructor: equal to ``cls(**ids, attributes=attributes)`` for such ids. For
+        builders that normalised the ids themselves (the LangGraph wrapper's
+        ``context_from_config``, once per run)."""
+        get = ids.get
+        return tuple.__new__(
+            cls,
+            (
+                get("tenant_id"),
+                get("user_id"),
+                get("route"),
+                get("thread_id"),
+                get("run_id"),
+                get("plan"),
+                get("environment"),
+                attributes,
+            ),
+        )
+
     def _replace(self, **changes: Any) -> Self:
         """A copy with ``changes``, normalised as the constructor does."""
         return type(self)(**{**self._asdict(), **changes})

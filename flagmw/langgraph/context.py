@@ -100,7 +100,11 @@ def context_from_config(
         if key.startswith("__") or key.startswith("checkpoint_"):
             continue
         if key in WELL_KNOWN_ATTRIBUTES:
-            if key != "environment":
+            if key == "environment":
+                continue
+            if type(value) is str and value.isascii():  # _id_text's answer, without the call
+                fields[key] = value
+            else:
                 text = _id_text(key, value)
                 if text is not None:
                     fields[key] = text
@@ -115,10 +119,11 @@ def context_from_config(
             fields["run_id"] = text
     if "route" not in fields and route is not None:
         fields["route"] = route
-    ctx = EvaluationContext(**fields, attributes=attributes)
-    # the id fields are valid text already (_id_text, and the constructor's
-    # context_id): only free attributes can need valid()
-    return (ctx.valid() if attributes else ctx).frozen()
+    if not attributes:
+        # the id fields are valid text already (_id_text): no normalisation to repeat
+        return EvaluationContext._of_valid_ids(fields)
+    # only free attributes can need valid()
+    return EvaluationContext(**fields, attributes=attributes).valid().frozen()
 
 
 def _id_text(key: str, value: Any) -> str | None:

@@ -198,8 +198,11 @@ def _encode_members(candidates: Mapping[str, Candidate]) -> tuple[str, str, str]
     return jcs_values_text, text_values_text, provenance
 
 
-#: The context's id fields in RFC 8785 member order (their names are ASCII).
-_CONTEXT_FIELDS: tuple[str, ...] = tuple(sorted(WELL_KNOWN_ATTRIBUTES))
+#: The context's id fields in RFC 8785 member order (their names are ASCII): the
+#: member's ``"name":`` and the field's index in the context tuple.
+_CONTEXT_FIELDS: tuple[tuple[str, int], ...] = tuple(
+    (f'"{name}":', EvaluationContext._fields.index(name)) for name in sorted(WELL_KNOWN_ATTRIBUTES)
+)
 
 
 def _context_jcs(ctx: EvaluationContext) -> str:
@@ -211,12 +214,12 @@ def _context_jcs(ctx: EvaluationContext) -> str:
     if ctx.attributes:
         return _jcs_small(ctx.to_dict())
     parts = []
-    for name in _CONTEXT_FIELDS:
-        value = getattr(ctx, name)
+    for member, index in _CONTEXT_FIELDS:
+        value = ctx[index]
         if value is not None:
             if type(value) is not str:  # pragma: no cover - the constructor makes text
                 return _jcs_small(ctx.to_dict())
-            parts.append(f'"{name}":{_encode_str(value)}')
+            parts.append(member + _encode_str(value))
     return "{" + ",".join(parts) + "}"
 
 
