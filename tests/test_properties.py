@@ -44,7 +44,7 @@ from flagmw.core.compiled import CompiledSnapshot, View
 from flagmw.core.explain import explain
 from flagmw.core.override_index import OverrideIndex
 from flagmw.core.overrides import Override, OverrideKind, ScopeKind
-from flagmw.core.resolve import resolve, resolve_key
+from flagmw.core.resolve import AUDIENCES_PER_VIEW, _walk, resolve, resolve_key
 from flagmw.core.snapshot import validate_document
 
 REGISTRY = FlagRegistry.from_dict(flags_data())
@@ -359,6 +359,136 @@ def test_resolution_is_pure(
     assert fresh.to_json() == first.to_json()
     # the JSON form is canonical enough to be compared as bytes after a round trip
     assert RunConfig.from_json(first.to_json()).to_json() == first.to_json()
+
+
+# -- the audience memo --------------------------------------------------------------------------
+
+
+@settings(SETTINGS, max_examples=150)
+@given(document=documents(), ctxs=st.lists(contexts, min_size=1, max_size=5), data=st.data())
+def test_the_audience_memo_gives_what_a_full_walk_gives(
+    document: dict[str, Any], ctxs: list[EvaluationContext], data: st.DataObject
+) -> None:
+    """``resolve`` remembers the RunConfig of an audience (tenant, user, route, plan,
+    environment) where no condition, rollout or experiment of the view names a thread or
+    run id; every later run of that audience — another thread, another run, another
+    time, with or without overrides — gets exactly what walking every layer gives."""
+    blind = data.draw(st.booleans())
+    if blind:  # no thread or run id named anywhere: the memo is on for every view
+        document = _blind(document)
+    snapshot = compiled(document)
+    if blind:
+        assert all(snapshot.view(env).audiences is not None for env in ENVIRONMENTS)
+    runs: list[EvaluationContext] = []
+    for ctx in ctxs:  # each context, and runs of its audience on other threads
+        runs.append(ctx)
+        bare = ctx._replace(attributes={})
+        # an audience next to it: one field of the audience changed
+        field, choices = data.draw(
+            st.sampled_from(
+                [
+                    ("tenant_id", [*TENANTS, None]),
+                    ("user_id", [*USERS, None]),
+                    ("route", [*ROUTES, None]),
+                    ("plan", [*PLANS, None]),
+                    ("environment", [*ENVIRONMENTS, None]),
+                ]
+            )
+        )
+        runs.append(bare._replace(**{field: data.draw(st.sampled_from(choices))}))
+        for _ in range(data.draw(st.integers(1, 3))):
+            runs.append(
+                bare._replace(
+                    thread_id=data.draw(st.sampled_from(["t-1", "t-2", "t-3", None])),
+                    run_id=data.draw(st.sampled_from(["r-1", "r-2", "r-3", None])),
+                )
+            )
+    data.draw(st.randoms()).shuffle(runs)
+    for ctx in runs:
+        at = data.draw(AT)
+        ovs = data.draw(overrides(at)) if data.draw(st.integers(0, 3)) == 0 else []
+        env = ctx.environment or "production"
+        view = snapshot.view(env)
+        index = OverrideIndex(ovs, REGISTRY, env)
+        got = resolve(view, index, ctx, at)
+        walked = _walk(view, index, ctx, at)
+        assert got.to_json() == walked.to_json()
+        assert got.config_hash == walked.config_hash
+        assert (got.context, got.resolved_at) == (ctx, at)
+
+
+_BLIND = {"thread": "user", "run": "tenant", "thread_id": "user_id", "run_id": "tenant_id"}
+
+
+def _blind(doc: Any) -> Any:
+    """``doc`` with every thread or run id it names renamed to a user or tenant one."""
+    if isinstance(doc, str):
+        return _BLIND.get(doc, doc)
+    if isinstance(doc, dict):
+        return {_BLIND.get(k, k): _blind(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_blind(v) for v in doc]
+    return doc
+
+
+def test_the_audience_memo_is_off_where_a_thread_or_run_id_is_read() -> None:
+    """A rollout by run (or thread), or a condition on a thread or run id, turns the
+    memo off for the view: each run is resolved on its own, and runs of one audience
+    get their own buckets."""
+    key = next(k for k in KEYS if REGISTRY[k].type is FlagType.BOOL and k != PII)
+    by_run = {
+        "values": {key: False},
+        "rules": [{"name": "half", "set": {key: True}, "rollout": {"percent": 50, "unit": "run"}}],
+    }
+    by_thread = {
+        "values": {},
+        "rules": [{"name": "t", "set": {key: True}, "when": {"thread_id": "t-1"}}],
+    }
+    plain = {"values": {key: True}, "rules": []}
+    for part, memo in ((by_run, False), (by_thread, False), (plain, True)):
+        document = {
+            "segments": {},
+            "environments": {},
+            "tenants": {},
+            "routes": {},
+            "experiments": {},
+            **part,
+        }
+        view = compiled(document).view("production")
+        assert (view.audiences is not None) is memo, part
+    view = compiled(
+        {
+            "segments": {},
+            "environments": {},
+            "tenants": {},
+            "routes": {},
+            "experiments": {},
+            **by_run,
+        }
+    ).view("production")
+    seen = {
+        resolve(view, None, EvaluationContext(tenant_id="acme", run_id=f"r-{i}"), T0)[key]
+        for i in range(64)
+    }
+    assert seen == {True, False}
+
+
+def test_the_audience_memo_is_bounded() -> None:
+    view = compiled(
+        {
+            "segments": {},
+            "environments": {},
+            "tenants": {},
+            "routes": {},
+            "experiments": {},
+            "values": {},
+            "rules": [],
+        }
+    ).view("production")
+    assert view.audiences is not None
+    for i in range(AUDIENCES_PER_VIEW * 3):
+        resolve(view, None, EvaluationContext(tenant_id=f"tenant-{i}", run_id="r"), T0)
+        assert len(view.audiences) <= AUDIENCES_PER_VIEW
 
 
 # -- tenant isolation --------------------------------------------------------------------------

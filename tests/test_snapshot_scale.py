@@ -347,6 +347,40 @@ def test_an_overlay_that_cannot_be_read_is_served_without_and_reported_stale(
     store.close()
 
 
+def test_runs_of_a_tenant_whose_overlay_could_not_be_read_get_it_once_it_can(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audience memo of ``resolve`` does not keep what a run got without its
+    tenant's overlay (the store was down): the next run reads it again. And a tenant
+    overlay read on first use that names a run id turns the memo off for the rev."""
+    monkeypatch.setattr(lazy, "EAGER_OVERLAYS", 10)
+    store = CountingStore(tmp_path / "flagmw.db", create=True)
+    clock = FixedClock(T0)
+    writer = _client(store, clock)
+    fleet = _fleet(50)
+    fleet["tenants"]["t-00007"]["rules"] = [
+        {"name": "one", "when": {"run_id": "r-1"}, "set": {"loop.max_iterations": 49}}
+    ]
+    writer.publish(fleet, author="a", message="fleet")
+    worker = _client(store, clock)
+    store.down = True
+    run = EvaluationContext(tenant_id="t-00002", thread_id="a", run_id="r-a")
+    assert worker.resolve(run)["loop.max_iterations"] == 10  # served without, twice
+    assert worker.resolve(run._replace(run_id="r-b"))["loop.max_iterations"] == 10
+    store.down = False
+    clock.advance(2.0)
+    worker.poll()
+    assert worker.resolve(run._replace(run_id="r-c"))["loop.max_iterations"] == 3
+    assert worker.resolve(run._replace(run_id="r-d"))["loop.max_iterations"] == 3
+    view = worker._scope(None)[0]
+    assert view.audiences is not None
+    seven = EvaluationContext(tenant_id="t-00007", run_id="r-2")
+    assert worker.resolve(seven)["loop.max_iterations"] == 8
+    assert view.audiences is None  # its overlay reads a run id
+    assert worker.resolve(seven._replace(run_id="r-1"))["loop.max_iterations"] == 49
+    store.close()
+
+
 def test_a_small_fleet_is_loaded_whole_so_an_outage_changes_nothing(tmp_path: Path) -> None:
     store = CountingStore(tmp_path / "flagmw.db", create=True)
     _client(store).publish(_fleet(20), author="a", message="fleet")

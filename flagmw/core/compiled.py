@@ -32,6 +32,7 @@ from flagmw.core.provenance import Layer, Provenance
 from flagmw.core.registry import FlagRegistry
 from flagmw.core.rules import Experiment, Overlay, Rules
 from flagmw.core.snapshot import Snapshot
+from flagmw.core.snapshot_hash import OVERLAY_SECTIONS
 from flagmw.core.snapshot_spec import empty_document
 from flagmw.core.versions import VersionCatalog
 
@@ -70,6 +71,9 @@ class View:
             the per-call override layer).
         plans: key → :class:`KeyPlan`, built on a key's first use (:meth:`plan`).
         experiments: the enabled experiments, in the order they are tried.
+        audiences: the audience memo of :func:`~flagmw.core.resolve.resolve` (context
+            without thread and run ids → a RunConfig resolved for it), or None when
+            something in the view can read those ids (:data:`RUN_UNIQUE_NAMES`).
     """
 
     def __init__(self, compiled: CompiledSnapshot, environment: str) -> None:
@@ -110,6 +114,20 @@ class View:
         self.steps: tuple[CompiledLayer, ...] = tuple(steps)
         self.appliers = tuple(s.applier() for s in steps)
         self.quiet_appliers = tuple(s.applier() for s in steps if not s.per_call)
+        # the audience memo of resolve(): only where nothing of this view can read a
+        # context's thread or run id (no condition, rollout or experiment names one).
+        # Tenant and route overlays (read from the store on first use) are looked at
+        # when compiled (_overlay); reading them all here would read the store.
+        self.audiences: dict[tuple[str | None, ...], Any] | None = (
+            None
+            if _names_any(
+                [v for k, v in doc.items() if k not in OVERLAY_SECTIONS], RUN_UNIQUE_NAMES
+            )
+            else {}
+        )
+        #: overlays named by the snapshot but not read (the store failed): counted so
+        #: that resolve() does not remember what was resolved without them
+        self.unread = 0
 
     def plan(self, key: str) -> KeyPlan | None:
         """The :class:`KeyPlan` of ``key`` (built on first use and kept: at most one per
@@ -163,6 +181,8 @@ class View:
             if raw["rules"]
             else _NO_RULES
         )
+        if self.audiences is not None and _names_any(raw, RUN_UNIQUE_NAMES):
+            self.audiences = None  # this overlay reads a thread or run id: memo off
         return Overlay(values, rules, frozenset(raw.get("requires", ())))
 
     def tenant(self, tenant_id: str | None) -> Overlay | None:
@@ -174,6 +194,8 @@ class View:
         if overlay is None:
             raw = self._tenant_docs.get(tenant_id)
             if raw is None:
+                if tenant_id in self._tenant_docs:  # named, but its read failed
+                    self.unread += 1
                 return None  # not remembered: unknown ids must not grow memory
             overlay = self._tenants[tenant_id] = self._overlay(raw, Layer.TENANT, tenant_id)
         return overlay
@@ -187,9 +209,35 @@ class View:
         if overlay is None:
             raw = self._route_docs.get(route)
             if raw is None:
+                if route in self._route_docs:  # named, but its read failed
+                    self.unread += 1
                 return None  # not remembered: unknown routes must not grow memory
             overlay = self._routes[route] = self._overlay(raw, Layer.ROUTE, route)
         return overlay
+
+
+#: What a snapshot document writes to read a context's thread or run id: the attribute
+#: names (conditions, segments) and the bucketing units (rollouts, experiments).
+RUN_UNIQUE_NAMES = frozenset({"thread_id", "run_id", "thread", "run"})
+
+
+def _names_any(doc: Any, names: frozenset[str]) -> bool:
+    """Whether any key or string value anywhere in ``doc`` (JSON data) is one of
+    ``names``: a conservative test (a flag value ``"run"`` counts too)."""
+    stack = [doc]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if item in names:
+                return True
+        elif isinstance(item, Mapping):
+            for k, v in item.items():
+                if k in names:
+                    return True
+                stack.append(v)
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
 
 
 class CompiledSnapshot:

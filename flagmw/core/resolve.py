@@ -21,13 +21,48 @@ from flagmw.errors import UnknownFlagError
 __all__ = ["resolve", "resolve_key"]
 
 
+#: Audiences remembered per view (:attr:`View.audiences`); when more are resolved the
+#: memo is emptied and refills, so a stream of new tenant or user ids cannot grow memory.
+AUDIENCES_PER_VIEW = 256
+
+
 def resolve(
     view: View, overrides: OverrideIndex | None, ctx: EvaluationContext, at: float
 ) -> RunConfig:
     """Resolve every flag for ``ctx`` at time ``at`` (seconds since the epoch).
 
     Pure: the same (view, overrides, ctx, at) always give an equal RunConfig.
+
+    Runs differ in their thread and run ids, which a view reads only when a condition,
+    rollout or experiment names them. Where none does (:attr:`View.audiences` is not
+    None), and no override and no free attribute is involved (nothing then depends on
+    ``at`` or on attributes), the values of a context are those of its **audience** —
+    tenant, user, route, plan and environment — and are resolved once per audience:
+    later runs of it get the same candidates with their own context and time.
     """
+    audiences = view.audiences
+    if audiences is None or ctx.attributes or (overrides is not None and overrides.slots):
+        return _walk(view, overrides, ctx, at)
+    audience = (ctx.tenant_id, ctx.user_id, ctx.route, ctx.plan, ctx.environment)
+    known = audiences.get(audience)
+    if known is not None:
+        rc: RunConfig = known._rebased(ctx, at)
+        return rc
+    unread = view.unread
+    rc = _walk(view, overrides, ctx, at)
+    # not when an overlay it needed could not be read (the next run tries again), nor
+    # when an overlay compiled meanwhile turned the memo off
+    if view.unread == unread and view.audiences is audiences:
+        if len(audiences) >= AUDIENCES_PER_VIEW:
+            audiences.clear()
+        audiences[audience] = rc
+    return rc
+
+
+def _walk(
+    view: View, overrides: OverrideIndex | None, ctx: EvaluationContext, at: float
+) -> RunConfig:
+    """:func:`resolve` without the audience memo: every layer walked for ``ctx``."""
     vals = dict(view.base)
     variants: dict[str, str] = {}
     ids: list[str] = []
