@@ -8,7 +8,10 @@ flagmw's share is not hidden behind the agent's own work:
    of a 5-node one, over the 20 extra supersteps (target ≤ 15 µs);
 3. **run start** for a 50-flag registry: the wrapper's set-up of one invocation (the
    effective config, ``_Invocation``, resolving, encoding the pin, preparing the config
-   passed down, telling the observers), timed on its own (target ≤ 100 µs);
+   passed down, telling the observers), timed on its own, back to back (target ≤ 100
+   µs); and **in situ**, inside the runs of row 1, where each start finds the CPU's
+   caches full of the LangGraph run before it — two to three times the back-to-back
+   figure, and most of the wrapper's cost per run;
 4. **``flagmw.current()[key]`` inside a node**: a node of a wrapped graph times 20,000
    reads (target ≤ 0.15 µs per read).
 
@@ -149,6 +152,38 @@ def start_us(samples: int) -> float:
     return statistics.median(times)
 
 
+def start_in_situ_us(runs: int) -> float:
+    """The same set-up timed inside real runs: ``_Invocation.launch`` (resolve, pin,
+    config passed down, observers; the effective config and ``_Invocation()`` around it
+    are a further ≈ 12 µs) of a wrapped 5-node graph whose runs alternate with runs of
+    the bare one, as in the per-run rows. Between two starts a whole LangGraph run has
+    gone through the CPU's caches, so this is what a start costs in a real process;
+    :func:`start_us` repeats the start back to back (caches warm). The timer wraps the
+    method for this measure only."""
+    client = client_50()
+    saver = InMemorySaver()
+    bare, wrapped = trivial(5, saver), flagmw.wrap(trivial(5, saver), client)
+    times: list[float] = []
+    launch = _Invocation.launch
+    pc = time.perf_counter_ns
+
+    def timed(self: _Invocation, *args: Any) -> dict[str, Any]:
+        t0 = pc()
+        down = launch(self, *args)
+        times.append((pc() - t0) / 1e3)
+        return down
+
+    _Invocation.launch = timed  # type: ignore[method-assign]
+    try:
+        for _ in range(runs + 100):
+            bare.invoke({}, cfg())
+            wrapped.invoke({}, cfg())
+    finally:
+        _Invocation.launch = launch  # type: ignore[method-assign]
+    client.close()
+    return statistics.median(times[100:])
+
+
 def current_us(reads: int = 20_000, repeat: int = 15) -> float:
     client = client_50()
     per: list[float] = []
@@ -180,6 +215,7 @@ def measure(pairs: int, rounds: int = 1) -> dict[str, Any]:
     out = results[len(results) // 2]
     out["round_ratios"] = [r["runs"][5]["cpu"]["ratio"] for r in results]
     out["start_us"] = start_us(max(500, pairs * 5))
+    out["start_in_situ_us"] = start_in_situ_us(max(300, pairs))
     out["current_us"] = current_us()
     return out
 
@@ -204,8 +240,11 @@ def table(m: dict[str, Any]) -> str:
             f"{verdict(m['per_superstep_us_' + clock] <= STEP_TARGET_US)} |",
         ]
     lines += [
-        f"| run start, 50 flags | wall | {m['start_us']:.1f} µs | ≤ {START_TARGET_US:.0f} µs | "
-        f"{verdict(m['start_us'] <= START_TARGET_US)} |",
+        f"| run start, 50 flags (back to back: caches warm) | wall | {m['start_us']:.1f} µs | "
+        f"≤ {START_TARGET_US:.0f} µs | {verdict(m['start_us'] <= START_TARGET_US)} |",
+        f"| run start, 50 flags, in situ (between whole runs: caches cold) | wall | "
+        f"{m['start_in_situ_us']:.1f} µs | ≤ {START_TARGET_US:.0f} µs | "
+        f"{verdict(m['start_in_situ_us'] <= START_TARGET_US)} |",
         f"| flagmw.current()[key] in a node | wall | {m['current_us'] * 1e3:.0f} ns | "
         f"≤ {CURRENT_TARGET_US * 1e3:.0f} ns | {verdict(m['current_us'] <= CURRENT_TARGET_US)} |",
     ]
