@@ -242,6 +242,9 @@ def test_the_wrappers_context_equals_the_general_constructors(
     assert ctx == reference
     assert tuple(ctx) == tuple(reference)
     assert not ctx.attributes
-    assert EvaluationContext._of_valid_ids(
-        {k: v for k, v in zip(ctx._fields, ctx, strict=False) if v is not None}
-    ) == ctx
+    assert (
+        EvaluationContext._of_valid_ids(
+            {k: v for k, v in zip(ctx._fields, ctx, strict=False) if v is not None}
+        )
+        == ctx
+    )
