@@ -446,26 +446,8 @@ def test_the_audience_memo_is_off_where_a_thread_or_run_id_is_read() -> None:
     }
     plain = {"values": {key: True}, "rules": []}
     for part, memo in ((by_run, False), (by_thread, False), (plain, True)):
-        document = {
-            "segments": {},
-            "environments": {},
-            "tenants": {},
-            "routes": {},
-            "experiments": {},
-            **part,
-        }
-        view = compiled(document).view("production")
-        assert (view.audiences is not None) is memo, part
-    view = compiled(
-        {
-            "segments": {},
-            "environments": {},
-            "tenants": {},
-            "routes": {},
-            "experiments": {},
-            **by_run,
-        }
-    ).view("production")
+        assert (_view_of(part).audiences is not None) is memo, part
+    view = _view_of(by_run)
     seen = {
         resolve(view, None, EvaluationContext(tenant_id="acme", run_id=f"r-{i}"), T0)[key]
         for i in range(64)
@@ -473,18 +455,14 @@ def test_the_audience_memo_is_off_where_a_thread_or_run_id_is_read() -> None:
     assert seen == {True, False}
 
 
+def _view_of(part: dict[str, Any]) -> View:
+    """The production view of a document of ``part`` (values and rules) and nothing else."""
+    empty = {"segments": {}, "environments": {}, "tenants": {}, "routes": {}, "experiments": {}}
+    return compiled({**empty, "values": {}, "rules": [], **part}).view("production")
+
+
 def test_the_audience_memo_is_bounded() -> None:
-    view = compiled(
-        {
-            "segments": {},
-            "environments": {},
-            "tenants": {},
-            "routes": {},
-            "experiments": {},
-            "values": {},
-            "rules": [],
-        }
-    ).view("production")
+    view = _view_of({})
     assert view.audiences is not None
     for i in range(AUDIENCES_PER_VIEW * 3):
         resolve(view, None, EvaluationContext(tenant_id=f"tenant-{i}", run_id="r"), T0)
