@@ -149,9 +149,9 @@ class OutcomeRecorder:
         """True when ``run`` is being recorded."""
         return id(run) in self._runs
 
-    def activates(self, run: RunState) -> bool:
-        """True while ``run`` is being recorded (its model calls are counted)."""
-        return id(run) in self._runs
+    #: the optional ``RunObserver.activates``: activated while ``run`` is being recorded
+    #: (its model calls are counted)
+    activates = started
 
     def activate(self, run: RunState) -> contextlib.AbstractContextManager[Any]:
         acc = self._runs.get(id(run))
