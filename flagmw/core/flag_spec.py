@@ -253,27 +253,6 @@ def flag_problems(
     return out
 
 
-#: the fields of one ``flags:`` entry (``schema`` is ``FlagSpec.schema_`` in pydantic)
-SPEC_FIELDS = frozenset(
-    {
-        "type",
-        "default",
-        "description",
-        "owner",
-        "tags",
-        "binding",
-        "expires",
-        "protected",
-        "run_kill",
-        "sensitive",
-        "tenant_editable",
-        "choices",
-        "min",
-        "max",
-        "schema",
-        "model",
-    }
-)
 _STR_FIELDS = ("description", "owner", "binding")
 _BOOL_FIELDS = ("protected", "run_kill", "sensitive", "tenant_editable")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
@@ -345,6 +324,10 @@ class FlagFields:
     def __repr__(self) -> str:
         inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
         return f"FlagFields({inner})"
+
+
+#: the fields of one ``flags:`` entry (``schema`` is ``FlagSpec.schema_`` in pydantic)
+SPEC_FIELDS = frozenset(FlagFields.__slots__)
 
 
 def plain_flag_fields(spec: Mapping[Any, Any]) -> FlagFields | None:
