@@ -377,6 +377,19 @@ class RunConfig(Mapping[str, Any]):
             changes=self.changes + tuple(changed),
         )
 
+    def _rebased(self, context: EvaluationContext, resolved_at: float) -> RunConfig:
+        """Internal (the audience memo of :func:`flagmw.core.resolve.resolve`): this
+        RunConfig for another context of its audience, resolved at ``resolved_at`` — the
+        same candidates, hash and memo, every other field kept."""
+        f = self._f
+        out = object.__new__(RunConfig)
+        init = object.__setattr__
+        init(out, "_c", self._c)
+        init(out, "_f", _new_fields(_Fields, (*f[:3], context, resolved_at, *f[5:])))
+        init(out, "_hash", self._hash)
+        init(out, "_memo", self._memo)
+        return out
+
     # -- JSON ---------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
@@ -458,19 +471,6 @@ class RunConfig(Mapping[str, Any]):
         return rc
 
     # -- identity -----------------------------------------------------------------------
-
-    def _rebased(self, context: EvaluationContext, resolved_at: float) -> RunConfig:
-        """Internal (the audience memo of :func:`flagmw.core.resolve.resolve`): this
-        RunConfig for another context of its audience, resolved at ``resolved_at`` — the
-        same candidates, hash and memo, every other field kept."""
-        f = self._f
-        out = object.__new__(RunConfig)
-        init = object.__setattr__
-        init(out, "_c", self._c)
-        init(out, "_f", _new_fields(_Fields, (*f[:3], context, resolved_at, *f[5:])))
-        init(out, "_hash", self._hash)
-        init(out, "_memo", self._memo)
-        return out
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RunConfig):
